@@ -1,0 +1,53 @@
+# CareLoop: `make run` to set up and start everything, `make test` to set up and test everything.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+APP_PY  := .venvs/app/bin/python
+RASA    := .venvs/rasa/bin/rasa
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help run test setup envs env-file model db lint validate clean
+
+help:
+	@echo "make run    set up (environments, model, database, demo data) and start every service"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make lint   ruff on our code; make validate: rasa data validate"
+
+run: setup
+	@$(APP_PY) -m bot.ops.services
+
+setup: envs env-file model db
+
+envs: .venvs/app/.installed .venvs/rasa/.installed
+
+.venvs/app/.installed: requirements/app.txt tools/venv.sh
+	@tools/venv.sh app requirements/app.txt
+
+.venvs/rasa/.installed: requirements/rasa.txt tools/venv.sh
+	@tools/venv.sh rasa requirements/rasa.txt
+
+env-file: .venvs/app/.installed
+	@$(APP_PY) -m bot.ops.envfile
+
+model: envs env-file
+	@$(APP_PY) -m bot.ops.model
+
+db: envs env-file
+	@$(APP_PY) -m bot.crm.migrate
+	@$(APP_PY) -m bot.crm.demo --if-empty
+
+test: envs env-file model
+	@start=$$(date +%s); \
+	export CARELOOP_TEST_POSTGRES_URL="$${CARELOOP_TEST_POSTGRES_URL:-$$(tools/postgres.sh)}"; \
+	$(APP_PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
+
+lint: envs
+	@.venvs/app/bin/ruff check bot scheduler tests
+	@.venvs/app/bin/ruff format --check bot scheduler tests
+
+validate: envs
+	@SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RASA) data validate --fail-on-warnings
+
+clean:
+	rm -rf .venvs models

@@ -1,0 +1,1 @@
+"""CareLoop: a customer-care assistant that keeps customers."""

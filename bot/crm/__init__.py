@@ -1,0 +1,1 @@
+"""The CRM: the company's memory of every customer, order, conversation and decision."""

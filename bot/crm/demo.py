@@ -1,0 +1,400 @@
+"""A realistic, deterministic demo population: `python -m bot.crm.demo [--if-empty]`.
+
+About 500 customers with 18 months of orders, subscriptions, complaints and refunds, every
+segment and temperament, several time zones, birthdays, some opted out of marketing, plus the
+demo console logins. The same seed and day always give the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.crm.catalogue import seed_catalogue
+from bot.crm.models import (
+    Agent,
+    Channel,
+    ChannelIdentity,
+    Complaint,
+    ComplaintCategory,
+    ComplaintStatus,
+    Consent,
+    ConsentPurpose,
+    Customer,
+    Order,
+    OrderLine,
+    OrderStatus,
+    Product,
+    Refund,
+    RefundStatus,
+    Role,
+    Segment,
+    Severity,
+    Subscription,
+    SubscriptionStatus,
+    Temperament,
+)
+from bot.crm.passwords import hash_password
+from bot.crm.segments import assign_segments
+
+SEED = 20261123
+HISTORY_DAYS = 548  # 18 months
+TELEGRAM_ID_BASE = 700_000_000
+
+# username, display name, role, password: shown in the README, for local demos only.
+DEMO_LOGINS = (
+    ("agent", "Alex Agent", Role.AGENT, "agent-demo"),
+    ("agent2", "Sam Second", Role.AGENT, "agent2-demo"),
+    ("marketer", "Morgan Marketer", Role.MARKETER, "marketer-demo"),
+    ("admin", "Ada Admin", Role.ADMIN, "admin-demo"),
+)
+
+TIMEZONES = (  # zone, language, weight
+    ("Europe/Berlin", "de", 22),
+    ("Europe/London", "en", 20),
+    ("America/New_York", "en", 16),
+    ("Europe/Paris", "fr", 10),
+    ("America/Los_Angeles", "en", 8),
+    ("Europe/Madrid", "es", 8),
+    ("Asia/Tokyo", "ja", 6),
+    ("Australia/Sydney", "en", 6),
+    ("Asia/Kolkata", "en", 4),
+)
+FIRST_NAMES = (
+    "Anna Ben Chloé Daniel Emi Farah Georg Hana Ivan Julia Kofi Lena Mateo Nora Omar Priya Quentin "
+    "Rosa Sven Tomás Uma Viktor Wen Ximena Yusuf Zoe Amara Björn Carmen Dmitri Elif Felix Grace "
+    "Hiro Ines Jonas Kemi Luca Maja Nikhil Olga Pablo Rania Stefan Thandi Ugo Valentina Wiktor Yara"
+).split()
+LAST_NAMES = (
+    "Berger Carter Martin Okafor Tanaka Haddad Müller Novak Petrov Rossi Mensah Schmidt García Lindqvist "
+    "Aziz Sharma Dubois Fernández Johansson Silva Patel Kowalski Chen López Demir Brown Nakamura "
+    "O'Brien Weber Ivanova Costa Nguyen Hoffmann Ali Moreau Kim Jansen Sato Fischer Ahmed"
+).split()
+TEMPERAMENT_WEIGHTS = (
+    (Temperament.RATIONAL, 26),
+    (Temperament.DEPENDENT, 20),
+    (Temperament.PICKY, 16),
+    (Temperament.TRIAL_SEEKING, 14),
+    (Temperament.IRRITABLE, 12),
+    (Temperament.UNKNOWN, 12),
+)
+COMPLAINT_TEXTS = {
+    ComplaintCategory.DELIVERY: "Parcel arrived three days late and the box was crushed.",
+    ComplaintCategory.BILLING: "I was charged twice for my membership this month.",
+    ComplaintCategory.PRODUCT_QUALITY: "The grinder makes a loud noise and the grind is uneven.",
+    ComplaintCategory.SERVICE: "Nobody answered my email for a week.",
+    ComplaintCategory.TECHNICAL: "The app logs me out every time I try to pay.",
+    ComplaintCategory.OTHER: "The gift card code did not work at checkout.",
+}
+TEAMS = {
+    ComplaintCategory.DELIVERY: "logistics",
+    ComplaintCategory.BILLING: "billing",
+    ComplaintCategory.PRODUCT_QUALITY: "quality",
+    ComplaintCategory.SERVICE: "customer_care",
+    ComplaintCategory.TECHNICAL: "tech",
+    ComplaintCategory.OTHER: "customer_care",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one kind of customer buys; the mix makes every segment appear."""
+
+    name: str
+    orders: tuple[int, int]  # how many orders over their lifetime with us
+    basket: tuple[int, int]  # lines per order
+    big_ticket: float  # chance an order includes a machine or grinder
+    joined_days_ago: tuple[int, int]
+    recent_bias: float  # >1 pushes orders towards the present (rising spend)
+    lapsed_days: int  # no orders in the most recent N days
+    complaints: tuple[int, int]
+    refund_share: float  # share of orders refunded
+
+
+PROFILES = (
+    (Profile("loyal_big", (14, 26), (2, 4), 0.35, (400, 548), 1.0, 0, (0, 1), 0.02), 12),
+    (Profile("regular", (5, 12), (1, 3), 0.10, (200, 548), 1.0, 0, (0, 1), 0.03), 38),
+    (Profile("occasional", (1, 4), (1, 2), 0.05, (60, 548), 1.0, 0, (0, 1), 0.05), 22),
+    (Profile("new_frequent", (4, 7), (1, 3), 0.10, (40, 150), 1.0, 0, (0, 0), 0.0), 8),
+    (Profile("growing", (6, 10), (1, 3), 0.15, (330, 548), 3.0, 0, (0, 1), 0.0), 8),
+    (Profile("troubled", (2, 4), (1, 1), 0.0, (120, 548), 1.0, 0, (3, 5), 0.6), 6),
+    (Profile("lapsed", (2, 6), (1, 2), 0.05, (400, 548), 0.5, 240, (0, 2), 0.05), 6),
+)
+
+
+# The first customers are hand-made personas the README introduces by name.
+PERSONAS = (
+    # first, last, zone, language, temperament, profile, marketing consent, telegram
+    ("Anna", "Berger", "Europe/Berlin", "de", Temperament.RATIONAL, "loyal_big", True, True),
+    ("Ben", "Carter", "America/New_York", "en", Temperament.IRRITABLE, "troubled", True, True),
+    ("Chloé", "Martin", "Europe/Paris", "fr", Temperament.TRIAL_SEEKING, "new_frequent", True, False),
+    ("Daniel", "Okafor", "Europe/London", "en", Temperament.DEPENDENT, "regular", False, True),
+    ("Emi", "Tanaka", "Asia/Tokyo", "ja", Temperament.PICKY, "lapsed", True, False),
+)
+
+
+def web_external_id(number: int) -> str:
+    """The demo web visitor id of customer `number` (1-based): sender id `web:demo-0001`."""
+    return f"demo-{number:04d}"
+
+
+def is_empty(*, session: Session) -> bool:
+    """Whether the CRM has no customers yet."""
+    return not session.scalar(select(func.count(Customer.id)))
+
+
+def load_demo_data(
+    *, session: Session, today: date, customers: int = 500, seed: int = SEED
+) -> Counter[Segment]:
+    """Fill an empty CRM; return the resulting segment counts."""
+    if not is_empty(session=session):
+        raise RuntimeError("the CRM already has customers; demo data goes into an empty CRM only")
+    rng = random.Random(seed)
+    now = datetime.combine(today, time(12, 0), tzinfo=timezone.utc)
+    seed_catalogue(session=session, launched_at=now - timedelta(days=HISTORY_DAYS + 30))
+    products = list(session.scalars(select(Product).order_by(Product.id)))
+    _add_agents(session=session)
+    builder = _Builder(session=session, rng=rng, now=now, products=products)
+    for number in range(1, customers + 1):
+        builder.add_customer(number)
+    session.flush()
+    return assign_segments(session=session, now=now)
+
+
+def _add_agents(*, session: Session) -> None:
+    for username, display_name, role, password in DEMO_LOGINS:
+        session.add(
+            Agent(
+                username=username, display_name=display_name, role=role, password_hash=hash_password(password)
+            )
+        )
+
+
+class _Builder:
+    def __init__(
+        self, *, session: Session, rng: random.Random, now: datetime, products: list[Product]
+    ) -> None:
+        self.session, self.rng, self.now = session, rng, now
+        self.plans = [p for p in products if p.is_plan]
+        self.goods = [p for p in products if not p.is_plan and p.category not in ("machines", "grinders")]
+        self.big = [p for p in products if p.category in ("machines", "grinders")]
+        self.order_number = 100_000
+
+    def add_customer(self, number: int) -> None:
+        rng = self.rng
+        if number <= len(PERSONAS):
+            first, last, zone, language, temperament, profile_name, marketing, telegram = PERSONAS[number - 1]
+            profile = next(p for p, _ in PROFILES if p.name == profile_name)
+        else:
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            zone, language = _weighted(rng, [((z, lang), w) for z, lang, w in TIMEZONES])
+            temperament = _weighted(rng, TEMPERAMENT_WEIGHTS)
+            profile = _weighted(rng, PROFILES)
+            marketing, telegram = rng.random() < 0.8, rng.random() < 0.4
+        joined = self.now - timedelta(days=rng.randint(*profile.joined_days_ago), hours=rng.randint(0, 23))
+        customer = Customer(
+            first_name=first,
+            last_name=last,
+            email=f"{_ascii(first)}.{_ascii(last)}.{number}@example.com",
+            phone=f"+49151{number:07d}" if rng.random() < 0.7 else None,
+            birthday=date(rng.randint(1952, 2005), rng.randint(1, 12), rng.randint(1, 28)),
+            timezone=zone,
+            language=language,
+            temperament=temperament,
+            churn_risk=round(rng.random() * (0.9 if profile.name in ("troubled", "lapsed") else 0.4), 2),
+            tags=[profile.name],
+            created_at=joined,
+            last_contact_at=joined + timedelta(days=rng.randint(0, max(1, (self.now - joined).days - 1))),
+        )
+        customer.identities.append(
+            ChannelIdentity(channel=Channel.WEB, external_id=web_external_id(number), created_at=joined)
+        )
+        if telegram:
+            customer.identities.append(
+                ChannelIdentity(
+                    channel=Channel.TELEGRAM,
+                    external_id=str(TELEGRAM_ID_BASE + number),
+                    display_name=f"{first} {last}",
+                    language=language,
+                    created_at=joined,
+                )
+            )
+        customer.consents += [
+            Consent(purpose=ConsentPurpose.SERVICE, granted=True, source="signup", changed_at=joined),
+            Consent(
+                purpose=ConsentPurpose.MARKETING,
+                granted=marketing,
+                source="signup" if marketing else "web:preferences",
+                changed_at=joined if marketing else joined + timedelta(days=rng.randint(1, 60)),
+            ),
+        ]
+        self.session.add(customer)
+        self.session.flush()
+        orders = self._add_orders(customer, profile, joined)
+        self._add_subscription(customer, profile, joined)
+        self._add_complaints(customer, profile, joined, orders)
+
+    def _add_orders(self, customer: Customer, profile: Profile, joined: datetime) -> list[Order]:
+        rng = self.rng
+        span = (self.now - joined).total_seconds() - profile.lapsed_days * 86400
+        orders = []
+        for _ in range(rng.randint(*profile.orders)):
+            placed = joined + timedelta(seconds=max(0.0, span) * rng.random() ** (1 / profile.recent_bias))
+            orders.append(self._make_order(customer, profile, placed))
+        return orders
+
+    def _make_order(self, customer: Customer, profile: Profile, placed: datetime) -> Order:
+        rng = self.rng
+        self.order_number += 1
+        age = (self.now - placed).days
+        status = (
+            OrderStatus.PLACED
+            if age < 2
+            else OrderStatus.SHIPPED
+            if age < 5
+            else OrderStatus.CANCELLED
+            if rng.random() < 0.03
+            else OrderStatus.DELIVERED
+        )
+        lines = [
+            OrderLine(product_id=p.id, quantity=rng.randint(1, 2), unit_price=p.price)
+            for p in rng.sample(self.goods, rng.randint(*profile.basket))
+        ]
+        if rng.random() < profile.big_ticket:
+            big = rng.choice(self.big)
+            lines.append(OrderLine(product_id=big.id, quantity=1, unit_price=big.price))
+        order = Order(
+            number=f"CL-{self.order_number}",
+            customer_id=customer.id,
+            status=status,
+            total=sum((ln.unit_price * ln.quantity for ln in lines), Decimal("0")),
+            carrier=rng.choice(("DHL", "UPS", "DPD", "Royal Mail")),
+            tracking_code=f"TRK{self.order_number}{rng.randint(100, 999)}",
+            placed_at=placed,
+            expected_at=placed + timedelta(days=3),
+            shipped_at=placed + timedelta(days=1)
+            if status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+            else None,
+            delivered_at=placed + timedelta(days=rng.randint(2, 6))
+            if status is OrderStatus.DELIVERED
+            else None,
+            lines=lines,
+        )
+        self.session.add(order)
+        self.session.flush()
+        if status is OrderStatus.DELIVERED and rng.random() < profile.refund_share:
+            self.session.add(
+                Refund(
+                    order_id=order.id,
+                    customer_id=customer.id,
+                    amount=order.total,
+                    reason=rng.choice(("damaged on arrival", "not as described", "changed my mind")),
+                    status=RefundStatus.PAID,
+                    requested_at=placed + timedelta(days=7),
+                    decided_at=placed + timedelta(days=9),
+                )
+            )
+        return order
+
+    def _add_subscription(self, customer: Customer, profile: Profile, joined: datetime) -> None:
+        if profile.name == "occasional" and self.rng.random() < 0.6:
+            return
+        plan = self.rng.choice(self.plans) if profile.name != "loyal_big" else self.plans[-1]
+        lapsed = profile.name == "lapsed" and self.rng.random() < 0.5
+        self.session.add(
+            Subscription(
+                customer_id=customer.id,
+                product_id=plan.id,
+                status=SubscriptionStatus.CANCELLED if lapsed else SubscriptionStatus.ACTIVE,
+                monthly_price=plan.price,
+                started_at=joined,
+                cancelled_at=self.now - timedelta(days=200) if lapsed else None,
+            )
+        )
+
+    def _add_complaints(
+        self, customer: Customer, profile: Profile, joined: datetime, orders: list[Order]
+    ) -> None:
+        rng = self.rng
+        for _ in range(rng.randint(*profile.complaints)):
+            category = rng.choice(list(ComplaintCategory))
+            created = joined + timedelta(seconds=(self.now - joined).total_seconds() * rng.random())
+            severity = rng.choice((Severity.LOW, Severity.MEDIUM, Severity.MEDIUM, Severity.HIGH))
+            recent = (self.now - created).days < 10
+            status = (
+                rng.choice((ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS))
+                if recent
+                else ComplaintStatus.CLOSED
+            )
+            resolved = None if recent else created + timedelta(days=rng.randint(1, 6))
+            order = rng.choice(orders) if orders and category is not ComplaintCategory.TECHNICAL else None
+            self.session.add(
+                Complaint(
+                    customer_id=customer.id,
+                    order_id=order.id if order else None,
+                    category=category,
+                    severity=severity,
+                    team=TEAMS[category],
+                    description=COMPLAINT_TEXTS[category],
+                    status=status,
+                    sla_due_at=created
+                    + timedelta(hours={"low": 72, "medium": 24, "high": 4}[severity.value]),
+                    resolution="Resolved and confirmed with the customer." if resolved else None,
+                    customer_told=resolved is not None,
+                    created_at=created,
+                    resolved_at=resolved,
+                    followup_due_at=resolved + timedelta(days=3) if resolved else None,
+                    followup_done_at=resolved + timedelta(days=3) if resolved else None,
+                )
+            )
+
+
+def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
+    values, weights = zip(*choices, strict=True)
+    return rng.choices(values, weights=weights, k=1)[0]
+
+
+def _ascii(name: str) -> str:
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "".join(c for c in plain.lower() if c.isalnum())
+
+
+def main() -> None:
+    from bot.crm.db import session_scope
+    from bot.ops.envfile import load_env_file
+    from bot.settings import PROJECT_ROOT, Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--if-empty", action="store_true", help="do nothing when the CRM has customers")
+    parser.add_argument("--customers", type=int, default=500)
+    args = parser.parse_args()
+    load_env_file(PROJECT_ROOT / ".env")
+    settings = Settings.from_env()
+    if args.if_empty and not settings.demo_data:
+        print("CARELOOP_DEMO_DATA=false: no demo data loaded", file=sys.stderr)
+        return
+    with session_scope(settings.database_url) as session:
+        if not is_empty(session=session):
+            if args.if_empty:
+                print("CRM already has customers: demo data left as it is", file=sys.stderr)
+                return
+            sys.exit("the CRM already has customers; demo data goes into an empty CRM only")
+        counts = load_demo_data(
+            session=session, today=datetime.now(timezone.utc).date(), customers=args.customers
+        )
+    summary = ", ".join(f"{segment.value} {count}" for segment, count in sorted(counts.items()))
+    print(f"loaded demo data: {args.customers} customers ({summary})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Operating CareLoop: the .env file, model training, the process supervisor."""

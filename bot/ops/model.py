@@ -1,0 +1,101 @@
+"""Train the Rasa model only when its inputs changed: `python -m bot.ops.model`.
+
+The model's name carries a fingerprint of everything training reads (config, domain, training
+data, the pinned Rasa version), so an unchanged project reuses its model, and a model trained once
+on this machine (kept in the user cache) is reused by a fresh clone too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bot.settings import PROJECT_ROOT
+
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "requirements/rasa.txt")
+RASA_BIN = PROJECT_ROOT / ".venvs" / "rasa" / "bin" / "rasa"
+
+
+def fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of every file training reads, in a stable order."""
+    digest = hashlib.sha256()
+    for name in TRAINING_INPUTS:
+        path = root / name
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for file in files:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def model_path(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
+    """Where the model for the current training inputs lives."""
+    return models_dir / f"careloop-{fingerprint(root)}.tar.gz"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("CARELOOP_CACHE") or Path.home() / ".cache" / "careloop") / "models"
+
+
+def ensure_model(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
+    """Return the up-to-date model, training it (once) if the inputs changed."""
+    target = model_path(models_dir, root)
+    if target.exists():
+        print(f"model is up to date: {target.name}", file=sys.stderr)
+        return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir() / target.name
+    if cached.exists():
+        shutil.copy2(cached, target)
+        print(f"training data unchanged since {target.name} was trained: reused it", file=sys.stderr)
+    else:
+        train(target, root)
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        shutil.copy2(target, cached)
+    for old in models_dir.glob("careloop-*.tar.gz"):
+        if old != target:
+            old.unlink()
+    return target
+
+
+def train(target: Path, root: Path = PROJECT_ROOT) -> None:
+    """Run `rasa train` into `target`."""
+    print("training data changed: training the Rasa model (a few minutes) ...", file=sys.stderr)
+    started = time.monotonic()
+    subprocess.run(
+        [
+            str(RASA_BIN),
+            "train",
+            "--config",
+            "config.yml",
+            "--domain",
+            "domain.yml",
+            "--data",
+            "data",
+            "--out",
+            str(target.parent),
+            "--fixed-model-name",
+            target.name.removesuffix(".tar.gz"),
+        ],
+        cwd=root,
+        check=True,
+        env={**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
+    )
+    print(f"trained {target.name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+
+
+def main() -> None:
+    from bot.ops.envfile import load_env_file
+    from bot.settings import Settings
+
+    load_env_file(PROJECT_ROOT / ".env")
+    ensure_model(Settings.from_env().models_dir)
+
+
+if __name__ == "__main__":
+    main()

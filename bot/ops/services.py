@@ -1,0 +1,109 @@
+"""CareLoop's services, as the supervisor starts them, and `python -m bot.ops.services` (make run)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from bot.ops.supervisor import Service, ServiceFailed, Supervisor
+from bot.settings import PROJECT_ROOT, Settings
+
+VENVS = PROJECT_ROOT / ".venvs"
+
+
+def rasa_service(settings: Settings, model: Path) -> Service:
+    return Service(
+        name="rasa",
+        argv=[
+            str(VENVS / "rasa" / "bin" / "rasa"),
+            "run",
+            "--enable-api",
+            "--auth-token",
+            settings.rasa_token,
+            "--model",
+            str(model),
+            "--endpoints",
+            str(PROJECT_ROOT / "endpoints.yml"),
+            "--credentials",
+            str(PROJECT_ROOT / "credentials.yml"),
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(settings.rasa_port),
+        ],
+        url=settings.rasa_url,
+        # Rasa checks its auth token as a query parameter (a Bearer header means JWT to it).
+        health_url=f"{settings.rasa_url}/status?token={settings.rasa_token}",
+        description="Rasa server: NLU and dialogue, HTTP API (token: RASA_TOKEN in .env)",
+        env={
+            "ACTION_ENDPOINT_URL": settings.action_endpoint_url,
+            "RASA_TRACKER_DB": str(settings.rasa_tracker_db),
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "RASA_TELEMETRY_ENABLED": "false",
+        },
+    )
+
+
+def action_service(settings: Settings) -> Service:
+    return Service(
+        name="actions",
+        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "bot.ops.action_server"],
+        url=settings.action_server_url,
+        health_url=f"{settings.action_server_url}/health",
+        description="action server: custom actions, writes to the CRM",
+        env={"PYTHONPATH": str(PROJECT_ROOT)},
+    )
+
+
+def careloop_services(settings: Settings, model: Path) -> list[Service]:
+    """Every service CareLoop runs, in start order (actions first: Rasa calls them)."""
+    return [action_service(settings), rasa_service(settings, model)]
+
+
+def describe(settings: Settings, services: list[Service]) -> str:
+    rows = [f"  {s.name:<10} {s.url:<26} {s.description}" for s in services]
+    crm = settings.database_url.split("@")[-1]  # never print a password
+    return "\n".join(
+        [
+            "",
+            "CareLoop is running:",
+            *rows,
+            f"  {'crm':<10} {crm}",
+            f"  {'logs':<10} {settings.var_dir / 'logs'}",
+            "Press Ctrl-C to stop everything.",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    from bot.ops.envfile import load_env_file
+    from bot.ops.model import model_path
+
+    load_env_file(PROJECT_ROOT / ".env")
+    settings = Settings.from_env()
+    model = model_path(settings.models_dir)
+    if not model.exists():
+        sys.exit(f"no model at {model}: run `make run` (it trains when the data changed)")
+    services = careloop_services(settings, model)
+    supervisor = Supervisor(services, settings.var_dir / "logs")
+    signal.signal(signal.SIGINT, supervisor.request_stop)
+    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    try:
+        supervisor.start()
+    except ServiceFailed as failure:
+        sys.exit(str(failure))
+    except KeyboardInterrupt:
+        supervisor.echo("stopped before everything had started")
+        return
+    supervisor.echo(describe(settings, services))
+    code = supervisor.watch()
+    supervisor.stop()
+    supervisor.echo("all CareLoop services stopped")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
