@@ -67,6 +67,24 @@ class Settings:
         settings.check_secrets()
         return settings
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as environment variables, for the services the supervisor starts."""
+        return {
+            "CARELOOP_ENV": self.environment,
+            "CARELOOP_VAR_DIR": str(self.var_dir),
+            "DATABASE_URL": self.database_url,
+            "RASA_URL": self.rasa_url,
+            "RASA_TOKEN": self.rasa_token,
+            "RASA_TRACKER_DB": str(self.rasa_tracker_db),
+            "ACTION_SERVER_URL": self.action_server_url,
+            "SCHEDULER_DB_URL": self.scheduler_db_url,
+            "SECRET_KEY": self.secret_key,
+            "CARELOOP_MODELS_DIR": str(self.models_dir),
+            "TELEGRAM_BOT_TOKEN": self.telegram_bot_token or "",
+            "LOG_LEVEL": self.log_level,
+            "CARELOOP_DEMO_DATA": "true" if self.demo_data else "false",
+        }
+
     def check_secrets(self) -> None:
         """Refuse weak secrets outside development and tests."""
         if self.environment != "production":

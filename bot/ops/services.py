@@ -37,6 +37,7 @@ def rasa_service(settings: Settings, model: Path) -> Service:
         health_url=f"{settings.rasa_url}/status?token={settings.rasa_token}",
         description="Rasa server: NLU and dialogue, HTTP API (token: RASA_TOKEN in .env)",
         env={
+            **settings.to_env(),
             "ACTION_ENDPOINT_URL": settings.action_endpoint_url,
             "RASA_TRACKER_DB": str(settings.rasa_tracker_db),
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
@@ -53,7 +54,7 @@ def action_service(settings: Settings) -> Service:
         url=settings.action_server_url,
         health_url=f"{settings.action_server_url}/health",
         description="action server: custom actions, writes to the CRM",
-        env={"PYTHONPATH": str(PROJECT_ROOT)},
+        env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
     )
 
 

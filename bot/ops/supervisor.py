@@ -54,7 +54,7 @@ class _Running:
 
     def _copy_output(self, echo: Callable[[str], None]) -> None:
         assert self.process.stdout is not None
-        with self.log_path.open("a") as log:
+        with self.process.stdout, self.log_path.open("a") as log:
             for line in self.process.stdout:
                 log.write(line)
                 log.flush()

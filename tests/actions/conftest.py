@@ -1,0 +1,64 @@
+"""Action test helpers: a tracker factory and a fresh CRM the action server's settings point at."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from sqlalchemy.orm import Session
+
+from bot.actions.base import current_settings
+from bot.crm.db import make_engine
+from bot.crm.migrate import upgrade
+
+
+def make_tracker(
+    sender_id: str = "web:visitor-1",
+    *,
+    text: str = "hi",
+    intent: str = "greet",
+    confidence: float = 0.98,
+    entities: list[dict[str, Any]] | None = None,
+    slots: dict[str, Any] | None = None,
+) -> Tracker:
+    """A tracker as Rasa sends it to the action server after one customer message."""
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": confidence},
+        "entities": entities or [],
+        "metadata": {},
+    }
+    return Tracker(
+        sender_id,
+        slots or {},
+        latest,
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Point the action server's settings at `url`."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("RASA_TOKEN", "test-token")
+    monkeypatch.setenv("SECRET_KEY", "test-secret")
+    current_settings.cache_clear()
+
+
+@pytest.fixture
+def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
+    """A fresh, migrated CRM that actions write to; the yielded session reads what they wrote."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    upgrade(url)
+    use_database(monkeypatch, url)
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+    current_settings.cache_clear()

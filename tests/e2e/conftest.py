@@ -1,0 +1,76 @@
+"""The real CareLoop stack on free ports, with its own CRM, for end-to-end tests."""
+
+from __future__ import annotations
+
+import io
+import secrets
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session
+
+from bot.crm.db import make_engine
+from bot.crm.demo import load_demo_data
+from bot.crm.migrate import upgrade
+from bot.ops.model import ensure_model
+from bot.ops.services import careloop_services
+from bot.ops.supervisor import Supervisor
+from bot.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+
+    def say(self, sender_id: str, text: str) -> list[dict[str, object]]:
+        """Send one customer message through Rasa's REST channel and return the bot's replies."""
+        response = httpx.post(
+            f"{self.settings.rasa_url}/webhooks/rest/webhook",
+            json={"sender": sender_id, "message": text},
+            timeout=60,
+        )
+        response.raise_for_status()
+        replies: list[dict[str, object]] = response.json()
+        return replies
+
+    def crm(self) -> Session:
+        return Session(make_engine(self.settings.database_url))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var_dir = tmp_path_factory.mktemp("var")
+    settings = Settings.from_env(
+        {
+            "CARELOOP_ENV": "test",
+            "CARELOOP_VAR_DIR": str(var_dir),
+            "RASA_URL": f"http://127.0.0.1:{free_port()}",
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}",
+            "RASA_TOKEN": secrets.token_urlsafe(24),
+            "SECRET_KEY": secrets.token_urlsafe(24),
+        }
+    )
+    upgrade(settings.database_url)
+    with Session(make_engine(settings.database_url)) as session:
+        load_demo_data(session=session, today=datetime.now(timezone.utc).date(), customers=60)
+        session.commit()
+    model = ensure_model(settings.models_dir)
+    supervisor = Supervisor(careloop_services(settings, model), var_dir / "logs", io.StringIO())
+    try:
+        supervisor.start()
+    except Exception:
+        print(supervisor.out.getvalue(), file=sys.stderr)  # type: ignore[attr-defined]
+        raise
+    yield Stack(settings)
+    supervisor.stop()

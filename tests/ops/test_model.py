@@ -1,0 +1,52 @@
+"""The model is retrained only when what training reads has changed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.ops import model
+
+
+@pytest.fixture
+def project(tmp_path: Path, project_root: Path) -> Path:
+    root = tmp_path / "project"
+    for name in ("config.yml", "domain.yml", "data", "requirements/rasa.txt"):
+        source = project_root / name
+        if source.is_dir():
+            shutil.copytree(source, root / name)
+        else:
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    return root
+
+
+def test_fingerprint_changes_with_training_data_only(project: Path) -> None:
+    before = model.fingerprint(project)
+    (project / "README.md").write_text("not training input")
+    assert model.fingerprint(project) == before
+    nlu = project / "data" / "nlu" / "greet.yml"
+    nlu.write_text(nlu.read_text() + "      - hey ho\n")
+    assert model.fingerprint(project) != before
+
+
+def test_an_up_to_date_model_is_reused_without_training(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CARELOOP_CACHE", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    cached = model.cache_dir() / model.model_path(models, project).name
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"a model trained earlier on this machine")
+    (models).mkdir()
+    (models / "careloop-0000000000000000.tar.gz").write_bytes(b"stale")
+
+    path = model.ensure_model(models, project)
+
+    assert path.read_bytes() == b"a model trained earlier on this machine"
+    assert sorted(p.name for p in models.iterdir()) == [path.name]  # the stale model is gone
+    assert "reused" in capsys.readouterr().err
+    assert model.ensure_model(models, project) == path
+    assert "up to date" in capsys.readouterr().err
