@@ -1,0 +1,36 @@
+"""The CRM schema: every table CareLoop keeps, importable from one place."""
+
+from .base import Base, UTCDateTime, utcnow
+from .care import Complaint, Handoff, Offer, RetentionAttempt, Survey
+from .commerce import Order, OrderLine, Product, Refund, Subscription
+from .conversation import Conversation, InteractionEvent, Message
+from .customer import ChannelIdentity, Consent, Customer
+from .enums import *  # noqa: F403 - the vocabularies belong with the models
+from .marketing import Campaign, Delivery
+from .staff import Agent, AuditLog
+
+__all__ = [
+    "Agent",
+    "AuditLog",
+    "Base",
+    "Campaign",
+    "ChannelIdentity",
+    "Complaint",
+    "Consent",
+    "Conversation",
+    "Customer",
+    "Delivery",
+    "Handoff",
+    "InteractionEvent",
+    "Message",
+    "Offer",
+    "Order",
+    "OrderLine",
+    "Product",
+    "Refund",
+    "RetentionAttempt",
+    "Subscription",
+    "Survey",
+    "UTCDateTime",
+    "utcnow",
+]

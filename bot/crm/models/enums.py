@@ -1,0 +1,162 @@
+"""The closed vocabularies of the CRM, stored as their string values."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Segment(str, enum.Enum):
+    MVC = "MVC"  # most valuable: top ~20% by trailing-12-month value
+    MCC = "MCC"  # most growable: rising spend, or young and frequent
+    BZ = "BZ"  # below zero: costs more to serve than it brings
+    STANDARD = "standard"
+
+
+class Temperament(str, enum.Enum):
+    IRRITABLE = "irritable"
+    DEPENDENT = "dependent"
+    PICKY = "picky"
+    TRIAL_SEEKING = "trial_seeking"
+    RATIONAL = "rational"
+    UNKNOWN = "unknown"
+
+
+class Channel(str, enum.Enum):
+    TELEGRAM = "telegram"
+    WEB = "web"
+
+
+class ConsentPurpose(str, enum.Enum):
+    SERVICE = "service"
+    MARKETING = "marketing"
+
+
+class OrderStatus(str, enum.Enum):
+    PLACED = "placed"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+
+
+class SubscriptionStatus(str, enum.Enum):
+    ACTIVE = "active"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCELLED = "cancelled"
+
+
+class RefundStatus(str, enum.Enum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PAID = "paid"
+
+
+class ConversationStatus(str, enum.Enum):
+    BOT = "bot"
+    HANDED_OFF = "handed_off"
+    CLOSED = "closed"
+
+
+class Direction(str, enum.Enum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class Author(str, enum.Enum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class DeliveryStatus(str, enum.Enum):
+    RECEIVED = "received"  # inbound, stored before anything else happens
+    PROCESSED = "processed"  # inbound, answered by the bot or routed to a person
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class ComplaintCategory(str, enum.Enum):
+    DELIVERY = "delivery"
+    BILLING = "billing"
+    PRODUCT_QUALITY = "product_quality"
+    SERVICE = "service"
+    TECHNICAL = "technical"
+    OTHER = "other"
+
+
+class Severity(str, enum.Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ComplaintStatus(str, enum.Enum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    CLOSED = "closed"
+
+
+class LeaveReason(str, enum.Enum):
+    PRICE = "price"
+    QUALITY = "quality"
+    SERVICE = "service"
+    COMPETITOR = "competitor"
+    NO_LONGER_NEEDED = "no_longer_needed"
+    MOVING = "moving"
+    OTHER = "other"
+
+
+class OfferKind(str, enum.Enum):
+    DISCOUNT = "discount"
+    CHEAPER_PLAN = "cheaper_plan"
+    PAUSE = "pause"
+    FIX_FIRST = "fix_first"
+    PRICE_MATCH = "price_match"
+    VALUE_PITCH = "value_pitch"
+    PERSONAL_CALL = "personal_call"
+
+
+class RetentionOutcome(str, enum.Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+
+
+class HandoffStatus(str, enum.Enum):
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    RETURNED = "returned"  # handed back to the bot
+    CLOSED = "closed"
+
+
+class Role(str, enum.Enum):
+    AGENT = "agent"
+    MARKETER = "marketer"
+    ADMIN = "admin"
+
+
+class CampaignStatus(str, enum.Enum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class OutreachKind(str, enum.Enum):
+    CAMPAIGN = "campaign"
+    COMPLAINT_FOLLOWUP = "complaint_followup"
+    DELIVERY_CHECK = "delivery_check"
+    SILENCE = "silence"
+    BIRTHDAY = "birthday"
+    HOLIDAY = "holiday"
+    WIN_BACK = "win_back"
+    SURVEY = "survey"
