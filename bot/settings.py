@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +32,17 @@ class Settings:
     telegram_bot_token: str | None
     log_level: str
     demo_data: bool
+    gateway_url: str
+    gateway_host: str
+    internal_api_token: str
+    telegram_api_base_url: str
+    telegram_webhook_url: str | None
+    telegram_webhook_secret: str | None
+    gateway_rasa_timeout: float
+    gateway_retry_seconds: float
+    gateway_max_message_chars: int
+    gateway_rate_limit_per_minute: int
+    webchat_allowed_origins: tuple[str, ...]
 
     @property
     def rasa_port(self) -> int:
@@ -38,6 +51,10 @@ class Settings:
     @property
     def action_server_port(self) -> int:
         return _port_of(self.action_server_url, "ACTION_SERVER_URL")
+
+    @property
+    def gateway_port(self) -> int:
+        return _port_of(self.gateway_url, "GATEWAY_URL")
 
     @property
     def action_endpoint_url(self) -> str:
@@ -63,8 +80,20 @@ class Settings:
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN") or None,
             log_level=_choice(env, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
             demo_data=_flag(env, "CARELOOP_DEMO_DATA", True),
+            gateway_url=_url(env, "GATEWAY_URL", "http://127.0.0.1:8000"),
+            gateway_host=env.get("GATEWAY_HOST") or "127.0.0.1",
+            internal_api_token=_internal_api_token(env),
+            telegram_api_base_url=_url(env, "TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
+            telegram_webhook_url=_optional_url(env, "TELEGRAM_WEBHOOK_URL"),
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
+            gateway_rasa_timeout=_number(env, "GATEWAY_RASA_TIMEOUT", 10.0),
+            gateway_retry_seconds=_number(env, "GATEWAY_RETRY_SECONDS", 15.0),
+            gateway_max_message_chars=int(_number(env, "GATEWAY_MAX_MESSAGE_CHARS", 4000)),
+            gateway_rate_limit_per_minute=int(_number(env, "GATEWAY_RATE_LIMIT_PER_MINUTE", 20)),
+            webchat_allowed_origins=_list(env, "WEBCHAT_ALLOWED_ORIGINS", "*"),
         )
         settings.check_secrets()
+        settings.check_telegram()
         return settings
 
     def to_env(self) -> dict[str, str]:
@@ -83,15 +112,39 @@ class Settings:
             "TELEGRAM_BOT_TOKEN": self.telegram_bot_token or "",
             "LOG_LEVEL": self.log_level,
             "CARELOOP_DEMO_DATA": "true" if self.demo_data else "false",
+            "GATEWAY_URL": self.gateway_url,
+            "GATEWAY_HOST": self.gateway_host,
+            "INTERNAL_API_TOKEN": self.internal_api_token,
+            "TELEGRAM_API_BASE_URL": self.telegram_api_base_url,
+            "TELEGRAM_WEBHOOK_URL": self.telegram_webhook_url or "",
+            "TELEGRAM_WEBHOOK_SECRET": self.telegram_webhook_secret or "",
+            "GATEWAY_RASA_TIMEOUT": repr(self.gateway_rasa_timeout),
+            "GATEWAY_RETRY_SECONDS": repr(self.gateway_retry_seconds),
+            "GATEWAY_MAX_MESSAGE_CHARS": str(self.gateway_max_message_chars),
+            "GATEWAY_RATE_LIMIT_PER_MINUTE": str(self.gateway_rate_limit_per_minute),
+            "WEBCHAT_ALLOWED_ORIGINS": ",".join(self.webchat_allowed_origins),
         }
 
     def check_secrets(self) -> None:
         """Refuse weak secrets outside development and tests."""
         if self.environment != "production":
             return
-        for name, value in (("RASA_TOKEN", self.rasa_token), ("SECRET_KEY", self.secret_key)):
+        secrets = (
+            ("RASA_TOKEN", self.rasa_token),
+            ("SECRET_KEY", self.secret_key),
+            ("INTERNAL_API_TOKEN", self.internal_api_token),
+        )
+        for name, value in secrets:
             if len(value) < 24 or value.startswith("change-me"):
                 raise SettingsError(f"{name} is too weak for production: use 24+ random characters")
+
+    def check_telegram(self) -> None:
+        """Webhook mode needs a secret Telegram echoes back, or anyone could post fake updates."""
+        if self.telegram_webhook_url and not self.telegram_webhook_secret:
+            raise SettingsError("TELEGRAM_WEBHOOK_URL is set: set TELEGRAM_WEBHOOK_SECRET too")
+        secret = self.telegram_webhook_secret or ""
+        if secret and not (len(secret) <= 256 and all(c.isalnum() or c in "_-" for c in secret)):
+            raise SettingsError("TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 chars)")
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -99,6 +152,16 @@ def _required(env: Mapping[str, str], name: str) -> str:
     if not value:
         raise SettingsError(f"missing environment variable {name} (see .env.example)")
     return value
+
+
+def _internal_api_token(env: Mapping[str, str]) -> str:
+    """INTERNAL_API_TOKEN, or when left empty a token derived from SECRET_KEY (as strong as it)."""
+    value = env.get("INTERNAL_API_TOKEN", "").strip()
+    if value:
+        return value
+    # Every process derives the same token, so the scheduler and the gateway agree without setup.
+    key = _required(env, "SECRET_KEY").encode()
+    return hmac.new(key, b"careloop internal api token", hashlib.sha256).hexdigest()
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -124,6 +187,28 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise SettingsError(f"{name}={value!r} must start with http:// or https://")
     return value.rstrip("/")
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    return _url(env, name, "") if env.get(name) else None
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than zero")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    raw = env.get(name) or default
+    return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
 
 
 def _port_of(url: str, name: str) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.settings import PROJECT_ROOT
 
-GENERATED_SECRETS = ("RASA_TOKEN", "SECRET_KEY")
+GENERATED_SECRETS = ("RASA_TOKEN", "SECRET_KEY", "INTERNAL_API_TOKEN", "TELEGRAM_WEBHOOK_SECRET")
 
 
 def ensure_env_file(path: Path, example: Path) -> bool:

@@ -41,6 +41,7 @@ class OrderStatus(str, enum.Enum):
 
 class SubscriptionStatus(str, enum.Enum):
     ACTIVE = "active"
+    PAUSED = "paused"
     CANCEL_REQUESTED = "cancel_requested"
     CANCELLED = "cancelled"
 

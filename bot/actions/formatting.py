@@ -1,0 +1,29 @@
+"""Dates and times the way a customer reads them: in their time zone, in words."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+
+def zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def day(moment: datetime, tz: str | None) -> str:
+    """`Tue 25 Nov` in the customer's zone."""
+    return moment.astimezone(zone(tz)).strftime("%a %-d %b")
+
+
+def due_phrase(due: datetime, now: datetime, tz: str | None) -> str:
+    """When something will happen, relative and concrete: "within 4 hours", "by tomorrow, 14:00"."""
+    hours = (due - now).total_seconds() / 3600
+    if hours <= 12:
+        return f"within {max(1, round(hours))} hour{'s' if round(hours) > 1 else ''}"
+    local_due, local_now = due.astimezone(zone(tz)), now.astimezone(zone(tz))
+    days = (local_due.date() - local_now.date()).days
+    when = "tomorrow" if days == 1 else local_due.strftime("%A %-d %B")
+    return f"by {when}, {local_due.strftime('%H:%M')}"

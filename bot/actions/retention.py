@@ -1,0 +1,234 @@
+"""The retention save: ask what would keep them, offer what fits, respect a final no gracefully."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+
+from bot.actions.base import CRMAction, Turn
+from bot.crm import retention
+from bot.crm.handoffs import open_handoff
+from bot.crm.models import (
+    ComplaintCategory,
+    LeaveReason,
+    Offer,
+    RetentionAttempt,
+    RetentionOutcome,
+    Segment,
+    utcnow,
+)
+from bot.crm.queries import log_interaction
+
+SAVE_WINDOW = timedelta(hours=2)
+# "The quality has been awful" answers "what would keep you?" as much as any leave_reason does.
+REASON_FROM_COMPLAINT = {
+    ComplaintCategory.PRODUCT_QUALITY: LeaveReason.QUALITY,
+    ComplaintCategory.SERVICE: LeaveReason.SERVICE,
+    ComplaintCategory.DELIVERY: LeaveReason.SERVICE,
+    ComplaintCategory.TECHNICAL: LeaveReason.SERVICE,
+    ComplaintCategory.BILLING: LeaveReason.PRICE,
+}  # attempts within this window belong to the same save conversation
+
+
+def offer_slots(offer: Offer) -> list[EventType]:
+    return [
+        SlotSet("retention_state", "offer"),
+        SlotSet("offer_title", offer.title),
+        SlotSet("offer_description", offer.description),
+        SlotSet("offer_kind", offer.kind.value),
+    ]
+
+
+def attempts_so_far(turn: Turn) -> list[RetentionAttempt]:
+    return retention.attempts_in(
+        session=turn.session,
+        conversation_id=turn.conversation.id,
+        customer_id=turn.customer.id,
+        since=utcnow() - SAVE_WINDOW,
+    )
+
+
+def reason_of(turn: Turn) -> LeaveReason:
+    """The reason from the entity, else from a competitor named, else `other`."""
+    value = turn.entity("leave_reason") or turn.tracker.get_slot("leave_reason")
+    if value in LeaveReason._value2member_map_:
+        return LeaveReason(value)
+    if turn.analysis.competitor:
+        return LeaveReason.COMPETITOR
+    category = turn.analysis.category
+    return REASON_FROM_COMPLAINT.get(category, LeaveReason.OTHER) if category else LeaveReason.OTHER
+
+
+def give_up(turn: Turn) -> list[EventType]:
+    """No (more) offers: record the cancellation request and plan the win-back check-in."""
+    retention.record_cancellation(
+        session=turn.session, customer=turn.customer, conversation=turn.conversation
+    )
+    return [SlotSet("retention_state", "exhausted")]
+
+
+class ActionStartRetention(CRMAction):
+    """Look at who is leaving before asking what would keep them."""
+
+    def name(self) -> str:
+        return "action_start_retention"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        cases = turn.tracker.get_slot("open_case")
+        situation = retention.situation(
+            session=turn.session, customer=turn.customer, open_complaints=1 if cases else 0, now=utcnow()
+        )
+        log_interaction(
+            session=turn.session,
+            customer=turn.customer,
+            conversation=turn.conversation,
+            kind="cancel_intent",
+            intent="cancel_subscription",
+            data={"tenure_months": situation.tenure_months, "past_saves": situation.past_saves},
+        )
+        if situation.subscription is None:
+            return [SlotSet("subscription_state", "none")]
+        valued = turn.customer.segment is Segment.MVC or situation.tenure_months >= 12
+        context = "open_case" if situation.open_complaints else "valued" if valued else "plain"
+        return [
+            SlotSet("subscription_state", "active"),
+            SlotSet("retention_context", context),
+            SlotSet("tenure_months", str(situation.tenure_months)),
+            SlotSet("plan_name", situation.subscription.product.name),
+            SlotSet("retention_state", None),
+            SlotSet("leave_reason", None),
+        ]
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet("subscription_state", "none")]
+
+
+class ActionOfferRetention(CRMAction):
+    """Choose the first offer for the reason and segment, and record the attempt."""
+
+    def name(self) -> str:
+        return "action_offer_retention"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        reason = reason_of(turn)
+        offer = retention.choose_offer(session=turn.session, reason=reason, segment=turn.customer.segment)
+        if offer is None:
+            retention.record_offer(
+                session=turn.session,
+                customer=turn.customer,
+                reason=reason,
+                offer=None,
+                attempt_no=1,
+                conversation=turn.conversation,
+            )
+            return [SlotSet("leave_reason", reason.value), *give_up(turn)]
+        retention.record_offer(
+            session=turn.session,
+            customer=turn.customer,
+            reason=reason,
+            offer=offer,
+            attempt_no=len(attempts_so_far(turn)) + 1,
+            conversation=turn.conversation,
+        )
+        return [SlotSet("leave_reason", reason.value), *offer_slots(offer)]
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet("retention_state", "exhausted")]
+
+
+class ActionAcceptRetention(CRMAction):
+    """The customer stays: apply the offer, and bring in a person where the offer promises one."""
+
+    def name(self) -> str:
+        return "action_accept_retention"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        pending = [a for a in attempts_so_far(turn) if a.outcome is RetentionOutcome.PENDING]
+        if not pending or pending[-1].offer is None:
+            return [SlotSet("retention_state", None)]
+        attempt = pending[-1]
+        retention.decide(
+            session=turn.session,
+            attempt=attempt,
+            accepted=True,
+            customer=turn.customer,
+            conversation=turn.conversation,
+        )
+        todo = retention.apply_offer(session=turn.session, customer=turn.customer, offer=attempt.offer)
+        if todo is not None:
+            open_handoff(
+                session=turn.session,
+                customer=turn.customer,
+                conversation=turn.conversation,
+                reason="retention",
+            )
+        return [SlotSet("retention_state", None), SlotSet("offer_kind", attempt.offer.kind.value)]
+
+
+class ActionDeclineRetention(CRMAction):
+    """The customer says no: one more, different offer at most; then the no is respected."""
+
+    def name(self) -> str:
+        return "action_decline_retention"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        attempts = attempts_so_far(turn)
+        pending = [a for a in attempts if a.outcome is RetentionOutcome.PENDING]
+        if pending:
+            retention.decide(
+                session=turn.session,
+                attempt=pending[-1],
+                accepted=False,
+                customer=turn.customer,
+                conversation=turn.conversation,
+            )
+        reason = pending[-1].reason if pending and pending[-1].reason else reason_of(turn)
+        if len(attempts) < retention.MAX_ATTEMPTS:
+            tried = {a.offer_id for a in attempts if a.offer_id is not None}
+            offer = retention.choose_offer(
+                session=turn.session, reason=reason, segment=turn.customer.segment, exclude=tried
+            )
+            if offer is not None:
+                retention.record_offer(
+                    session=turn.session,
+                    customer=turn.customer,
+                    reason=reason,
+                    offer=offer,
+                    attempt_no=len(attempts) + 1,
+                    conversation=turn.conversation,
+                )
+                return offer_slots(offer)
+        return give_up(turn)
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet("retention_state", "exhausted")]
+
+
+class ActionFinishCancellation(CRMAction):
+    """Keep the exit answer with the save record; valuable customers are offered a person before the end."""
+
+    def name(self) -> str:
+        return "action_finish_cancellation"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        answer = (turn.tracker.get_slot("exit_answer") or "")[:2000]
+        attempts = attempts_so_far(turn)
+        if attempts:
+            attempts[-1].exit_answer = answer
+        log_interaction(
+            session=turn.session,
+            customer=turn.customer,
+            conversation=turn.conversation,
+            kind="exit_answer",
+            data={"attempt_id": attempts[-1].id if attempts else None},
+        )
+        return [
+            SlotSet("offer_human", turn.customer.segment is Segment.MVC),
+            SlotSet("exit_answer", None),
+            SlotSet("retention_state", None),
+        ]
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet("offer_human", True)]

@@ -1,0 +1,171 @@
+"""Filing complaints: severity, the owning team, the SLA, and when to follow up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    Complaint,
+    ComplaintCategory,
+    ComplaintStatus,
+    Conversation,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    Order,
+    OutreachKind,
+    Segment,
+    Severity,
+    utcnow,
+)
+from bot.crm.queries import log_interaction
+
+OPEN_STATUSES = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.REOPENED)
+REPEAT_WINDOW = timedelta(days=30)
+FOLLOWUP_AFTER_RESOLUTION = timedelta(days=3)
+
+TEAM_FOR = {
+    ComplaintCategory.DELIVERY: "logistics",
+    ComplaintCategory.BILLING: "billing",
+    ComplaintCategory.PRODUCT_QUALITY: "quality",
+    ComplaintCategory.SERVICE: "customer_care",
+    ComplaintCategory.TECHNICAL: "tech",
+    ComplaintCategory.OTHER: "customer_care",
+}
+
+# Hours until the customer hears back, by severity; valuable and growable customers are faster.
+SLA_HOURS = {Severity.HIGH: 4, Severity.MEDIUM: 24, Severity.LOW: 72}
+SLA_FACTOR = {Segment.MVC: 0.5, Segment.MCC: 0.75, Segment.STANDARD: 1.0, Segment.BZ: 1.0}
+
+
+@dataclass(frozen=True)
+class Filed:
+    complaint: Complaint
+    repeat: bool  # a second complaint within 30 days
+    escalate: bool  # offer a person right away
+
+
+def severity_for(
+    *, category: ComplaintCategory, angry: bool, repeat: bool, order_value: float | None
+) -> Severity:
+    """Score the cues: anger counts double; repeat, money and a big order count once each."""
+    points = 2 * angry + repeat + (category is ComplaintCategory.BILLING) + ((order_value or 0) >= 150)
+    if points >= 3:
+        return Severity.HIGH
+    return Severity.MEDIUM if points >= 1 else Severity.LOW
+
+
+def sla_due(*, severity: Severity, segment: Segment, now: datetime) -> datetime:
+    """When the customer must have heard back: severity sets the hours, the segment shortens them."""
+    return now + timedelta(hours=SLA_HOURS[severity] * SLA_FACTOR[segment])
+
+
+def recent_complaints(*, session: Session, customer_id: int, now: datetime) -> int:
+    """How many complaints the customer filed in the last 30 days."""
+    return int(
+        session.scalar(
+            select(func.count(Complaint.id)).where(
+                Complaint.customer_id == customer_id, Complaint.created_at >= now - REPEAT_WINDOW
+            )
+        )
+        or 0
+    )
+
+
+def open_complaints(*, session: Session, customer_id: int) -> list[Complaint]:
+    """The customer's unresolved cases, oldest first."""
+    return list(
+        session.scalars(
+            select(Complaint)
+            .where(Complaint.customer_id == customer_id, Complaint.status.in_(OPEN_STATUSES))
+            .order_by(Complaint.created_at)
+        )
+    )
+
+
+def file_complaint(
+    *,
+    session: Session,
+    customer: Customer,
+    category: ComplaintCategory,
+    description: str | None,
+    order: Order | None,
+    angry: bool,
+    conversation: Conversation | None = None,
+    now: datetime | None = None,
+) -> Filed:
+    """Create the case, route it, set its SLA, and log the business event."""
+    now = now or utcnow()
+    repeat = recent_complaints(session=session, customer_id=customer.id, now=now) > 0
+    severity = severity_for(
+        category=category, angry=angry, repeat=repeat, order_value=float(order.total) if order else None
+    )
+    complaint = Complaint(
+        customer_id=customer.id,
+        conversation_id=conversation.id if conversation else None,
+        order_id=order.id if order else None,
+        category=category,
+        severity=severity,
+        team=TEAM_FOR[category],
+        description=(description or "")[:4000] or None,
+        status=ComplaintStatus.OPEN,
+        sla_due_at=sla_due(severity=severity, segment=customer.segment, now=now),
+        created_at=now,
+    )
+    session.add(complaint)
+    session.flush()
+    escalate = severity is Severity.HIGH or customer.segment is Segment.MVC or repeat
+    plan_followup(session=session, complaint=complaint, due=complaint.sla_due_at + FOLLOWUP_AFTER_RESOLUTION)
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="complaint_filed",
+        intent="complain",
+        data={
+            "complaint_id": complaint.id,
+            "severity": severity.value,
+            "repeat": repeat,
+            "escalate": escalate,
+        },
+        now=now,
+    )
+    return Filed(complaint=complaint, repeat=repeat, escalate=escalate)
+
+
+def resolve_complaint(
+    *, session: Session, complaint: Complaint, resolution: str, now: datetime | None = None
+) -> None:
+    """Mark a case resolved and plan the revisit ("is everything fine now?")."""
+    now = now or utcnow()
+    complaint.status = ComplaintStatus.RESOLVED
+    complaint.resolution = resolution
+    complaint.resolved_at = now
+    plan_followup(session=session, complaint=complaint, due=now + FOLLOWUP_AFTER_RESOLUTION)
+
+
+def plan_followup(*, session: Session, complaint: Complaint, due: datetime) -> Delivery:
+    """Queue (or move) the one revisit of this case; the scheduler sends it once it is resolved."""
+    key = followup_key(complaint.id)
+    delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+    if delivery is None:
+        delivery = Delivery(
+            idempotency_key=key,
+            kind=OutreachKind.COMPLAINT_FOLLOWUP,
+            customer_id=complaint.customer_id,
+            complaint_id=complaint.id,
+            status=DeliveryStatus.QUEUED,
+        )
+        session.add(delivery)
+    delivery.scheduled_for = due
+    complaint.followup_due_at = due
+    session.flush()
+    return delivery
+
+
+def followup_key(complaint_id: int) -> str:
+    return f"complaint_followup:complaint:{complaint_id}"

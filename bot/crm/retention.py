@@ -1,0 +1,245 @@
+"""The retention save: choose the offer that fits the reason and the customer, record every attempt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    Conversation,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    LeaveReason,
+    Offer,
+    OfferKind,
+    OutreachKind,
+    Product,
+    RetentionAttempt,
+    RetentionOutcome,
+    Segment,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from bot.crm.queries import log_interaction, record_audit
+
+COSTLY = (OfferKind.DISCOUNT, OfferKind.PRICE_MATCH)
+MAX_ATTEMPTS = 2  # one offer, at most one different second offer, then the no is respected
+WIN_BACK_AFTER = timedelta(weeks=6)
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Who is leaving: what the bot looks at before asking what would keep them."""
+
+    subscription: Subscription | None
+    tenure_months: int
+    open_complaints: int
+    past_saves: int  # attempts they accepted before
+
+
+def active_subscription(*, session: Session, customer_id: int) -> Subscription | None:
+    return session.scalar(
+        select(Subscription)
+        .where(Subscription.customer_id == customer_id, Subscription.status == SubscriptionStatus.ACTIVE)
+        .order_by(Subscription.started_at.desc())
+    )
+
+
+def situation(*, session: Session, customer: Customer, open_complaints: int, now: datetime) -> Situation:
+    subscription = active_subscription(session=session, customer_id=customer.id)
+    since = subscription.started_at if subscription else customer.created_at
+    saves = session.scalar(
+        select(func.count(RetentionAttempt.id)).where(
+            RetentionAttempt.customer_id == customer.id, RetentionAttempt.outcome == RetentionOutcome.ACCEPTED
+        )
+    )
+    return Situation(
+        subscription=subscription,
+        tenure_months=max(0, (now - since).days // 30),
+        open_complaints=open_complaints,
+        past_saves=int(saves or 0),
+    )
+
+
+def choose_offer(
+    *,
+    session: Session,
+    reason: LeaveReason,
+    segment: Segment,
+    exclude: set[int] = frozenset(),  # type: ignore[assignment]
+) -> Offer | None:
+    """The best untried offer for this reason and segment: segment-specific first, then by rank.
+
+    Below-zero customers are never offered anything costly (discounts and price matches are for
+    customers the business earns on); they may still get a cheaper plan, a pause or a fix.
+    """
+    candidates = session.scalars(
+        select(Offer)
+        .where(Offer.active.is_(True), Offer.reason == reason)
+        .where((Offer.segment == segment) | Offer.segment.is_(None))
+        .order_by(Offer.rank, Offer.segment.is_(None), Offer.id)
+    ).all()
+    for offer in candidates:
+        if offer.id in exclude:
+            continue
+        if segment is Segment.BZ and offer.kind in COSTLY:
+            continue
+        return offer
+    return None
+
+
+def attempts_in(
+    *, session: Session, conversation_id: int | None, customer_id: int, since: datetime
+) -> list[RetentionAttempt]:
+    """This save conversation's attempts so far, oldest first."""
+    query = select(RetentionAttempt).where(
+        RetentionAttempt.customer_id == customer_id, RetentionAttempt.created_at >= since
+    )
+    if conversation_id is not None:
+        query = query.where(RetentionAttempt.conversation_id == conversation_id)
+    return list(session.scalars(query.order_by(RetentionAttempt.id)))
+
+
+def record_offer(
+    *,
+    session: Session,
+    customer: Customer,
+    reason: LeaveReason,
+    offer: Offer | None,
+    attempt_no: int,
+    conversation: Conversation | None,
+    now: datetime | None = None,
+) -> RetentionAttempt:
+    """Record that an offer was made (outcome pending until the customer answers)."""
+    now = now or utcnow()
+    subscription = active_subscription(session=session, customer_id=customer.id)
+    attempt = RetentionAttempt(
+        customer_id=customer.id,
+        conversation_id=conversation.id if conversation else None,
+        subscription_id=subscription.id if subscription else None,
+        reason=reason,
+        offer_id=offer.id if offer else None,
+        attempt_no=attempt_no,
+        outcome=RetentionOutcome.PENDING,
+        created_at=now,
+    )
+    session.add(attempt)
+    session.flush()
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="retention_offer",
+        data={
+            "attempt_id": attempt.id,
+            "reason": reason.value,
+            "offer": offer.code if offer else None,
+            "attempt_no": attempt_no,
+        },
+        now=now,
+    )
+    return attempt
+
+
+def decide(
+    *,
+    session: Session,
+    attempt: RetentionAttempt,
+    accepted: bool,
+    customer: Customer,
+    conversation: Conversation | None,
+    now: datetime | None = None,
+) -> None:
+    """Record the customer's answer to an offer."""
+    now = now or utcnow()
+    attempt.outcome = RetentionOutcome.ACCEPTED if accepted else RetentionOutcome.DECLINED
+    attempt.decided_at = now
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="retention_accepted" if accepted else "retention_declined",
+        data={"attempt_id": attempt.id},
+        now=now,
+    )
+
+
+def record_cancellation(
+    *, session: Session, customer: Customer, conversation: Conversation | None, now: datetime | None = None
+) -> Delivery:
+    """The no is respected: mark the cancellation requested and plan a caring win-back check-in."""
+    now = now or utcnow()
+    subscription = active_subscription(session=session, customer_id=customer.id)
+    if subscription is not None:
+        subscription.status = SubscriptionStatus.CANCEL_REQUESTED
+        subscription.cancel_requested_at = now
+    key = f"win_back:customer:{customer.id}:{now.date().isoformat()}"
+    delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+    if delivery is None:
+        delivery = Delivery(
+            idempotency_key=key,
+            kind=OutreachKind.WIN_BACK,
+            customer_id=customer.id,
+            status=DeliveryStatus.QUEUED,
+            scheduled_for=now + WIN_BACK_AFTER,
+            created_at=now,
+        )
+        session.add(delivery)
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="cancellation_requested",
+        data={"subscription_id": subscription.id if subscription else None},
+        now=now,
+    )
+    session.flush()
+    return delivery
+
+
+def apply_offer(
+    *, session: Session, customer: Customer, offer: Offer, now: datetime | None = None
+) -> str | None:
+    """Carry out an accepted offer on the subscription; return what a person must still do, if anything."""
+    now = now or utcnow()
+    subscription = active_subscription(session=session, customer_id=customer.id)
+    todo = None
+    if offer.kind is OfferKind.CHEAPER_PLAN and subscription is not None:
+        basic = session.scalar(select(Product).where(Product.sku == "PLAN-BASIC"))
+        if basic is not None:
+            subscription.product_id, subscription.monthly_price = basic.id, basic.price
+    elif offer.kind is OfferKind.PAUSE and subscription is not None:
+        subscription.status = SubscriptionStatus.PAUSED
+    elif offer.kind in (OfferKind.FIX_FIRST, OfferKind.PERSONAL_CALL, OfferKind.PRICE_MATCH):
+        todo = offer.kind.value  # a person follows up
+    record_audit(
+        session=session,
+        actor="bot",
+        action="retention_offer_applied",
+        entity="customer",
+        entity_id=customer.id,
+        details={
+            "offer": offer.code,
+            "subscription_id": subscription.id if subscription else None,
+            "at": now.isoformat(),
+        },
+    )
+    session.flush()
+    return todo
+
+
+def save_rate(*, session: Session, since: datetime) -> tuple[int, int]:
+    """(customers saved, customers who asked to leave) since a moment: the figure reports show."""
+    decided = session.execute(
+        select(RetentionAttempt.customer_id, RetentionAttempt.outcome).where(
+            RetentionAttempt.created_at >= since, RetentionAttempt.outcome != RetentionOutcome.PENDING
+        )
+    ).all()
+    asked = {cid for cid, _ in decided}
+    saved = {cid for cid, outcome in decided if outcome is RetentionOutcome.ACCEPTED}
+    return len(saved), len(asked)

@@ -1,0 +1,439 @@
+"""The transcript: every message in and out with its delivery status, the inbox of messages the bot
+has not answered yet, and how each channel identity can be reached. The caller owns the session."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    AuditLog,
+    Author,
+    Channel,
+    ChannelIdentity,
+    Conversation,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Message,
+    utcnow,
+)
+from bot.crm.queries import ensure_conversation, find_identity, get_or_create_customer, record_audit
+
+MAX_ERROR = 300
+HOLDING = "holding"  # payload kind of the gateway's "I'll answer as soon as I can" message
+PROACTIVE_SENT = "proactive_sent"  # audit action that remembers an idempotency key
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a channel tells us about the person writing (Telegram's names and language)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    message: Message
+    conversation: Conversation
+    customer: Customer
+    duplicate: bool  # the channel delivered this message before; it is not stored twice
+
+
+def store_inbound(
+    *,
+    session: Session,
+    sender_id: str,
+    text: str,
+    payload: dict[str, Any] | None = None,
+    external_id: str | None = None,
+    profile: Profile | None = None,
+    now: datetime | None = None,
+) -> StoredInbound:
+    """Store a customer's message as received, creating the customer on first contact."""
+    now = now or utcnow()
+    profile = profile or Profile()
+    customer = _customer_for(session=session, sender_id=sender_id, profile=profile, now=now)
+    conversation = ensure_conversation(session=session, sender_id=sender_id, customer=customer)
+    if external_id is not None:
+        earlier = session.scalar(
+            select(Message).where(
+                Message.conversation_id == conversation.id,
+                Message.direction == Direction.INBOUND,
+                Message.external_id == external_id,
+            )
+        )
+        if earlier is not None:
+            return StoredInbound(earlier, conversation, customer, duplicate=True)
+    message = Message(
+        conversation_id=conversation.id,
+        direction=Direction.INBOUND,
+        author=Author.CUSTOMER,
+        text=text,
+        payload=payload,
+        external_id=external_id,
+        delivery_status=DeliveryStatus.RECEIVED,
+        created_at=now,
+    )
+    session.add(message)
+    customer.last_contact_at = now
+    conversation.last_message_at = now
+    session.flush()
+    return StoredInbound(message, conversation, customer, duplicate=False)
+
+
+def _customer_for(*, session: Session, sender_id: str, profile: Profile, now: datetime) -> Customer:
+    identity = find_identity(session=session, sender_id=sender_id)
+    if identity is None:
+        customer, _ = get_or_create_customer(
+            session=session,
+            sender_id=sender_id,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            language=profile.language,
+            now=now,
+        )
+        return customer
+    _refresh_identity(identity, profile, now)
+    return identity.customer
+
+
+def _refresh_identity(identity: ChannelIdentity, profile: Profile, now: datetime) -> None:
+    """Keep what the channel says current; names the CRM already holds are not overwritten."""
+    identity.last_seen_at = now
+    name = " ".join(p for p in (profile.first_name, profile.last_name) if p)
+    if name:
+        identity.display_name = name[:160]
+    if profile.language:
+        identity.language = profile.language[:8]
+    customer = identity.customer
+    if not customer.first_name and profile.first_name:
+        customer.first_name, customer.last_name = profile.first_name, profile.last_name
+    if not identity.reachable:  # they wrote to us, so they can be reached again (e.g. unblocked)
+        identity.reachable, identity.unreachable_reason = True, None
+    customer.reachable = True
+
+
+def find_conversation(*, session: Session, sender_id: str) -> Conversation | None:
+    return session.scalar(select(Conversation).where(Conversation.sender_id == sender_id))
+
+
+def pending_inbound(*, session: Session, conversation_id: int) -> list[Message]:
+    """The conversation's messages the bot has not answered yet, oldest first."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.INBOUND,
+                Message.delivery_status == DeliveryStatus.RECEIVED,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def conversations_with_pending(*, session: Session, limit: int = 100) -> list[int]:
+    """Conversations with unanswered messages, the longest-waiting first."""
+    oldest = func.min(Message.id)
+    rows = session.execute(
+        select(Message.conversation_id, oldest)
+        .where(Message.direction == Direction.INBOUND, Message.delivery_status == DeliveryStatus.RECEIVED)
+        .group_by(Message.conversation_id)
+        .order_by(oldest)
+        .limit(limit)
+    )
+    return [conversation_id for conversation_id, _ in rows]
+
+
+def mark_processed(*, session: Session, message_id: int) -> None:
+    """The bot has answered (or deliberately stayed silent on) this inbound message."""
+    message = session.get_one(Message, message_id)
+    message.delivery_status = DeliveryStatus.PROCESSED
+    message.attempts += 1
+    message.error = None
+
+
+def record_failed_attempt(*, session: Session, message_id: int, error: str, give_up: bool = False) -> None:
+    """Count a failed try at processing or delivering; `give_up` marks the message failed for good."""
+    message = session.get_one(Message, message_id)
+    message.attempts += 1
+    message.error = error[:MAX_ERROR]
+    if give_up:
+        message.delivery_status = DeliveryStatus.FAILED
+
+
+def store_outbound(
+    *,
+    session: Session,
+    conversation_id: int,
+    author: Author,
+    text: str | None,
+    payload: dict[str, Any] | None = None,
+    agent_id: int | None = None,
+    now: datetime | None = None,
+) -> Message:
+    """Store a message to the customer, queued until a channel delivers it."""
+    now = now or utcnow()
+    message = Message(
+        conversation_id=conversation_id,
+        direction=Direction.OUTBOUND,
+        author=author,
+        agent_id=agent_id,
+        text=text,
+        payload=payload,
+        delivery_status=DeliveryStatus.QUEUED,
+        created_at=now,
+    )
+    session.add(message)
+    session.get_one(Conversation, conversation_id).last_message_at = now
+    session.flush()
+    return message
+
+
+def record_delivery(
+    *,
+    session: Session,
+    message_id: int,
+    status: DeliveryStatus,
+    external_id: str | None = None,
+    error: str | None = None,
+    attempted: bool = True,
+    now: datetime | None = None,
+) -> Message:
+    """Record what happened when a channel tried to deliver an outbound message."""
+    message = session.get_one(Message, message_id)
+    message.delivery_status = status
+    message.attempts += 1 if attempted else 0
+    message.error = error[:MAX_ERROR] if error else None
+    if external_id is not None:
+        message.external_id = external_id[:64]
+    if status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED) and message.sent_at is None:
+        message.sent_at = now or utcnow()
+    return message
+
+
+def mark_delivered(
+    *, session: Session, conversation_id: int, message_ids: Collection[int], now: datetime | None = None
+) -> int:
+    """The customer's device confirmed these outbound messages; return how many changed."""
+    if not message_ids:
+        return 0
+    now = now or utcnow()
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.OUTBOUND,
+            Message.id.in_(list(message_ids)),
+            Message.delivery_status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENT]),
+        )
+        .values(delivery_status=DeliveryStatus.DELIVERED, sent_at=func.coalesce(Message.sent_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def undelivered_outbound(*, session: Session, conversation_id: int) -> list[Message]:
+    """Outbound messages still waiting for the customer (e.g. a web visitor who was away)."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.direction == Direction.OUTBOUND,
+                Message.delivery_status == DeliveryStatus.QUEUED,
+            )
+            .order_by(Message.id)
+        )
+    )
+
+
+def retryable_outbound(
+    *, session: Session, channel: Channel, before: datetime, max_attempts: int, limit: int = 100
+) -> list[Message]:
+    """Queued outbound messages on `channel` whose delivery failed for a passing reason."""
+    return list(
+        session.scalars(
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(
+                Conversation.channel == channel,
+                Message.direction == Direction.OUTBOUND,
+                Message.delivery_status == DeliveryStatus.QUEUED,
+                Message.attempts > 0,
+                Message.attempts < max_attempts,
+                Message.created_at < before,
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        )
+    )
+
+
+def recent_messages(*, session: Session, conversation_id: int, limit: int = 200) -> list[Message]:
+    """The last `limit` lines of a conversation, oldest first."""
+    newest = list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+    )
+    return newest[::-1]
+
+
+def holding_sent_since_oldest_pending(*, session: Session, conversation_id: int) -> bool:
+    """Whether the customer was already told we will answer later, since they last got an answer."""
+    oldest = session.scalar(
+        select(func.min(Message.id)).where(
+            Message.conversation_id == conversation_id,
+            Message.direction == Direction.INBOUND,
+            Message.delivery_status == DeliveryStatus.RECEIVED,
+        )
+    )
+    if oldest is None:
+        return False
+    later = session.scalars(
+        select(Message.payload).where(
+            Message.conversation_id == conversation_id,
+            Message.author == Author.SYSTEM,
+            Message.id > oldest,
+        )
+    )
+    return any((payload or {}).get("kind") == HOLDING for payload in later)
+
+
+def offered_button(
+    *, session: Session, conversation_id: int, message_id: int, index: int
+) -> dict[str, str] | None:
+    """The button {title, payload} the bot offered in one of its messages of this conversation."""
+    message = session.get(Message, message_id)
+    if (
+        message is None
+        or message.conversation_id != conversation_id
+        or message.direction != Direction.OUTBOUND
+    ):
+        return None
+    buttons = (message.payload or {}).get("buttons") or []
+    if not 0 <= index < len(buttons):
+        return None
+    button = buttons[index]
+    return {"title": str(button.get("title", "")), "payload": str(button.get("payload", ""))}
+
+
+def mark_unreachable(*, session: Session, sender_id: str, reason: str) -> None:
+    """The channel refused delivery for good (e.g. the bot was blocked): stop trying this identity."""
+    identity = find_identity(session=session, sender_id=sender_id)
+    if identity is None:
+        return
+    identity.reachable = False
+    identity.unreachable_reason = reason[:200]
+    customer = identity.customer
+    customer.reachable = any(i.reachable for i in customer.identities)
+    record_audit(
+        session=session,
+        actor="gateway",
+        action="identity_unreachable",
+        entity="channel_identity",
+        entity_id=identity.id,
+        details={"channel": identity.channel.value},
+    )
+
+
+def best_identity(
+    *, session: Session, customer_id: int, channels: Sequence[Channel]
+) -> ChannelIdentity | None:
+    """The customer's most recently used identity that can be reached on one of `channels`."""
+    candidates = session.scalars(
+        select(ChannelIdentity).where(
+            ChannelIdentity.customer_id == customer_id,
+            ChannelIdentity.reachable.is_(True),
+            ChannelIdentity.channel.in_(list(channels)),
+        )
+    ).all()
+    if not candidates:
+        return None
+
+    def recency(identity: ChannelIdentity) -> tuple[datetime, datetime]:
+        return (identity.last_seen_at or identity.created_at, identity.created_at)
+
+    return max(candidates, key=recency)
+
+
+def link_identity(
+    *, session: Session, sender_id: str, customer_id: int, profile: Profile | None = None
+) -> ChannelIdentity:
+    """Attach the identity behind `sender_id` (and its conversation) to an existing customer."""
+    customer = session.get_one(Customer, customer_id)
+    identity = find_identity(session=session, sender_id=sender_id)
+    previous = identity.customer_id if identity else None
+    if identity is None:
+        channel = Channel(sender_id.partition(":")[0])
+        identity = ChannelIdentity(channel=channel, external_id=sender_id.partition(":")[2])
+        customer.identities.append(identity)
+    elif identity.customer_id != customer.id:
+        identity.customer = customer
+    _refresh_identity(identity, profile or Profile(), utcnow())
+    session.flush()
+    conversation = find_conversation(session=session, sender_id=sender_id)
+    if conversation is not None:
+        conversation.customer_id = customer.id
+    record_audit(
+        session=session,
+        actor="gateway",
+        action="identity_linked",
+        entity="customer",
+        entity_id=customer.id,
+        details={"channel": identity.channel.value, "previous_customer_id": previous},
+    )
+    return identity
+
+
+def proactive_result(*, session: Session, customer_id: int, idempotency_key: str) -> list[int] | None:
+    """The outbound message ids an earlier proactive request with this key produced, if any."""
+    entries = session.scalars(
+        select(AuditLog.details).where(
+            AuditLog.entity == "customer",
+            AuditLog.entity_id == customer_id,
+            AuditLog.action == PROACTIVE_SENT,
+        )
+    )
+    for details in entries:
+        if details.get("idempotency_key") == idempotency_key:
+            return [int(i) for i in details.get("message_ids", [])]
+    return None
+
+
+def record_proactive(
+    *,
+    session: Session,
+    customer_id: int,
+    conversation_id: int,
+    intent: str,
+    idempotency_key: str | None,
+    message_ids: list[int],
+    actor: str = "internal",
+) -> None:
+    """Remember a proactive request (and its key, so a retry sends nothing twice)."""
+    record_audit(
+        session=session,
+        actor=actor,
+        action=PROACTIVE_SENT,
+        entity="customer",
+        entity_id=customer_id,
+        details={
+            "idempotency_key": idempotency_key,
+            "intent": intent,
+            "conversation_id": conversation_id,
+            "message_ids": message_ids,
+        },
+    )

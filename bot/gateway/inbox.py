@@ -1,0 +1,372 @@
+"""The inbox: every stored customer message is answered through Rasa, in order per conversation,
+and the replies are stored and delivered. While Rasa is down or slow the messages wait in the CRM
+(the customer is told so once) and a background sweep retries them until Rasa is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bot.crm import transcript
+from bot.crm.models import Author, Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
+from bot.crm.transcript import Profile
+from bot.gateway import wording
+from bot.gateway.limits import for_rasa
+from bot.gateway.outlets import DeliveryResult, Outbound, Outlet
+from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable, Reply
+from bot.gateway.store import Crm
+
+log = logging.getLogger(__name__)
+
+OUTBOUND_MAX_ATTEMPTS = 5  # a channel failing this often for passing reasons: the message failed
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A customer message that passed the door, about to be stored."""
+
+    sender_id: str
+    text: str  # what the customer wrote or clicked, as the transcript shows it
+    payload: dict[str, Any] | None = None  # e.g. {"kind": "button", "rasa_text": "/check_order_status"}
+    external_id: str | None = None  # the channel's own id for it, so a redelivery is not stored twice
+    profile: Profile | None = None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    conversation_id: int
+    message_id: int
+    duplicate: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    id: int
+    sender_id: str
+    channel: Channel
+    metadata: dict[str, Any]  # what Rasa's `session_started_metadata` gets
+
+
+@dataclass(frozen=True)
+class _Pending:
+    id: int
+    rasa_text: str
+    attempts: int
+
+
+class KeyedLocks:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
+
+
+class Breaker:
+    """After Rasa failed, do not make every new message wait for it again until `cooldown` passed."""
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self._open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def trip(self) -> None:
+        self._open_until = time.monotonic() + self.cooldown
+
+    def reset(self) -> None:
+        self._open_until = 0.0
+
+
+class Inbox:
+    def __init__(
+        self, *, crm: Crm, rasa: RasaClient, outlets: dict[Channel, Outlet], retry_seconds: float
+    ) -> None:
+        self.crm, self.rasa, self.outlets = crm, rasa, outlets
+        self.retry_seconds = retry_seconds
+        self.breaker = Breaker(retry_seconds)
+        self.locks = KeyedLocks()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def accept(self, inbound: Inbound) -> Accepted:
+        """Store the message (creating the customer on first contact) before anything else."""
+        accepted = await self.crm.run(partial(_store_inbound, inbound=inbound))
+        log.info(
+            "inbound stored conversation=%s message=%s duplicate=%s",
+            accepted.conversation_id,
+            accepted.message_id,
+            accepted.duplicate,
+        )
+        return accepted
+
+    def process_soon(self, conversation_id: int) -> None:
+        """Answer the conversation's waiting messages in the background (for a live customer)."""
+        self.spawn(self.process(conversation_id, live=True))
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let running work finish (bounded), then cancel what is left."""
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+    async def process(self, conversation_id: int, *, live: bool = False, probe: bool = False) -> bool:
+        """Answer the conversation's waiting messages in order; True if none is left waiting.
+
+        `live`: a customer is waiting right now (typing indicator; holding answer if Rasa fails).
+        `probe`: try Rasa even though it failed recently (the background retry).
+        """
+        async with self.locks.hold(f"conversation:{conversation_id}"):
+            conversation, pending = await self.crm.run(partial(_load_pending, conversation_id=conversation_id))
+            if not pending:
+                return True
+            done = await self._answer_in_order(conversation, pending, live=live, probe=probe)
+            if not done and live:
+                await self._hold(conversation)
+            return done
+
+    async def _answer_in_order(
+        self, conversation: ConversationRef, pending: list[_Pending], *, live: bool, probe: bool
+    ) -> bool:
+        outlet = self.outlets.get(conversation.channel)
+        if live and outlet is not None:
+            await outlet.typing(conversation.sender_id, True)
+        try:
+            for message in pending:
+                if not (probe or self.breaker.allows()):
+                    return False
+                if not await self._answer(conversation, message):
+                    return False
+                probe = False
+            return True
+        finally:
+            if live and outlet is not None:
+                await outlet.typing(conversation.sender_id, False)
+
+    async def _answer(self, conversation: ConversationRef, message: _Pending) -> bool:
+        """Get Rasa's replies to one message, store and deliver them; False if Rasa is unavailable."""
+        try:
+            replies = await self._replies_for(conversation, message)
+        except RasaUnavailable as error:
+            self.breaker.trip()
+            log.warning(
+                "rasa unavailable conversation=%s message=%s: %s", conversation.id, message.id, error
+            )
+            await self.crm.run(
+                partial(transcript.record_failed_attempt, message_id=message.id, error=str(error))
+            )
+            return False
+        except RasaRefused as error:
+            log.error("rasa refused conversation=%s message=%s: %s", conversation.id, message.id, error)
+            await self.crm.run(
+                partial(transcript.record_failed_attempt, message_id=message.id, error=str(error), give_up=True)
+            )
+            return True
+        self.breaker.reset()
+        outbound = await self.crm.run(
+            partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
+        )
+        log.info(
+            "inbound answered conversation=%s message=%s replies=%s", conversation.id, message.id, len(outbound)
+        )
+        await self.deliver(conversation.channel, outbound)
+        return True
+
+    async def _replies_for(self, conversation: ConversationRef, message: _Pending) -> list[Reply]:
+        if message.attempts > 0:
+            # An earlier try may have reached Rasa after all (we stopped waiting, it carried on):
+            # then its answer is in the tracker, and sending the message again would repeat it.
+            given = await self.rasa.replies_already_given(conversation.sender_id, message.id)
+            if given is not None:
+                return given
+        return await self.rasa.send_message(
+            conversation.sender_id,
+            message.rasa_text,
+            message_id=message.id,
+            channel=conversation.channel.value,
+            metadata=conversation.metadata,
+        )
+
+    async def _hold(self, conversation: ConversationRef) -> None:
+        """Tell the customer we have their message, once per wait (not once per message)."""
+        holding = await self.crm.run(partial(_store_holding, conversation=conversation))
+        if holding is not None:
+            log.info("holding answer conversation=%s message=%s", conversation.id, holding.id)
+            await self.deliver(conversation.channel, [holding])
+
+    async def deliver(self, channel: Channel, messages: Sequence[Outbound]) -> list[DeliveryStatus]:
+        """Hand stored outbound messages to their channel and record what happened."""
+        outlet = self.outlets.get(channel)
+        statuses = []
+        for message in messages:
+            if outlet is None:
+                result = DeliveryResult(
+                    DeliveryStatus.QUEUED, error=f"the {channel.value} channel is not running", attempted=False
+                )
+            else:
+                result = await outlet.deliver(message)
+            status = await self.crm.run(partial(_record_delivery, message=message, result=result))
+            log.info("outbound message=%s channel=%s status=%s", message.id, channel.value, status.value)
+            statuses.append(status)
+        return statuses
+
+    async def sweep(self) -> None:
+        """Retry waiting inbound messages (oldest conversation first) and failed deliveries."""
+        conversation_ids = await self.crm.run(partial(transcript.conversations_with_pending, limit=200))
+        for position, conversation_id in enumerate(conversation_ids):
+            if not await self.process(conversation_id, probe=position == 0):
+                break
+        await self.retry_deliveries()
+
+    async def retry_deliveries(self) -> None:
+        """Deliveries that failed for a passing reason (network, rate limit) get another try."""
+        before = utcnow() - timedelta(seconds=self.retry_seconds)
+        for channel in self.outlets:
+            if channel == Channel.WEB:  # web messages wait for the visitor to come back instead
+                continue
+            messages = await self.crm.run(
+                partial(_retryable, channel=channel, before=before, max_attempts=OUTBOUND_MAX_ATTEMPTS)
+            )
+            for conversation_id, message in messages:
+                async with self.locks.hold(f"conversation:{conversation_id}"):
+                    await self.deliver(channel, [message])
+
+    async def run_forever(self) -> None:
+        """The background retry loop; it starts at once, so messages stored before a restart go first."""
+        while True:
+            try:
+                await self.sweep()
+            except SQLAlchemyError as error:
+                log.warning("inbox sweep: CRM unavailable (%s)", type(error).__name__)
+            except Exception:  # the loop must outlive any one failure; it is logged, not hidden
+                log.exception("inbox sweep failed")
+            await asyncio.sleep(self.retry_seconds)
+
+
+def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
+    stored = transcript.store_inbound(
+        session=session,
+        sender_id=inbound.sender_id,
+        text=inbound.text,
+        payload=inbound.payload,
+        external_id=inbound.external_id,
+        profile=inbound.profile,
+    )
+    return Accepted(stored.conversation.id, stored.message.id, stored.duplicate, stored.message.created_at)
+
+
+def _load_pending(session: Session, *, conversation_id: int) -> tuple[ConversationRef, list[_Pending]]:
+    conversation = session.get_one(Conversation, conversation_id)
+    ref = conversation_ref(session, conversation)
+    pending = [
+        _Pending(m.id, str((m.payload or {}).get("rasa_text") or for_rasa(m.text or "")), m.attempts)
+        for m in transcript.pending_inbound(session=session, conversation_id=conversation_id)
+    ]
+    return ref, pending
+
+
+def conversation_ref(session: Session, conversation: Conversation) -> ConversationRef:
+    customer = session.get_one(Customer, conversation.customer_id)
+    metadata = {
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "language": customer.language,
+        "channel": conversation.channel.value,
+    }
+    return ConversationRef(conversation.id, conversation.sender_id, conversation.channel, metadata)
+
+
+def _store_replies(
+    session: Session, *, conversation: ConversationRef, message_id: int, replies: list[Reply]
+) -> list[Outbound]:
+    outbound = store_bot_replies(session, conversation=conversation, replies=replies)
+    transcript.mark_processed(session=session, message_id=message_id)
+    return outbound
+
+
+def store_bot_replies(
+    session: Session, *, conversation: ConversationRef, replies: list[Reply], extra: dict[str, Any] | None = None
+) -> list[Outbound]:
+    """Store the bot's replies as queued outbound messages."""
+    stored = []
+    for reply in replies:
+        payload = {**(reply.payload() or {}), **(extra or {})} or None
+        message = transcript.store_outbound(
+            session=session, conversation_id=conversation.id, author=Author.BOT, text=reply.text, payload=payload
+        )
+        stored.append(Outbound.of(message, conversation.sender_id))
+    return stored
+
+
+def _store_holding(session: Session, *, conversation: ConversationRef) -> Outbound | None:
+    if transcript.holding_sent_since_oldest_pending(session=session, conversation_id=conversation.id):
+        return None
+    message = transcript.store_outbound(
+        session=session,
+        conversation_id=conversation.id,
+        author=Author.SYSTEM,
+        text=wording.HOLDING,
+        payload={"kind": transcript.HOLDING},
+    )
+    return Outbound.of(message, conversation.sender_id)
+
+
+def _record_delivery(session: Session, *, message: Outbound, result: DeliveryResult) -> DeliveryStatus:
+    stored = transcript.record_delivery(
+        session=session,
+        message_id=message.id,
+        status=result.status,
+        external_id=result.external_id,
+        error=result.error,
+        attempted=result.attempted,
+    )
+    if stored.delivery_status == DeliveryStatus.QUEUED and stored.attempts >= OUTBOUND_MAX_ATTEMPTS:
+        stored.delivery_status = DeliveryStatus.FAILED
+    if result.unreachable:
+        transcript.mark_unreachable(session=session, sender_id=message.sender_id, reason=result.error or "")
+    return stored.delivery_status
+
+
+def _retryable(
+    session: Session, *, channel: Channel, before: datetime, max_attempts: int
+) -> list[tuple[int, Outbound]]:
+    messages: list[Message] = transcript.retryable_outbound(
+        session=session, channel=channel, before=before, max_attempts=max_attempts
+    )
+    return [(m.conversation_id, Outbound.of(m, m.conversation.sender_id)) for m in messages]

@@ -1,0 +1,159 @@
+"""Talk to the Rasa server over HTTP: the REST channel for customer messages, the HTTP API for
+proactive intents and for finding answers Rasa gave to a request we stopped waiting for."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+MESSAGE_ID_KEY = "careloop_message_id"  # in the metadata of the user event, to find it again
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa (or the action server behind it) did not answer in time or answered with an error."""
+
+
+class RasaRefused(RuntimeError):
+    """Rasa understood the request and refused it (e.g. an intent the domain does not have)."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"Rasa refused the request ({status}): {detail}")
+        self.status, self.detail = status, detail
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message the bot wants to send."""
+
+    text: str | None = None
+    buttons: tuple[Button, ...] = ()
+    image: str | None = None
+    custom: dict[str, Any] | None = field(default=None, hash=False)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Reply:
+        """A reply from the REST channel's JSON or a tracker's `bot` event data."""
+        buttons = tuple(
+            Button(str(b.get("title", "")), str(b.get("payload", "")))
+            for b in raw.get("buttons") or []
+            if isinstance(b, dict) and b.get("title")
+        )
+        text, image, custom = raw.get("text"), raw.get("image"), raw.get("custom")
+        return cls(
+            text=text if isinstance(text, str) and text else None,
+            buttons=buttons,
+            image=image if isinstance(image, str) and image.startswith(("https://", "http://")) else None,
+            custom=custom if isinstance(custom, dict) else None,
+        )
+
+    def payload(self) -> dict[str, Any] | None:
+        """What the transcript keeps besides the text."""
+        data: dict[str, Any] = {}
+        if self.buttons:
+            data["buttons"] = [{"title": b.title, "payload": b.payload} for b in self.buttons]
+        if self.image:
+            data["image"] = self.image
+        if self.custom:
+            data["custom"] = self.custom
+        return data or None
+
+
+class RasaClient:
+    """An async client for one Rasa server; `open()` before use, `close()` after."""
+
+    def __init__(self, url: str, token: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None):
+        self.url, self._token, self.timeout = url.rstrip("/"), token, timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def open(self) -> None:
+        self._client = httpx.AsyncClient(base_url=self.url, timeout=self.timeout, transport=self._transport)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send_message(
+        self, sender_id: str, text: str, *, message_id: int, channel: str, metadata: dict[str, Any]
+    ) -> list[Reply]:
+        """Post a customer message to the REST channel and return the bot's replies."""
+        body = {
+            "sender": sender_id,
+            "message": text,
+            "input_channel": channel,
+            "metadata": {**metadata, MESSAGE_ID_KEY: message_id},
+        }
+        data = await self._request("POST", "/webhooks/rest/webhook", json=body)
+        if not isinstance(data, list):
+            raise RasaUnavailable("the REST channel answered with something other than a list")
+        return [Reply.parse(item) for item in data if isinstance(item, dict)]
+
+    async def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any]) -> list[Reply]:
+        """Inject an intent into the conversation (proactive work) and return the bot's replies."""
+        path = f"/conversations/{_quote(sender_id)}/trigger_intent"
+        data = await self._request(
+            "POST", path, json={"name": intent, "entities": entities}, params={"token": self._token}
+        )
+        messages = data.get("messages") if isinstance(data, dict) else None
+        return [Reply.parse(item) for item in messages or [] if isinstance(item, dict)]
+
+    async def replies_already_given(self, sender_id: str, message_id: int) -> list[Reply] | None:
+        """If Rasa already handled our message `message_id` (we gave up waiting, it carried on),
+        the replies it gave; None if the message never reached the tracker."""
+        path = f"/conversations/{_quote(sender_id)}/tracker"
+        data = await self._request("GET", path, params={"token": self._token, "include_events": "ALL"})
+        events = data.get("events") if isinstance(data, dict) else None
+        replies: list[Reply] | None = None
+        for event in events or []:
+            kind = event.get("event")
+            if kind == "user":
+                if replies is not None:
+                    break
+                if (event.get("metadata") or {}).get(MESSAGE_ID_KEY) == message_id:
+                    replies = []
+            elif kind == "bot" and replies is not None:
+                replies.append(Reply.parse({"text": event.get("text"), **(event.get("data") or {})}))
+        return replies
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if self._client is None:
+            raise RuntimeError("RasaClient.open() was not called")
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as error:
+            raise RasaUnavailable(f"Rasa did not answer within {self.timeout:g} s") from error
+        except httpx.TransportError as error:
+            raise RasaUnavailable(f"Rasa is unreachable ({type(error).__name__})") from error
+        if response.status_code >= 500:
+            raise RasaUnavailable(f"Rasa answered {response.status_code}")
+        if response.status_code >= 400:
+            raise RasaRefused(response.status_code, _detail(response))
+        try:
+            return response.json()
+        except ValueError as error:
+            raise RasaUnavailable("Rasa answered with invalid JSON") from error
+
+
+def _quote(sender_id: str) -> str:
+    return quote(sender_id, safe=":")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("message") or body.get("reason") or body)[:200] if isinstance(body, dict) else ""

@@ -1,0 +1,21 @@
+"""What the gateway itself says to customers, when Rasa cannot or must not answer."""
+
+from __future__ import annotations
+
+HOLDING = "Thanks, I've got your message and will answer as soon as I can."
+TOO_LONG = (
+    "Sorry, that message is too long for me. Please keep it under {limit} characters, "
+    "or send it in a few parts."
+)
+EMPTY = "That message looks empty. What would you like to ask?"
+RATE_LIMITED = "You're sending messages faster than I can read them. Please wait a moment, then write again."
+UNSUPPORTED = "I can only read text messages for now. Please type your question."
+UNAVAILABLE = "Sorry, I couldn't take your message just now. Please try again in a minute."
+INVALID = "Sorry, I couldn't read that message."
+STALE_BUTTON = "Sorry, that button is no longer available. Please type what you need."
+LINKED = "Thanks! This chat is now linked to your customer account."
+LINK_INVALID = (
+    "That link has expired or isn't valid any more, so I couldn't link your account. "
+    "You can still chat with me here."
+)
+CHOOSE = "Please choose:"
