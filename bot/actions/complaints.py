@@ -132,7 +132,8 @@ class ActionFileComplaint(CRMAction):
             category=ComplaintCategory(slots.get("complaint_category") or "other"),
             description=slots.get("complaint_description"),
             order=order,
-            angry=slots.get("empathy") in ("angry", "repeat"),
+            angry=slots.get("empathy") == "angry",
+            said_again=slots.get("empathy") == "repeat",
             conversation=turn.conversation,
             now=now,
         )

@@ -95,12 +95,16 @@ def file_complaint(
     description: str | None,
     order: Order | None,
     angry: bool,
+    said_again: bool = False,
     conversation: Conversation | None = None,
     now: datetime | None = None,
 ) -> Filed:
-    """Create the case, route it, set its SLA, and log the business event."""
+    """Create the case, route it, set its SLA, and log the business event.
+
+    A repeat is a second complaint within 30 days, or a customer telling us it happened again.
+    """
     now = now or utcnow()
-    repeat = recent_complaints(session=session, customer_id=customer.id, now=now) > 0
+    repeat = said_again or recent_complaints(session=session, customer_id=customer.id, now=now) > 0
     severity = severity_for(
         category=category, angry=angry, repeat=repeat, order_value=float(order.total) if order else None
     )

@@ -16,7 +16,6 @@ MIN_EVIDENCE = 3  # cues needed before the stored temperament changes
 CUES: dict[Temperament, tuple[str, ...]] = {
     Temperament.DEPENDENT: (
         "what should i",
-        "what do you recommend",
         "recommend",
         "help me choose",
         "not sure",

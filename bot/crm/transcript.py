@@ -241,17 +241,22 @@ def mark_delivered(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def undelivered_outbound(*, session: Session, conversation_id: int) -> list[Message]:
-    """Outbound messages still waiting for the customer (e.g. a web visitor who was away)."""
+def undelivered_outbound(
+    *, session: Session, conversation_id: int, unconfirmed: bool = False, limit: int = 200
+) -> list[Message]:
+    """Outbound messages still waiting for the customer (e.g. a web visitor who was away);
+    `unconfirmed`: also those sent but not confirmed by the customer's device."""
+    statuses = [DeliveryStatus.QUEUED, DeliveryStatus.SENT] if unconfirmed else [DeliveryStatus.QUEUED]
     return list(
         session.scalars(
             select(Message)
             .where(
                 Message.conversation_id == conversation_id,
                 Message.direction == Direction.OUTBOUND,
-                Message.delivery_status == DeliveryStatus.QUEUED,
+                Message.delivery_status.in_(statuses),
             )
             .order_by(Message.id)
+            .limit(limit)
         )
     )
 
@@ -259,7 +264,8 @@ def undelivered_outbound(*, session: Session, conversation_id: int) -> list[Mess
 def retryable_outbound(
     *, session: Session, channel: Channel, before: datetime, max_attempts: int, limit: int = 100
 ) -> list[Message]:
-    """Queued outbound messages on `channel` whose delivery failed for a passing reason."""
+    """Queued outbound messages on `channel` created before `before` (so not being sent right now)
+    that have not used up their attempts."""
     return list(
         session.scalars(
             select(Message)
@@ -268,7 +274,6 @@ def retryable_outbound(
                 Conversation.channel == channel,
                 Message.direction == Direction.OUTBOUND,
                 Message.delivery_status == DeliveryStatus.QUEUED,
-                Message.attempts > 0,
                 Message.attempts < max_attempts,
                 Message.created_at < before,
             )
@@ -398,8 +403,8 @@ def link_identity(
     return identity
 
 
-def proactive_result(*, session: Session, customer_id: int, idempotency_key: str) -> list[int] | None:
-    """The outbound message ids an earlier proactive request with this key produced, if any."""
+def proactive_result(*, session: Session, customer_id: int, idempotency_key: str) -> dict[str, Any] | None:
+    """What an earlier proactive request with this key did ({conversation_id, message_ids, …})."""
     entries = session.scalars(
         select(AuditLog.details).where(
             AuditLog.entity == "customer",
@@ -409,7 +414,7 @@ def proactive_result(*, session: Session, customer_id: int, idempotency_key: str
     )
     for details in entries:
         if details.get("idempotency_key") == idempotency_key:
-            return [int(i) for i in details.get("message_ids", [])]
+            return dict(details)
     return None
 
 

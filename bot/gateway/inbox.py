@@ -153,7 +153,9 @@ class Inbox:
         `probe`: try Rasa even though it failed recently (the background retry).
         """
         async with self.locks.hold(f"conversation:{conversation_id}"):
-            conversation, pending = await self.crm.run(partial(_load_pending, conversation_id=conversation_id))
+            conversation, pending = await self.crm.run(
+                partial(_load_pending, conversation_id=conversation_id)
+            )
             if not pending:
                 return True
             done = await self._answer_in_order(conversation, pending, live=live, probe=probe)
@@ -185,9 +187,7 @@ class Inbox:
             replies = await self._replies_for(conversation, message)
         except RasaUnavailable as error:
             self.breaker.trip()
-            log.warning(
-                "rasa unavailable conversation=%s message=%s: %s", conversation.id, message.id, error
-            )
+            log.warning("rasa unavailable conversation=%s message=%s: %s", conversation.id, message.id, error)
             await self.crm.run(
                 partial(transcript.record_failed_attempt, message_id=message.id, error=str(error))
             )
@@ -195,7 +195,9 @@ class Inbox:
         except RasaRefused as error:
             log.error("rasa refused conversation=%s message=%s: %s", conversation.id, message.id, error)
             await self.crm.run(
-                partial(transcript.record_failed_attempt, message_id=message.id, error=str(error), give_up=True)
+                partial(
+                    transcript.record_failed_attempt, message_id=message.id, error=str(error), give_up=True
+                )
             )
             return True
         self.breaker.reset()
@@ -203,7 +205,10 @@ class Inbox:
             partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
         )
         log.info(
-            "inbound answered conversation=%s message=%s replies=%s", conversation.id, message.id, len(outbound)
+            "inbound answered conversation=%s message=%s replies=%s",
+            conversation.id,
+            message.id,
+            len(outbound),
         )
         await self.deliver(conversation.channel, outbound)
         return True
@@ -237,7 +242,9 @@ class Inbox:
         for message in messages:
             if outlet is None:
                 result = DeliveryResult(
-                    DeliveryStatus.QUEUED, error=f"the {channel.value} channel is not running", attempted=False
+                    DeliveryStatus.QUEUED,
+                    error=f"the {channel.value} channel is not running",
+                    attempted=False,
                 )
             else:
                 result = await outlet.deliver(message)
@@ -321,14 +328,22 @@ def _store_replies(
 
 
 def store_bot_replies(
-    session: Session, *, conversation: ConversationRef, replies: list[Reply], extra: dict[str, Any] | None = None
+    session: Session,
+    *,
+    conversation: ConversationRef,
+    replies: list[Reply],
+    extra: dict[str, Any] | None = None,
 ) -> list[Outbound]:
     """Store the bot's replies as queued outbound messages."""
     stored = []
     for reply in replies:
         payload = {**(reply.payload() or {}), **(extra or {})} or None
         message = transcript.store_outbound(
-            session=session, conversation_id=conversation.id, author=Author.BOT, text=reply.text, payload=payload
+            session=session,
+            conversation_id=conversation.id,
+            author=Author.BOT,
+            text=reply.text,
+            payload=payload,
         )
         stored.append(Outbound.of(message, conversation.sender_id))
     return stored

@@ -73,7 +73,9 @@ class Reply:
 class RasaClient:
     """An async client for one Rasa server; `open()` before use, `close()` after."""
 
-    def __init__(self, url: str, token: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self, url: str, token: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+    ):
         self.url, self._token, self.timeout = url.rstrip("/"), token, timeout
         self._transport = transport
         self._client: httpx.AsyncClient | None = None

@@ -95,7 +95,9 @@ class Reception:
             return Receipt(refusal=Refusal("unavailable", wording.UNAVAILABLE))
 
 
-def _offered_button(session: Session, *, sender_id: str, message_id: int, index: int) -> dict[str, str] | None:
+def _offered_button(
+    session: Session, *, sender_id: str, message_id: int, index: int
+) -> dict[str, str] | None:
     conversation = transcript.find_conversation(session=session, sender_id=sender_id)
     if conversation is None:
         return None

@@ -58,13 +58,30 @@ def action_service(settings: Settings) -> Service:
     )
 
 
+def gateway_service(settings: Settings) -> Service:
+    return Service(
+        name="gateway",
+        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "bot.gateway"],
+        url=settings.gateway_url,
+        health_url=f"{settings.gateway_url}/health",
+        description="gateway: web chat, Telegram, internal API (the only door for customers)",
+        env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+
+
 def careloop_services(settings: Settings, model: Path) -> list[Service]:
-    """Every service CareLoop runs, in start order (actions first: Rasa calls them)."""
-    return [action_service(settings), rasa_service(settings, model)]
+    """Every service CareLoop runs, in start order (actions first: Rasa calls them; the gateway
+    last: it forwards to Rasa)."""
+    return [action_service(settings), rasa_service(settings, model), gateway_service(settings)]
 
 
 def describe(settings: Settings, services: list[Service]) -> str:
     rows = [f"  {s.name:<10} {s.url:<26} {s.description}" for s in services]
+    if any(s.name == "gateway" for s in services):
+        rows.append(f"  {'shop':<10} {settings.gateway_url + '/':<26} demo shop page with the chat widget")
+        mode = "webhook" if settings.telegram_webhook_url else "long polling"
+        telegram = f"on ({mode})" if settings.telegram_bot_token else "off (set TELEGRAM_BOT_TOKEN in .env)"
+        rows.append(f"  {'telegram':<10} {telegram}")
     crm = settings.database_url.split("@")[-1]  # never print a password
     return "\n".join(
         [

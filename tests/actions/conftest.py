@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from bot.actions.base import current_settings
@@ -62,3 +63,25 @@ def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
         yield session
     engine.dispose()
     current_settings.cache_clear()
+
+
+def context(customer: Any, *, open_case: str | None = None, temperament: str | None = None) -> list[Any]:
+    """The slots every CRM action sets first, for a customer as stored."""
+    from rasa_sdk.events import SlotSet
+
+    return [
+        SlotSet("customer_id", float(customer.id)),
+        SlotSet("customer_name", customer.first_name),
+        SlotSet("segment", customer.segment.value),
+        SlotSet("temperament", temperament or customer.temperament.value),
+        SlotSet("open_case", open_case),
+        SlotSet("system_trouble", False),
+    ]
+
+
+async def run_action(action: Any, tracker: Tracker) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
+    from rasa_sdk.executor import CollectingDispatcher
+
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker, {})
+    return events, dispatcher

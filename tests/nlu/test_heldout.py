@@ -105,7 +105,9 @@ def test_heldout_asks_about_every_faq_topic(
 ) -> None:
     trained_topics = {i for i in training if base_intent(i) == "faq"}
     assert trained_topics, "no faq/<topic> examples in the training data"
-    assert {t: len(heldout.get(t, [])) for t in trained_topics if len(heldout.get(t, [])) < MIN_PER_FAQ_TOPIC} == {}
+    assert {
+        t: len(heldout.get(t, [])) for t in trained_topics if len(heldout.get(t, [])) < MIN_PER_FAQ_TOPIC
+    } == {}
 
 
 @pytest.mark.rasa

@@ -1,4 +1,4 @@
-"""The Rasa project is valid: `rasa data validate --fail-on-warnings` passes, warning only where Rasa 3.6 is wrong."""
+"""The Rasa project is valid: `rasa data validate` passes, warning only where Rasa 3.6 is wrong."""
 
 from __future__ import annotations
 

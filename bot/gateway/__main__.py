@@ -1,0 +1,40 @@
+"""Run the gateway: `python -m bot.gateway` (the supervisor does this for `make run`)."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from bot.gateway.app import create_app
+from bot.settings import PROJECT_ROOT, Settings
+
+MAX_WEBSOCKET_FRAME = 256 * 1024  # far above the message limit, so a long message gets a clear answer
+
+
+def configure_logging(level: str) -> None:
+    """One line per event with the logger's name; chatty HTTP clients only from WARNING."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(logging.getLevelName(level), logging.INFO))
+
+
+def main() -> None:
+    from bot.ops.envfile import load_env_file
+
+    load_env_file(PROJECT_ROOT / ".env")
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway_host,
+        port=settings.gateway_port,
+        log_config=None,  # keep the logging configured above
+        ws_max_size=MAX_WEBSOCKET_FRAME,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

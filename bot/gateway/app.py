@@ -1,0 +1,140 @@
+"""The gateway's ASGI application: `create_app(settings)` wires the channels, the inbox and Rasa."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from bot.crm.models import Channel
+from bot.gateway.inbox import Inbox
+from bot.gateway.outlets import Outlet
+from bot.gateway.pages import demo_shop
+from bot.gateway.proactive import InternalApi
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.reception import Reception
+from bot.gateway.store import Crm
+from bot.gateway.telegram import TelegramChannel
+from bot.gateway.telegram_outlet import TelegramOutlet
+from bot.gateway.web import WebChat, WebOutlet
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Gateway:
+    """Everything one gateway process holds; `app.state.gateway` in the ASGI app."""
+
+    settings: Settings
+    crm: Crm
+    rasa: RasaClient
+    inbox: Inbox
+    reception: Reception
+    web: WebChat
+    internal: InternalApi
+    telegram: TelegramChannel | None
+
+    def telegram_state(self) -> str:
+        return self.telegram.state if self.telegram else "off"
+
+    def telegram_username(self) -> str | None:
+        application = self.telegram.application if self.telegram else None
+        if application is None or self.telegram_state() != "running":
+            return None
+        return application.bot.username
+
+
+def build_gateway(settings: Settings) -> Gateway:
+    """Create the gateway's parts (no I/O: connections open in the app's lifespan)."""
+    crm = Crm(settings.database_url)
+    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.gateway_rasa_timeout)
+    web_outlet = WebOutlet()
+    outlets: dict[Channel, Outlet] = {Channel.WEB: web_outlet}
+    telegram_outlet = TelegramOutlet() if settings.telegram_bot_token else None
+    if telegram_outlet is not None:
+        outlets[Channel.TELEGRAM] = telegram_outlet
+    inbox = Inbox(crm=crm, rasa=rasa, outlets=outlets, retry_seconds=settings.gateway_retry_seconds)
+    reception = Reception(
+        inbox, max_chars=settings.gateway_max_message_chars, per_minute=settings.gateway_rate_limit_per_minute
+    )
+    web = WebChat(
+        secret_key=settings.secret_key,
+        inbox=inbox,
+        reception=reception,
+        outlet=web_outlet,
+        allowed_origins=settings.webchat_allowed_origins,
+    )
+    telegram = (
+        TelegramChannel(settings, inbox=inbox, reception=reception, outlet=telegram_outlet)
+        if telegram_outlet is not None
+        else None
+    )
+    gateway = Gateway(settings, crm, rasa, inbox, reception, web, None, telegram)  # type: ignore[arg-type]
+    gateway.internal = InternalApi(
+        token=settings.internal_api_token,
+        secret_key=settings.secret_key,
+        inbox=inbox,
+        channels=list(outlets),
+        telegram_username=gateway.telegram_username,
+    )
+    return gateway
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The gateway as an ASGI app."""
+    gateway = build_gateway(settings)
+
+    async def health(request: Request) -> Response:
+        """The gateway answers (Rasa's state is not its health: it copes without Rasa)."""
+        return JSONResponse({"status": "ok", "telegram": gateway.telegram_state()})
+
+    async def telegram_webhook(request: Request) -> Response:
+        if gateway.telegram is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return await gateway.telegram.webhook(request)
+
+    routes = [
+        Route("/", demo_shop, methods=["GET"]),
+        Route("/demo", demo_shop, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/internal/proactive", gateway.internal.proactive, methods=["POST"]),
+        Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),
+        Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
+        Mount("/webchat", app=gateway.web.app()),
+    ]
+    app = Starlette(routes=routes, lifespan=lambda app: _lifespan(gateway))
+    app.state.gateway = gateway
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
+    gateway.crm.start()
+    await gateway.rasa.open()
+    background = [asyncio.create_task(gateway.inbox.run_forever(), name="inbox")]
+    if gateway.telegram is not None:
+        background.append(asyncio.create_task(gateway.telegram.run(), name="telegram"))
+    log.info("gateway started telegram=%s", gateway.telegram.mode if gateway.telegram else "off")
+    try:
+        yield
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        if gateway.telegram is not None:
+            with contextlib.suppress(Exception):  # shutting down: a half-started bot must not block it
+                await gateway.telegram.stop()
+        await gateway.inbox.drain()
+        await gateway.rasa.close()
+        gateway.crm.close()
+        log.info("gateway stopped")
