@@ -152,6 +152,32 @@ def resolve_complaint(
     plan_followup(session=session, complaint=complaint, due=now + FOLLOWUP_AFTER_RESOLUTION)
 
 
+def reopen_complaint(
+    *,
+    session: Session,
+    complaint: Complaint,
+    customer: Customer,
+    conversation: Conversation | None = None,
+    now: datetime | None = None,
+) -> None:
+    """The fix did not hold: reopen with high severity and a fresh SLA, and revisit again later."""
+    now = now or utcnow()
+    complaint.status = ComplaintStatus.REOPENED
+    complaint.severity = Severity.HIGH
+    complaint.sla_due_at = sla_due(severity=Severity.HIGH, segment=customer.segment, now=now)
+    complaint.followup_done_at = now
+    complaint.resolved_at = None
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="complaint_reopened",
+        data={"complaint_id": complaint.id},
+        now=now,
+    )
+    session.flush()
+
+
 def plan_followup(*, session: Session, complaint: Complaint, due: datetime) -> Delivery:
     """Queue (or move) the one revisit of this case; the scheduler sends it once it is resolved."""
     key = followup_key(complaint.id)

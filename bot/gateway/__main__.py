@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 
@@ -10,6 +11,21 @@ from bot.gateway.app import create_app
 from bot.settings import PROJECT_ROOT, Settings
 
 MAX_WEBSOCKET_FRAME = 256 * 1024  # far above the message limit, so a long message gets a clear answer
+
+
+def server_config(app: Any, *, host: str, port: int, **overrides: Any) -> uvicorn.Config:
+    """How the gateway is served (tests serve it the same way)."""
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,  # keep the process's logging configuration
+        # rasa-sdk pins websockets 10.4, which only uvicorn's "websockets" (legacy) protocol supports.
+        "ws": "websockets",
+        "ws_max_size": MAX_WEBSOCKET_FRAME,
+        "proxy_headers": False,
+        **overrides,
+    }
+    return uvicorn.Config(app, **options)
 
 
 def configure_logging(level: str) -> None:
@@ -26,14 +42,8 @@ def main() -> None:
     load_env_file(PROJECT_ROOT / ".env")
     settings = Settings.from_env()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_config=None,  # keep the logging configured above
-        ws_max_size=MAX_WEBSOCKET_FRAME,
-        proxy_headers=False,
-    )
+    app = create_app(settings)
+    uvicorn.Server(server_config(app, host=settings.gateway_host, port=settings.gateway_port)).run()
 
 
 if __name__ == "__main__":

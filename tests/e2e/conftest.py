@@ -44,8 +44,27 @@ class Stack:
         replies: list[dict[str, object]] = response.json()
         return replies
 
+    def trigger(
+        self, sender_id: str, intent: str, entities: dict[str, object] | None = None
+    ) -> list[dict[str, object]]:
+        """Trigger an EXTERNAL_* intent as the scheduler does, and return the bot's replies."""
+        response = httpx.post(
+            f"{self.settings.rasa_url}/conversations/{sender_id}/trigger_intent",
+            params={"token": self.settings.rasa_token},
+            json={"name": intent, "entities": entities or {}},
+            timeout=60,
+        )
+        response.raise_for_status()
+        messages: list[dict[str, object]] = response.json()["messages"]
+        return messages
+
     def crm(self) -> Session:
-        return Session(make_engine(self.settings.database_url))
+        return Session(make_engine(self.settings.database_url), expire_on_commit=False)
+
+
+def texts(replies: list[dict[str, object]]) -> str:
+    """All reply texts as one string, for assertions about what the customer reads."""
+    return "\n".join(str(r.get("text", "")) for r in replies)
 
 
 @pytest.fixture(scope="session")
