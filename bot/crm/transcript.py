@@ -210,7 +210,9 @@ def record_delivery(
 ) -> Message:
     """Record what happened when a channel tried to deliver an outbound message."""
     message = session.get_one(Message, message_id)
-    message.delivery_status = status
+    # The customer's device may confirm a message before the sender has recorded sending it.
+    if not (message.delivery_status == DeliveryStatus.DELIVERED and status == DeliveryStatus.SENT):
+        message.delivery_status = status
     message.attempts += 1 if attempted else 0
     message.error = error[:MAX_ERROR] if error else None
     if external_id is not None:

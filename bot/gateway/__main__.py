@@ -19,10 +19,11 @@ def server_config(app: Any, *, host: str, port: int, **overrides: Any) -> uvicor
         "host": host,
         "port": port,
         "log_config": None,  # keep the process's logging configuration
-        # rasa-sdk pins websockets 10.4, which only uvicorn's "websockets" (legacy) protocol supports.
-        "ws": "websockets",
+        # rasa-sdk pins websockets 10.4, too old for uvicorn's default protocol; wsproto is current.
+        "ws": "wsproto",
         "ws_max_size": MAX_WEBSOCKET_FRAME,
         "proxy_headers": False,
+        "timeout_graceful_shutdown": 5,  # open chat sockets must not hold up a restart
         **overrides,
     }
     return uvicorn.Config(app, **options)

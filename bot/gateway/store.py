@@ -11,8 +11,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from sqlalchemy.orm import Session
-
 from bot.crm.db import session_scope
 
 T = TypeVar("T")
@@ -31,12 +29,12 @@ class Crm:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in one transaction on the CRM thread; return plain data from it."""
+    async def run(self, work: Callable[..., T]) -> T:
+        """Run `work(session=…)` in one transaction on the CRM thread; return plain data from it."""
         if self._executor is None:
             raise RuntimeError("Crm.start() was not called")
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._transaction, work)
 
-    def _transaction(self, work: Callable[[Session], T]) -> T:
+    def _transaction(self, work: Callable[..., T]) -> T:
         with session_scope(self.database_url) as session:
-            return work(session)
+            return work(session=session)

@@ -132,11 +132,13 @@ def print_summary(figures: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="model archive (default: newest models/careloop-*.tar.gz)")
+    parser.add_argument("--out", type=Path, help="keep Rasa's reports (errors, confusions) in this directory")
     args = parser.parse_args(argv)
     model = (args.model or newest_model()).resolve()
     with tempfile.TemporaryDirectory(prefix="careloop-nlu-eval-") as tmp:
-        run_rasa_test(model, Path(tmp))
-        figures = summarise(Path(tmp), model)
+        out_dir = args.out.resolve() if args.out else Path(tmp)
+        run_rasa_test(model, out_dir)
+        figures = summarise(out_dir, model)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(json.dumps(figures, indent=2) + "\n")
     print_summary(figures)

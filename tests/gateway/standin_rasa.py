@@ -1,0 +1,100 @@
+"""A stand-in for the Rasa server at the network boundary: the REST webhook, trigger_intent and the
+tracker, with switches for the faults the gateway must survive (errors, slowness)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+TOKEN = "standin-rasa-token"
+MENU = [
+    {"title": "Track my order", "payload": "/check_order_status"},
+    {"title": "Talk to a person", "payload": "/request_human"},
+]
+
+
+def default_replies(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """`menu` gets buttons, `long` a very long answer, anything else is echoed."""
+    message = body["message"]
+    if message == "menu":
+        return [{"text": "What can I do for you?", "buttons": MENU}]
+    if message == "long":
+        return [{"text": "\n".join(f"Line {n}: " + "x" * 90 for n in range(100))}]
+    if message == "silence":
+        return []
+    return [{"text": f"You said: {message}"}]
+
+
+class StandInRasa:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.webhook_calls: list[dict[str, Any]] = []
+        self.trigger_calls: list[dict[str, Any]] = []
+        self.events: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.replies: Callable[[dict[str, Any]], list[dict[str, Any]]] = default_replies
+        self.on_message: Callable[[dict[str, Any]], None] | None = None  # runs when a message arrives
+        self.status = 200  # anything else: answer with this status and no replies
+        self.delay = 0.0  # seconds to think before answering (the tracker already has the answer)
+        self.intents = {"EXTERNAL_checkin": [{"text": "Hi again! Is everything fine with your order?"}]}
+        self.url = ""  # set once it is served
+
+    @property
+    def messages(self) -> list[str]:
+        with self.lock:
+            return [call["message"] for call in self.webhook_calls]
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/webhooks/rest/webhook", self.webhook, methods=["POST"]),
+                Route("/conversations/{sender:path}/trigger_intent", self.trigger_intent, methods=["POST"]),
+                Route("/conversations/{sender:path}/tracker", self.tracker, methods=["GET"]),
+            ]
+        )
+
+    async def webhook(self, request: Request) -> Response:
+        body = await request.json()
+        if self.on_message is not None:
+            await asyncio.to_thread(self.on_message, body)
+        if self.status != 200:
+            return JSONResponse({"error": "broken"}, status_code=self.status)
+        replies = [{"recipient_id": body["sender"], **r} for r in self.replies(body)]
+        with self.lock:
+            self.webhook_calls.append(body)
+            self.events[body["sender"]].append(
+                {"event": "user", "text": body["message"], "metadata": body.get("metadata") or {}}
+            )
+            for reply in replies:
+                data = {k: v for k, v in reply.items() if k not in ("text", "recipient_id")}
+                self.events[body["sender"]].append({"event": "bot", "text": reply.get("text"), "data": data})
+        await asyncio.sleep(self.delay)
+        return JSONResponse(replies)
+
+    async def trigger_intent(self, request: Request) -> Response:
+        if request.query_params.get("token") != TOKEN:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if self.status != 200:
+            return JSONResponse({"error": "broken"}, status_code=self.status)
+        body = await request.json()
+        sender = request.path_params["sender"]
+        with self.lock:
+            self.trigger_calls.append({"sender": sender, **body})
+        if body.get("name") not in self.intents:
+            return JSONResponse({"message": f"The intent {body.get('name')} does not exist"}, status_code=404)
+        messages = [{"recipient_id": sender, **m} for m in self.intents[body["name"]]]
+        return JSONResponse({"tracker": {"sender_id": sender}, "messages": messages})
+
+    async def tracker(self, request: Request) -> Response:
+        if request.query_params.get("token") != TOKEN:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        with self.lock:
+            events = list(self.events.get(request.path_params["sender"], []))
+        return JSONResponse({"sender_id": request.path_params["sender"], "events": events})
