@@ -1,0 +1,1 @@
+"""The agent console and admin pages, served by the gateway under /console."""
