@@ -43,6 +43,12 @@ class Settings:
     gateway_max_message_chars: int
     gateway_rate_limit_per_minute: int
     webchat_allowed_origins: tuple[str, ...]
+    scheduler_url: str
+    quiet_hours: str
+    outreach_weekly_cap: int
+    outreach_rate_per_second: float
+    holidays: tuple[str, ...]
+    business_timezone: str
 
     @property
     def rasa_port(self) -> int:
@@ -51,6 +57,10 @@ class Settings:
     @property
     def action_server_port(self) -> int:
         return _port_of(self.action_server_url, "ACTION_SERVER_URL")
+
+    @property
+    def scheduler_port(self) -> int:
+        return _port_of(self.scheduler_url, "SCHEDULER_URL")
 
     @property
     def gateway_port(self) -> int:
@@ -91,6 +101,12 @@ class Settings:
             gateway_max_message_chars=int(_number(env, "GATEWAY_MAX_MESSAGE_CHARS", 4000)),
             gateway_rate_limit_per_minute=int(_number(env, "GATEWAY_RATE_LIMIT_PER_MINUTE", 20)),
             webchat_allowed_origins=_list(env, "WEBCHAT_ALLOWED_ORIGINS", "*"),
+            scheduler_url=_url(env, "SCHEDULER_URL", "http://127.0.0.1:5056"),
+            quiet_hours=env.get("OUTREACH_QUIET_HOURS") or "21:00-09:00",
+            outreach_weekly_cap=int(_number(env, "OUTREACH_WEEKLY_CAP", 3)),
+            outreach_rate_per_second=_number(env, "OUTREACH_RATE_PER_SECOND", 25.0),
+            holidays=_list(env, "OUTREACH_HOLIDAYS", "12-25 Christmas,01-01 New Year"),
+            business_timezone=env.get("BUSINESS_TIMEZONE") or "Europe/Berlin",
         )
         settings.check_secrets()
         settings.check_telegram()
@@ -123,6 +139,12 @@ class Settings:
             "GATEWAY_MAX_MESSAGE_CHARS": str(self.gateway_max_message_chars),
             "GATEWAY_RATE_LIMIT_PER_MINUTE": str(self.gateway_rate_limit_per_minute),
             "WEBCHAT_ALLOWED_ORIGINS": ",".join(self.webchat_allowed_origins),
+            "SCHEDULER_URL": self.scheduler_url,
+            "OUTREACH_QUIET_HOURS": self.quiet_hours,
+            "OUTREACH_WEEKLY_CAP": str(self.outreach_weekly_cap),
+            "OUTREACH_RATE_PER_SECOND": repr(self.outreach_rate_per_second),
+            "OUTREACH_HOLIDAYS": ",".join(self.holidays),
+            "BUSINESS_TIMEZONE": self.business_timezone,
         }
 
     def check_secrets(self) -> None:

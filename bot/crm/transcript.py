@@ -60,7 +60,9 @@ def store_inbound(
     """Store a customer's message as received, creating the customer on first contact."""
     now = now or utcnow()
     profile = profile or Profile()
-    customer = _customer_for(session=session, sender_id=sender_id, profile=profile, now=now)
+    customer, created = _customer_for(session=session, sender_id=sender_id, profile=profile, now=now)
+    if created:  # Rasa is told, so that the greeting can welcome a newcomer as one
+        payload = {**(payload or {}), "first_contact": True}
     conversation = ensure_conversation(session=session, sender_id=sender_id, customer=customer)
     if external_id is not None:
         earlier = session.scalar(
@@ -89,10 +91,12 @@ def store_inbound(
     return StoredInbound(message, conversation, customer, duplicate=False)
 
 
-def _customer_for(*, session: Session, sender_id: str, profile: Profile, now: datetime) -> Customer:
+def _customer_for(
+    *, session: Session, sender_id: str, profile: Profile, now: datetime
+) -> tuple[Customer, bool]:
     identity = find_identity(session=session, sender_id=sender_id)
     if identity is None:
-        customer, _ = get_or_create_customer(
+        return get_or_create_customer(
             session=session,
             sender_id=sender_id,
             first_name=profile.first_name,
@@ -100,9 +104,8 @@ def _customer_for(*, session: Session, sender_id: str, profile: Profile, now: da
             language=profile.language,
             now=now,
         )
-        return customer
     _refresh_identity(identity, profile, now)
-    return identity.customer
+    return identity.customer, False
 
 
 def _refresh_identity(identity: ChannelIdentity, profile: Profile, now: datetime) -> None:

@@ -75,6 +75,7 @@ class DeliveryStatus(str, enum.Enum):
     RECEIVED = "received"  # inbound, stored before anything else happens
     PROCESSED = "processed"  # inbound, answered by the bot or routed to a person
     QUEUED = "queued"
+    SENDING = "sending"  # claimed by one scheduler process; the gateway's idempotency key covers a crash
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"

@@ -40,6 +40,8 @@ class Delivery(Base):
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaign.id", ondelete="CASCADE"), index=True)
     complaint_id: Mapped[int | None] = mapped_column(ForeignKey("complaint.id", ondelete="SET NULL"))
     status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # entities for the EXTERNAL_* intent
+    attempts: Mapped[int] = mapped_column(default=0)
     skip_reason: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(String(300))
     scheduled_for: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,1 @@
+"""Proactive outreach: check-ins and campaigns, safely, through one policy gate."""

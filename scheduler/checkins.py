@@ -1,0 +1,192 @@
+"""Find who should hear from us, from CRM state: one idempotent delivery per occasion."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    Complaint,
+    ComplaintStatus,
+    Customer,
+    Delivery,
+    DeliveryStatus,
+    InteractionEvent,
+    Order,
+    OrderStatus,
+    OutreachKind,
+    Segment,
+)
+from scheduler.policy import zone_of
+
+# A customer is "quiet" after this many days without contact, by segment: valuable customers are
+# missed sooner; below-zero customers are not chased.
+SILENCE_DAYS = {Segment.MVC: 30, Segment.MCC: 21, Segment.STANDARD: 60}
+GREETING_HOUR = time(10, 0)  # local time for birthday and holiday greetings
+DELIVERY_CHECK_AFTER = timedelta(days=2)
+
+
+def enqueue(
+    *,
+    session: Session,
+    key: str,
+    kind: OutreachKind,
+    customer_id: int,
+    scheduled_for: datetime,
+    payload: dict[str, Any] | None = None,
+    campaign_id: int | None = None,
+    complaint_id: int | None = None,
+) -> bool:
+    """Create the delivery unless its idempotency key exists; True if created."""
+    if session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)) is not None:
+        return False
+    delivery = Delivery(
+        idempotency_key=key,
+        kind=kind,
+        customer_id=customer_id,
+        campaign_id=campaign_id,
+        complaint_id=complaint_id,
+        status=DeliveryStatus.QUEUED,
+        scheduled_for=scheduled_for,
+        payload=payload or {},
+    )
+    try:
+        with session.begin_nested():
+            session.add(delivery)
+    except IntegrityError:  # another process created it between our look-up and insert
+        return False
+    return True
+
+
+def local_moment(customer: Customer, day: date, at: time) -> datetime:
+    """`at` on `day` in the customer's time zone, as an aware datetime."""
+    return datetime.combine(day, at, tzinfo=zone_of(customer))
+
+
+def complaint_followups(*, session: Session, now: datetime) -> int:
+    """Revisits of resolved cases whose follow-up is due (filing queued most of them already)."""
+    created = 0
+    for complaint in session.scalars(
+        select(Complaint).where(
+            Complaint.status == ComplaintStatus.RESOLVED,
+            Complaint.followup_done_at.is_(None),
+            Complaint.followup_due_at <= now,
+        )
+    ):
+        created += enqueue(
+            session=session,
+            key=f"complaint_followup:complaint:{complaint.id}",
+            kind=OutreachKind.COMPLAINT_FOLLOWUP,
+            customer_id=complaint.customer_id,
+            complaint_id=complaint.id,
+            scheduled_for=complaint.followup_due_at or now,
+            payload={"complaint_id": str(complaint.id)},
+        )
+    # Deliveries queued at filing time learn which case they are about.
+    for delivery in session.scalars(
+        select(Delivery).where(
+            Delivery.kind == OutreachKind.COMPLAINT_FOLLOWUP, Delivery.status == DeliveryStatus.QUEUED
+        )
+    ):
+        if delivery.complaint_id and not delivery.payload:
+            delivery.payload = {"complaint_id": str(delivery.complaint_id)}
+    return created
+
+
+def delivery_checks(*, session: Session, now: datetime) -> int:
+    """A short satisfaction check two days after an order arrived."""
+    created = 0
+    window_start = now - DELIVERY_CHECK_AFTER - timedelta(days=1)
+    for order in session.scalars(
+        select(Order).where(
+            Order.status == OrderStatus.DELIVERED,
+            Order.delivered_at <= now - DELIVERY_CHECK_AFTER,
+            Order.delivered_at > window_start,
+        )
+    ):
+        created += enqueue(
+            session=session,
+            key=f"delivery_check:order:{order.id}",
+            kind=OutreachKind.DELIVERY_CHECK,
+            customer_id=order.customer_id,
+            scheduled_for=now,
+            payload={"order_id": order.number},
+        )
+    return created
+
+
+def silences(*, session: Session, now: datetime) -> int:
+    """A caring check-in for customers who used to talk or buy and have gone quiet for too long."""
+    created = 0
+    used_to_engage = exists().where(Order.customer_id == Customer.id) | exists().where(
+        InteractionEvent.customer_id == Customer.id
+    )
+    for segment, days in SILENCE_DAYS.items():
+        quiet_since = now - timedelta(days=days)
+        for customer_id in session.scalars(
+            select(Customer.id).where(
+                Customer.segment == segment,
+                Customer.erased_at.is_(None),
+                Customer.last_contact_at < quiet_since,
+                Customer.last_contact_at >= quiet_since - timedelta(days=days),
+                used_to_engage,
+            )
+        ):
+            created += enqueue(
+                session=session,
+                key=f"silence:customer:{customer_id}:{now:%Y-%m}",
+                kind=OutreachKind.SILENCE,
+                customer_id=customer_id,
+                scheduled_for=now,
+            )
+    return created
+
+
+def greetings(*, session: Session, now: datetime, holidays: dict[str, str]) -> int:
+    """Birthday and holiday greetings at 10:00 on the day, in each customer's own time zone."""
+    created = 0
+    for customer in session.scalars(select(Customer).where(Customer.erased_at.is_(None))):
+        today = now.astimezone(zone_of(customer)).date()
+        if customer.birthday and (customer.birthday.month, customer.birthday.day) == (today.month, today.day):
+            created += enqueue(
+                session=session,
+                key=f"birthday:customer:{customer.id}:{today.year}",
+                kind=OutreachKind.BIRTHDAY,
+                customer_id=customer.id,
+                scheduled_for=local_moment(customer, today, GREETING_HOUR),
+            )
+        name = holidays.get(f"{today:%m-%d}")
+        if name:
+            created += enqueue(
+                session=session,
+                key=f"holiday:{today:%m-%d}:customer:{customer.id}:{today.year}",
+                kind=OutreachKind.HOLIDAY,
+                customer_id=customer.id,
+                scheduled_for=local_moment(customer, today, GREETING_HOUR),
+                payload={"holiday_name": name},
+            )
+    return created
+
+
+def parse_holidays(entries: tuple[str, ...]) -> dict[str, str]:
+    """`12-25 Christmas` entries as {"12-25": "Christmas"}."""
+    calendar = {}
+    for entry in entries:
+        day, _, name = entry.strip().partition(" ")
+        month_day = datetime.strptime(day, "%m-%d")  # raises on a malformed entry
+        calendar[f"{month_day:%m-%d}"] = name.strip() or "the holidays"
+    return calendar
+
+
+def sweep(*, session: Session, now: datetime, holidays: dict[str, str]) -> dict[str, int]:
+    """Every automatic check-in, once per occasion."""
+    return {
+        "complaint_followup": complaint_followups(session=session, now=now),
+        "delivery_check": delivery_checks(session=session, now=now),
+        "silence": silences(session=session, now=now),
+        "greetings": greetings(session=session, now=now, holidays=holidays),
+    }

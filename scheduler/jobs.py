@@ -1,0 +1,100 @@
+"""The scheduler's jobs, referenced by APScheduler as `scheduler.jobs:<name>`; they take no objects."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.crm.db import engine_for
+from bot.crm.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from bot.settings import PROJECT_ROOT, Settings
+from scheduler import campaigns, checkins
+from scheduler.policy import Policy
+from scheduler.sender import HttpGateway, Sender
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    factory: sessionmaker[Session]
+    sender: Sender
+    holidays: dict[str, str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+OPTIONS = {"stale_after_seconds": 300.0}  # set by the service's command line before the first job
+
+
+@lru_cache(maxsize=1)
+def runtime() -> Runtime:
+    """Built on first use in the scheduler process (never at import)."""
+    from bot.ops.envfile import load_env_file
+
+    load_env_file(PROJECT_ROOT / ".env")
+    settings = Settings.from_env()
+    factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
+    policy = Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap)
+    gateway = HttpGateway(settings.gateway_url, settings.internal_api_token)
+    sender = Sender(
+        factory,
+        gateway,
+        policy,
+        clock=utcnow,
+        rate_per_second=settings.outreach_rate_per_second,
+        stale_after=timedelta(seconds=OPTIONS["stale_after_seconds"]),
+    )
+    return Runtime(settings, factory, sender, checkins.parse_holidays(settings.holidays))
+
+
+def sweep_once(rt: Runtime, now: datetime) -> dict[str, int]:
+    """Queue due check-ins, fan out due campaign occurrences, attribute replies, close finished campaigns."""
+    with rt.factory.begin() as session:
+        counts = checkins.sweep(session=session, now=now, holidays=rt.holidays)
+        counts["campaign"] = 0
+        for campaign in session.scalars(
+            select(Campaign).where(Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)))
+        ):
+            for occurrence in campaigns.due_occurrences(campaign=campaign, now=now):
+                counts["campaign"] += campaigns.fan_out(
+                    session=session, campaign=campaign, occurrence=occurrence, now=now
+                )
+            _close_if_done(session, campaign)
+        counts["replies"] = campaigns.attribute_replies(session=session, now=now)
+    return counts
+
+
+def _close_if_done(session: Session, campaign: Campaign) -> None:
+    if campaign.schedule.get("every", "once") != "once" or campaign.status is not CampaignStatus.SENDING:
+        return
+    open_left = session.scalar(
+        select(Delivery.id).where(
+            Delivery.campaign_id == campaign.id,
+            Delivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.SENDING)),
+        )
+    )
+    if open_left is None:
+        campaign.status = CampaignStatus.DONE
+
+
+def sweep() -> None:
+    """APScheduler job: find who should hear from us."""
+    counts = sweep_once(runtime(), utcnow())
+    if any(counts.values()):
+        log.info("sweep queued %s", counts)
+
+
+def send_due() -> None:
+    """APScheduler job: send what is due, through the policy gate and the gateway."""
+    outcomes = runtime().sender.run_due()
+    if outcomes:
+        log.info("send %s", dict(outcomes))
