@@ -6,12 +6,13 @@ APP_PY  := .venvs/app/bin/python
 RASA    := .venvs/rasa/bin/rasa
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help run test setup envs env-file model db lint validate clean
+.PHONY: help run test setup envs env-file model db lint validate nlu-eval clean
 
 help:
 	@echo "make run    set up (environments, model, database, demo data) and start every service"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff on our code; make validate: rasa data validate"
+	@echo "make nlu-eval   intent macro-F1 and out-of-scope recall on the held-out set (tests/nlu/)"
 
 run: setup
 	@$(APP_PY) -m bot.ops.services
@@ -48,6 +49,9 @@ lint: envs
 
 validate: envs
 	@SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RASA) data validate --fail-on-warnings
+
+nlu-eval: model
+	@$(APP_PY) -m bot.ops.nlu_eval
 
 clean:
 	rm -rf .venvs models

@@ -69,10 +69,26 @@ def gateway_service(settings: Settings) -> Service:
     )
 
 
+def scheduler_service(settings: Settings) -> Service:
+    return Service(
+        name="scheduler",
+        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "scheduler.service"],
+        url=settings.scheduler_url,
+        health_url=f"{settings.scheduler_url}/health",
+        description="scheduler: check-ins and campaigns through the policy gate",
+        env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
+    )
+
+
 def careloop_services(settings: Settings, model: Path) -> list[Service]:
     """Every service CareLoop runs, in start order (actions first: Rasa calls them; the gateway
-    last: it forwards to Rasa)."""
-    return [action_service(settings), rasa_service(settings, model), gateway_service(settings)]
+    after Rasa: it forwards to Rasa; the scheduler last: it sends through the gateway)."""
+    return [
+        action_service(settings),
+        rasa_service(settings, model),
+        gateway_service(settings),
+        scheduler_service(settings),
+    ]
 
 
 def describe(settings: Settings, services: list[Service]) -> str:

@@ -76,6 +76,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CARELOOP_VAR_DIR": str(var_dir),
             "RASA_URL": f"http://127.0.0.1:{free_port()}",
             "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}",
+            "GATEWAY_URL": f"http://127.0.0.1:{free_port()}",  # careloop_services starts the gateway too
+            "SCHEDULER_URL": f"http://127.0.0.1:{free_port()}",
             "RASA_TOKEN": secrets.token_urlsafe(24),
             "SECRET_KEY": secrets.token_urlsafe(24),
         }
