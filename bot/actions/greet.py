@@ -9,6 +9,12 @@ from bot.actions.base import CRMAction, Turn, latest_intent
 from bot.crm.queries import log_interaction
 
 
+def is_first_contact(turn: Turn) -> bool:
+    """New to us: created now, or created by the gateway for this very message (it says so)."""
+    metadata = turn.tracker.latest_message.get("metadata") or {}
+    return turn.created or metadata.get("first_contact") is True
+
+
 class ActionGreet(CRMAction):
     """Look the sender up in the CRM (creating them on first contact) and choose the greeting."""
 
@@ -27,7 +33,7 @@ class ActionGreet(CRMAction):
             confidence=confidence,
             data={"new_customer": turn.created},
         )
-        if turn.created:
+        if is_first_contact(turn):
             greeting = "new_named" if customer.first_name else "new"
         else:
             greeting = "known" if customer.first_name else "known_unnamed"

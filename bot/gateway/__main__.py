@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import uvicorn
@@ -41,6 +42,9 @@ def main() -> None:
     from bot.ops.envfile import load_env_file
 
     load_env_file(PROJECT_ROOT / ".env")
+    # Opt in to python-telegram-bot's coming timedelta durations (RetryAfter.retry_after); without
+    # it PTB warns on every flood-control answer. telegram_outlet handles both forms.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     settings = Settings.from_env()
     configure_logging(settings.log_level)
     app = create_app(settings)

@@ -46,11 +46,13 @@ class Gateway:
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
 
-    def telegram_username(self) -> str | None:
-        application = self.telegram.application if self.telegram else None
-        if application is None or self.telegram_state() != "running":
-            return None
-        return application.bot.username
+
+def _bot_username(telegram: TelegramChannel | None) -> str | None:
+    """The bot's @name once Telegram is connected (for t.me deep links)."""
+    application = telegram.application if telegram else None
+    if telegram is None or application is None or telegram.state != "running":
+        return None
+    return application.bot.username
 
 
 def build_gateway(settings: Settings) -> Gateway:
@@ -73,20 +75,17 @@ def build_gateway(settings: Settings) -> Gateway:
         outlet=web_outlet,
         allowed_origins=settings.webchat_allowed_origins,
     )
-    telegram = (
-        TelegramChannel(settings, inbox=inbox, reception=reception, outlet=telegram_outlet)
-        if telegram_outlet is not None
-        else None
-    )
-    gateway = Gateway(settings, crm, rasa, inbox, reception, web, None, telegram)  # type: ignore[arg-type]
-    gateway.internal = InternalApi(
+    telegram = None
+    if telegram_outlet is not None:
+        telegram = TelegramChannel(settings, inbox=inbox, reception=reception, outlet=telegram_outlet)
+    internal = InternalApi(
         token=settings.internal_api_token,
         secret_key=settings.secret_key,
         inbox=inbox,
         channels=list(outlets),
-        telegram_username=gateway.telegram_username,
+        telegram_username=lambda: _bot_username(telegram),
     )
-    return gateway
+    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram)
 
 
 def create_app(settings: Settings) -> Starlette:

@@ -64,6 +64,7 @@ class _Pending:
     id: int
     rasa_text: str
     attempts: int
+    first_contact: bool  # the customer was created for this message
 
 
 class KeyedLocks:
@@ -225,7 +226,7 @@ class Inbox:
             message.rasa_text,
             message_id=message.id,
             channel=conversation.channel.value,
-            metadata=conversation.metadata,
+            metadata={**conversation.metadata, "first_contact": message.first_contact},
         )
 
     async def _hold(self, conversation: ConversationRef) -> None:
@@ -272,7 +273,9 @@ class Inbox:
             )
             for conversation_id, message in messages:
                 async with self.locks.hold(f"conversation:{conversation_id}"):
-                    await self.deliver(channel, [message])
+                    # It may have been delivered while we waited for the lock (e.g. after flood control).
+                    if await self.crm.run(partial(_still_queued, message_id=message.id)):
+                        await self.deliver(channel, [message])
 
     async def run_forever(self) -> None:
         """The background retry loop; it starts at once, so messages stored before a restart go first."""
@@ -302,10 +305,15 @@ def _load_pending(session: Session, *, conversation_id: int) -> tuple[Conversati
     conversation = session.get_one(Conversation, conversation_id)
     ref = conversation_ref(session, conversation)
     pending = [
-        _Pending(m.id, str((m.payload or {}).get("rasa_text") or for_rasa(m.text or "")), m.attempts)
-        for m in transcript.pending_inbound(session=session, conversation_id=conversation_id)
+        _pending(m) for m in transcript.pending_inbound(session=session, conversation_id=conversation_id)
     ]
     return ref, pending
+
+
+def _pending(message: Message) -> _Pending:
+    payload = message.payload or {}
+    rasa_text = str(payload.get("rasa_text") or for_rasa(message.text or ""))
+    return _Pending(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
 
 
 def conversation_ref(session: Session, conversation: Conversation) -> ConversationRef:
@@ -376,6 +384,10 @@ def _record_delivery(session: Session, *, message: Outbound, result: DeliveryRes
     if result.unreachable:
         transcript.mark_unreachable(session=session, sender_id=message.sender_id, reason=result.error or "")
     return stored.delivery_status
+
+
+def _still_queued(session: Session, *, message_id: int) -> bool:
+    return session.get_one(Message, message_id).delivery_status == DeliveryStatus.QUEUED
 
 
 def _retryable(

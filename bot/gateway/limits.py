@@ -60,8 +60,12 @@ class RateLimiter:
         self.limit, self.window, self.clock = limit, window, clock
         self._events: dict[str, deque[float]] = {}
         self._told: dict[str, float] = {}
+        self._checks = 0
 
     def check(self, key: str) -> Verdict:
+        self._checks += 1
+        if self._checks % 1000 == 0:
+            self.forget_idle()
         now = self.clock()
         events = self._events.setdefault(key, deque())
         while events and events[0] <= now - self.window:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from telegram import Message as TelegramMessage
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
@@ -150,13 +151,7 @@ class TelegramChannel:
         application = self.application
         if application is None or not application.running:
             return JSONResponse({"error": "starting"}, status_code=503)  # Telegram retries later
-        body = await request.body()
-        try:
-            update = (
-                Update.de_json(json.loads(body), application.bot) if len(body) <= MAX_UPDATE_BYTES else None
-            )
-        except (ValueError, KeyError, TypeError):
-            update = None
+        update = _parse_update(await request.body(), application)
         if update is None:
             return JSONResponse({"error": "invalid_update"}, status_code=400)
         await application.update_queue.put(update)
@@ -236,6 +231,16 @@ class TelegramChannel:
         return True
 
 
+def _parse_update(body: bytes, application: Application) -> Update | None:  # type: ignore[type-arg]
+    if len(body) > MAX_UPDATE_BYTES:
+        return None
+    try:
+        data = json.loads(body)
+        return Update.de_json(data, application.bot) if isinstance(data, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _link(session: Session, *, sender_id: str, customer_id: int, profile: Profile) -> None:
     transcript.link_identity(session=session, sender_id=sender_id, customer_id=customer_id, profile=profile)
 
@@ -247,7 +252,7 @@ def _profile(update: Update) -> Profile:
     return Profile(user.first_name, user.last_name, user.language_code)
 
 
-def _origin(update: Update) -> tuple:  # type: ignore[type-arg]
+def _origin(update: Update) -> tuple[TelegramMessage, str, Profile]:
     message, chat = update.effective_message, update.effective_chat
     assert message is not None and chat is not None
     return message, f"telegram:{chat.id}", _profile(update)

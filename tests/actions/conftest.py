@@ -24,13 +24,14 @@ def make_tracker(
     confidence: float = 0.98,
     entities: list[dict[str, Any]] | None = None,
     slots: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Tracker:
     """A tracker as Rasa sends it to the action server after one customer message."""
     latest = {
         "text": text,
         "intent": {"name": intent, "confidence": confidence},
         "entities": entities or [],
-        "metadata": {},
+        "metadata": metadata or {},
     }
     return Tracker(
         sender_id,

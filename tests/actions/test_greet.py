@@ -69,6 +69,15 @@ async def test_stranger_named_by_the_channel_is_welcomed_by_name(crm: Session) -
     assert SlotSet("customer_name", "Mia<script>") in events  # stored as given; escaped where shown
 
 
+async def test_a_customer_the_gateway_just_created_is_welcomed_as_new(crm: Session) -> None:
+    make_customer(crm, first_name=None, web_id="fresh-1")
+    crm.commit()
+    events, _ = await run_action(ActionGreet(), make_tracker("web:fresh-1", metadata={"first_contact": True}))
+    assert events[-1] == SlotSet("greeting", "new")
+    events, _ = await run_action(ActionGreet(), make_tracker("web:fresh-1", metadata={"first_contact": False}))
+    assert events[-1] == SlotSet("greeting", "known_unnamed")
+
+
 async def test_known_customer_without_a_name_is_welcomed_back(crm: Session) -> None:
     make_customer(crm, first_name=None, web_id="anon-1")
     crm.commit()

@@ -18,7 +18,10 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def post(
-    gateway: RunningGateway, body: Any, token: str | None = INTERNAL_TOKEN, headers: dict[str, str] | None = None
+    gateway: RunningGateway,
+    body: Any,
+    token: str | None = INTERNAL_TOKEN,
+    headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     auth = {"Authorization": f"Bearer {token}"} if token is not None else {}
     return httpx.post(
@@ -41,12 +44,18 @@ def make_web_customer(gateway: RunningGateway, visitor_id: str, *, seen_minutes_
         return customer.id
 
 
-@pytest.mark.parametrize("token", [None, "wrong-token", INTERNAL_TOKEN + "x", ""])
+@pytest.mark.parametrize("token", [None, "wrong-token", INTERNAL_TOKEN + "x", INTERNAL_TOKEN[:-1]])
 def test_without_the_internal_token_nothing_happens(
     gateway: RunningGateway, rasa: StandInRasa, token: str | None
 ) -> None:
     response = post(gateway, {"customer_id": 1, "intent": "EXTERNAL_checkin"}, token=token)
-    assert response.status_code == 401
+    basic = post(
+        gateway,
+        {"customer_id": 1, "intent": "EXTERNAL_checkin"},
+        None,
+        {"Authorization": f"Basic {INTERNAL_TOKEN}"},
+    )
+    assert response.status_code == basic.status_code == 401
     assert rasa.trigger_calls == []
 
 

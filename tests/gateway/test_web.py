@@ -53,12 +53,16 @@ async def test_first_contact_creates_a_customer_and_rasa_gets_the_metadata(
     visitor = await connect(gateway)
     await visitor.say("hi")
     await visitor.reply()
+    await visitor.say("hi again")
+    await visitor.reply()
 
     call = rasa.webhook_calls[0]
     assert call["input_channel"] == "web"
     metadata = call["metadata"]
     assert metadata["channel"] == "web" and metadata["language"] == "en"
     assert isinstance(metadata["careloop_message_id"], int)
+    # The greeting can tell a newcomer from someone coming back:
+    assert [c["metadata"]["first_contact"] for c in rasa.webhook_calls] == [True, False]
     with gateway.crm() as crm:
         identity = crm.scalar(
             select(ChannelIdentity).where(ChannelIdentity.external_id == call["sender"].partition(":")[2])
