@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from bot.console.app import create_console_app
 from bot.crm.models import Channel
 from bot.gateway.inbox import Inbox
 from bot.gateway.outlets import Outlet
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Mount("/webchat", app=gateway.web.app()),
+        Mount("/console", app=create_console_app(settings)),
     ]
     app = Starlette(routes=routes, lifespan=lambda app: _lifespan(gateway))
     app.state.gateway = gateway

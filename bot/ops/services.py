@@ -95,6 +95,8 @@ def describe(settings: Settings, services: list[Service]) -> str:
     rows = [f"  {s.name:<10} {s.url:<26} {s.description}" for s in services]
     if any(s.name == "gateway" for s in services):
         rows.append(f"  {'shop':<10} {settings.gateway_url + '/':<26} demo shop page with the chat widget")
+        console = settings.gateway_url + "/console"
+        rows.append(f"  {'console':<10} {console:<26} agent console and admin pages (logins: README)")
         mode = "webhook" if settings.telegram_webhook_url else "long polling"
         telegram = f"on ({mode})" if settings.telegram_bot_token else "off (set TELEGRAM_BOT_TOKEN in .env)"
         rows.append(f"  {'telegram':<10} {telegram}")
