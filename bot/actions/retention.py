@@ -55,8 +55,8 @@ def reason_of(turn: Turn) -> LeaveReason:
     value = turn.entity("leave_reason") or turn.tracker.get_slot("leave_reason")
     if value in LeaveReason._value2member_map_:
         return LeaveReason(value)
-    if turn.analysis.competitor:
-        return LeaveReason.COMPETITOR
+    if turn.analysis.leave_reason:
+        return LeaveReason(turn.analysis.leave_reason)
     category = turn.analysis.category
     return REASON_FROM_COMPLAINT.get(category, LeaveReason.OTHER) if category else LeaveReason.OTHER
 

@@ -128,6 +128,36 @@ CATEGORY_CUES: dict[ComplaintCategory, tuple[str, ...]] = {
         "page",
     ),
 }
+# Words that say why someone leaves, for when the NLU found the intent but not the entity.
+LEAVE_REASON_CUES: dict[str, tuple[str, ...]] = {
+    "price": (
+        "expensive",
+        "price",
+        "pricey",
+        "cost",
+        "costs",
+        "afford",
+        "money",
+        "cheaper",
+        "too much",
+        "budget",
+    ),
+    "competitor": ("competitor", "another shop", "other shop", "elsewhere", "switching to", "better deal"),
+    "quality": ("quality", "taste", "tastes", "stale", "bland", "bitter", "broken", "defective"),
+    "service": ("service", "support", "rude", "ignored", "no answer", "slow delivery", "late again"),
+    "no_longer_needed": (
+        "don't need",
+        "do not need",
+        "no longer",
+        "not drinking",
+        "stopped drinking",
+        "don't drink",
+        "quit coffee",
+        "too many beans",
+        "don't use",
+    ),
+    "moving": ("moving", "move abroad", "relocating", "relocate", "new country", "emigrating"),
+}
 ANGER_WORDS = (
     "furious",
     "ridiculous",
@@ -176,6 +206,7 @@ class Analysis:
     anger: int = 0  # 0 calm, 1 upset, 2+ angry
     repeat: bool = False
     competitor: str | None = None
+    leave_reason: str | None = None
 
     @property
     def angry(self) -> bool:
@@ -211,7 +242,17 @@ def analyse(text: str, product_names: Iterable[str] = ()) -> Analysis:
         anger=_anger(text, lowered),
         repeat=any(word in lowered for word in REPEAT_WORDS),
         competitor=competitors[0] if competitors else None,
+        leave_reason=_leave_reason(lowered, has_competitor=bool(competitors)),
     )
+
+
+def _leave_reason(lowered: str, *, has_competitor: bool) -> str | None:
+    if has_competitor:
+        return "competitor"
+    for reason, cues in LEAVE_REASON_CUES.items():
+        if any(re.search(rf"(?<!\w){re.escape(cue)}(?!\w)", lowered) for cue in cues):
+            return reason
+    return None
 
 
 def _category(lowered: str, *, mentions_product: bool) -> ComplaintCategory | None:

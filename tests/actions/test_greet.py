@@ -74,7 +74,9 @@ async def test_a_customer_the_gateway_just_created_is_welcomed_as_new(crm: Sessi
     crm.commit()
     events, _ = await run_action(ActionGreet(), make_tracker("web:fresh-1", metadata={"first_contact": True}))
     assert events[-1] == SlotSet("greeting", "new")
-    events, _ = await run_action(ActionGreet(), make_tracker("web:fresh-1", metadata={"first_contact": False}))
+    events, _ = await run_action(
+        ActionGreet(), make_tracker("web:fresh-1", metadata={"first_contact": False})
+    )
     assert events[-1] == SlotSet("greeting", "known_unnamed")
 
 

@@ -22,8 +22,8 @@ def test_known_demo_customer_is_greeted_by_name_and_the_interaction_is_stored(st
         anna = find_customer(session=crm, sender_id="web:demo-0001")
         assert anna is not None
         events = crm.scalars(select(InteractionEvent).where(InteractionEvent.customer_id == anna.id)).all()
-        assert [(e.kind, e.intent) for e in events] == [("greet", "greet")]
-        assert events[0].confidence is not None and events[0].confidence > 0.5
+        assert [(e.kind, e.intent) for e in events] == [("behaviour", "greet"), ("greet", "greet")]
+        assert events[1].confidence is not None and events[1].confidence > 0.5
 
 
 def test_stranger_is_welcomed_and_remembered(stack: Stack) -> None:

@@ -72,7 +72,7 @@ def seed(stack: Stack, name: str, *, segment: Segment = Segment.STANDARD, member
         return customer.id
 
 
-def test_complaint_is_acknowledged_collected_filed_and_escalated(stack: Stack) -> None:
+def test_complaint_is_acknowledged_collected_filed_and_handed_to_a_person(stack: Stack) -> None:
     cid = seed(stack, "carla")
     sender = "web:e2e-carla"
     first = texts(
@@ -85,9 +85,8 @@ def test_complaint_is_acknowledged_collected_filed_and_escalated(stack: Stack) -
         complaint = crm.scalars(select(Complaint).where(Complaint.customer_id == cid)).one()
         assert complaint.order_id is not None and complaint.status is ComplaintStatus.OPEN
         assert complaint.sla_due_at > complaint.created_at
-    assert f"#{complaint.id}" in filed
-    assert "person" in filed  # angry: a person is offered right away
-    handed = texts(stack.say(sender, "yes please"))
+    assert f"#{complaint.id}" in filed and "delivery team" in filed
+    handed = texts(stack.say(sender, "can I talk to a real person please"))
     assert "getting a person" in handed
     with stack.crm() as crm:
         assert crm.scalars(select(Handoff).where(Handoff.customer_id == cid)).one().reason == "complaint"
