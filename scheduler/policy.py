@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from bot.crm.models import (
     ChannelIdentity,
-    Consent,
     ConsentPurpose,
     Customer,
     Delivery,
     DeliveryStatus,
     OutreachKind,
 )
+from bot.crm.queries import consent_of
 
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
@@ -113,21 +113,13 @@ def reachable(*, session: Session, customer: Customer) -> bool:
     )
 
 
-def consented(*, session: Session, customer_id: int, purpose: ConsentPurpose) -> bool:
-    granted = session.scalar(
-        select(Consent.granted).where(Consent.customer_id == customer_id, Consent.purpose == purpose)
-    )
-    # No record: service messages are allowed (the customer talked to us), marketing is not.
-    return bool(granted) if granted is not None else purpose is ConsentPurpose.SERVICE
-
-
 def decide(
     *, session: Session, customer: Customer, kind: OutreachKind, now: datetime, policy: Policy
 ) -> Verdict:
     """May this customer get a message of this kind now? Checked again right before every send."""
     if customer.erased_at is not None:
         return Verdict(Outcome.SKIP, "erased")
-    if not consented(session=session, customer_id=customer.id, purpose=purpose_of(kind)):
+    if not consent_of(session=session, customer_id=customer.id, purpose=purpose_of(kind)):
         return Verdict(Outcome.SKIP, "no_consent")
     if not reachable(session=session, customer=customer):
         return Verdict(Outcome.SKIP, "unreachable")

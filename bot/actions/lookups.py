@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import Order
+from bot.nlp.analysis import ORDER_RE
 
-ORDER_NUMBER = re.compile(r"\bCL[-\s]?(\d{6})\b", re.IGNORECASE)
 NO_ORDER_WORDS = ("no order", "not about an order", "none", "no", "nope", "not an order", "n/a")
 
 
 def normalise_order_number(text: str | None) -> str | None:
     """`cl 104233`, `CL104233` and `CL-104233` all mean `CL-104233`."""
-    match = ORDER_NUMBER.search(text or "")
+    match = ORDER_RE.search(text or "")
     return f"CL-{match.group(1)}" if match else None
 
 

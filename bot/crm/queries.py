@@ -123,11 +123,14 @@ def ensure_conversation(*, session: Session, sender_id: str, customer: Customer)
 
 
 def consent_of(*, session: Session, customer_id: int, purpose: ConsentPurpose) -> bool:
-    """Whether the customer currently agrees to messages for `purpose` (no record: no)."""
+    """Whether the customer currently agrees to messages for `purpose`.
+
+    With no record, service messages are allowed (the customer talked to us) and marketing is not.
+    """
     granted = session.scalar(
         select(Consent.granted).where(Consent.customer_id == customer_id, Consent.purpose == purpose)
     )
-    return bool(granted)
+    return bool(granted) if granted is not None else purpose is ConsentPurpose.SERVICE
 
 
 def log_interaction(

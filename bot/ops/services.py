@@ -47,35 +47,14 @@ def rasa_service(settings: Settings, model: Path) -> Service:
     )
 
 
-def action_service(settings: Settings) -> Service:
+def app_service(settings: Settings, *, name: str, module: str, url: str, description: str) -> Service:
+    """One of our own services: `python -m <module>` in the app environment, healthy at `<url>/health`."""
     return Service(
-        name="actions",
-        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "bot.ops.action_server"],
-        url=settings.action_server_url,
-        health_url=f"{settings.action_server_url}/health",
-        description="action server: custom actions, writes to the CRM",
-        env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
-    )
-
-
-def gateway_service(settings: Settings) -> Service:
-    return Service(
-        name="gateway",
-        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "bot.gateway"],
-        url=settings.gateway_url,
-        health_url=f"{settings.gateway_url}/health",
-        description="gateway: web chat, Telegram, internal API (the only door for customers)",
-        env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
-    )
-
-
-def scheduler_service(settings: Settings) -> Service:
-    return Service(
-        name="scheduler",
-        argv=[str(VENVS / "app" / "bin" / "python"), "-m", "scheduler.service"],
-        url=settings.scheduler_url,
-        health_url=f"{settings.scheduler_url}/health",
-        description="scheduler: check-ins and campaigns through the policy gate",
+        name=name,
+        argv=[str(VENVS / "app" / "bin" / "python"), "-m", module],
+        url=url,
+        health_url=f"{url}/health",
+        description=description,
         env={**settings.to_env(), "PYTHONPATH": str(PROJECT_ROOT)},
     )
 
@@ -84,10 +63,28 @@ def careloop_services(settings: Settings, model: Path) -> list[Service]:
     """Every service CareLoop runs, in start order (actions first: Rasa calls them; the gateway
     after Rasa: it forwards to Rasa; the scheduler last: it sends through the gateway)."""
     return [
-        action_service(settings),
+        app_service(
+            settings,
+            name="actions",
+            module="bot.ops.action_server",
+            url=settings.action_server_url,
+            description="action server: custom actions, writes to the CRM",
+        ),
         rasa_service(settings, model),
-        gateway_service(settings),
-        scheduler_service(settings),
+        app_service(
+            settings,
+            name="gateway",
+            module="bot.gateway",
+            url=settings.gateway_url,
+            description="gateway: web chat, Telegram, internal API (the only door for customers)",
+        ),
+        app_service(
+            settings,
+            name="scheduler",
+            module="scheduler.service",
+            url=settings.scheduler_url,
+            description="scheduler: check-ins and campaigns through the policy gate",
+        ),
     ]
 
 

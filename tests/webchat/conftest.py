@@ -22,7 +22,7 @@ from bot.crm.migrate import upgrade
 from bot.crm.models import Conversation, Message
 from bot.gateway.tokens import visitor_of
 from bot.ops.model import ensure_model
-from bot.ops.services import careloop_services, gateway_service, rasa_service
+from bot.ops.services import careloop_services
 from bot.ops.supervisor import Service, Supervisor
 from bot.settings import Settings
 from tests.gateway.servers import free_port
@@ -54,11 +54,7 @@ class LiveStack:
         return Session(make_engine(self.settings.database_url), expire_on_commit=False)
 
     def service(self, name: str) -> Service:
-        services = {
-            "rasa": rasa_service(self.settings, self.model),
-            "gateway": gateway_service(self.settings),
-        }
-        return services[name]
+        return {s.name: s for s in careloop_services(self.settings, self.model)}[name]
 
     def stop(self, name: str) -> None:
         """Stop one service (as a crash or a deploy would)."""
