@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
-    ChannelIdentity,
     ConsentPurpose,
     Customer,
     Delivery,
@@ -25,6 +24,7 @@ from bot.crm.models import (
     OutreachKind,
 )
 from bot.crm.queries import consent_of
+from bot.crm.reachability import reachable
 
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
@@ -98,18 +98,6 @@ def sent_this_week(*, session: Session, customer_id: int, now: datetime) -> int:
             )
         )
         or 0
-    )
-
-
-def reachable(*, session: Session, customer: Customer) -> bool:
-    if not customer.reachable:
-        return False
-    return bool(
-        session.scalar(
-            select(func.count(ChannelIdentity.id)).where(
-                ChannelIdentity.customer_id == customer.id, ChannelIdentity.reachable.is_(True)
-            )
-        )
     )
 
 

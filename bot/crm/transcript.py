@@ -1,9 +1,9 @@
 """The transcript: every message in and out with its delivery status, the inbox of messages the bot
-has not answered yet, and how each channel identity can be reached. The caller owns the session."""
+has not answered yet, and which customer a channel identity belongs to. The caller owns the session."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -338,45 +338,6 @@ def offered_button(
         return None
     button = buttons[index]
     return {"title": str(button.get("title", "")), "payload": str(button.get("payload", ""))}
-
-
-def mark_unreachable(*, session: Session, sender_id: str, reason: str) -> None:
-    """The channel refused delivery for good (e.g. the bot was blocked): stop trying this identity."""
-    identity = find_identity(session=session, sender_id=sender_id)
-    if identity is None:
-        return
-    identity.reachable = False
-    identity.unreachable_reason = reason[:200]
-    customer = identity.customer
-    customer.reachable = any(i.reachable for i in customer.identities)
-    record_audit(
-        session=session,
-        actor="gateway",
-        action="identity_unreachable",
-        entity="channel_identity",
-        entity_id=identity.id,
-        details={"channel": identity.channel.value},
-    )
-
-
-def best_identity(
-    *, session: Session, customer_id: int, channels: Sequence[Channel]
-) -> ChannelIdentity | None:
-    """The customer's most recently used identity that can be reached on one of `channels`."""
-    candidates = session.scalars(
-        select(ChannelIdentity).where(
-            ChannelIdentity.customer_id == customer_id,
-            ChannelIdentity.reachable.is_(True),
-            ChannelIdentity.channel.in_(list(channels)),
-        )
-    ).all()
-    if not candidates:
-        return None
-
-    def recency(identity: ChannelIdentity) -> tuple[datetime, datetime]:
-        return (identity.last_seen_at or identity.created_at, identity.created_at)
-
-    return max(candidates, key=recency)
 
 
 def link_identity(

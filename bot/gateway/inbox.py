@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.crm import transcript
+from bot.crm import reachability, transcript
 from bot.crm.models import Author, Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
 from bot.crm.transcript import Profile
 from bot.gateway import wording
@@ -382,7 +382,7 @@ def _record_delivery(session: Session, *, message: Outbound, result: DeliveryRes
     if stored.delivery_status == DeliveryStatus.QUEUED and stored.attempts >= OUTBOUND_MAX_ATTEMPTS:
         stored.delivery_status = DeliveryStatus.FAILED
     if result.unreachable:
-        transcript.mark_unreachable(session=session, sender_id=message.sender_id, reason=result.error or "")
+        reachability.mark_unreachable(session=session, sender_id=message.sender_id, reason=result.error or "")
     return stored.delivery_status
 
 

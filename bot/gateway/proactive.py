@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bot.crm import transcript
+from bot.crm import reachability, transcript
 from bot.crm.models import Channel, Conversation, Customer, DeliveryStatus, Message
 from bot.crm.queries import InvalidSenderId, ensure_conversation, find_identity, parse_sender_id
 from bot.gateway import tokens
@@ -218,7 +218,7 @@ def _conversation_for(
         if identity is None or not identity.reachable or channel not in channels:
             raise NotReachable(409, "unreachable")
     else:
-        identity = transcript.best_identity(session=session, customer_id=customer_id, channels=channels)
+        identity = reachability.best_identity(session=session, customer_id=customer_id, channels=channels)
         if identity is None:
             raise NotReachable(409, "unreachable")
     customer = session.get_one(Customer, customer_id)

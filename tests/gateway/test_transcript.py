@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm import transcript
+from bot.crm import reachability, transcript
 from bot.crm.models import (
     AuditLog,
     Author,
@@ -195,13 +195,15 @@ def test_a_blocked_identity_makes_the_customer_unreachable_only_if_it_was_the_la
     session.flush()
     session.refresh(customer)
 
-    transcript.mark_unreachable(
+    reachability.mark_unreachable(
         session=session, sender_id="telegram:101", reason="Forbidden: bot was blocked by the user"
     )
     assert customer.reachable is True
-    transcript.mark_unreachable(session=session, sender_id="web:w-1", reason="gone")
+    reachability.mark_unreachable(session=session, sender_id="web:w-1", reason="gone")
     assert customer.reachable is False
-    identity = transcript.best_identity(session=session, customer_id=customer.id, channels=[Channel.TELEGRAM])
+    identity = reachability.best_identity(
+        session=session, customer_id=customer.id, channels=[Channel.TELEGRAM]
+    )
     assert identity is None
     blocked = session.scalar(select(ChannelIdentity).where(ChannelIdentity.external_id == "101"))
     assert blocked is not None and blocked.unreachable_reason == "Forbidden: bot was blocked by the user"
