@@ -7,12 +7,15 @@ on this machine (kept in the user cache) is reused by a fresh clone too.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bot.settings import PROJECT_ROOT
@@ -42,6 +45,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("CARELOOP_CACHE") or Path.home() / ".cache" / "careloop") / "models"
 
 
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[None]:
+    """Hold a machine-wide lock for `name`: two runs needing the same model train it once."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / f"{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_model(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
     """Return the up-to-date model, training it (once) if the inputs changed."""
     target = model_path(models_dir, root)
@@ -50,13 +65,16 @@ def ensure_model(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
         return target
     models_dir.mkdir(parents=True, exist_ok=True)
     cached = cache_dir() / target.name
-    if cached.exists():
-        shutil.copy2(cached, target)
-        print(f"training data unchanged since {target.name} was trained: reused it", file=sys.stderr)
-    else:
-        train(target, root)
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        shutil.copy2(target, cached)
+    with _exclusive(target.name):
+        if cached.exists():
+            print(f"training data unchanged since {target.name} was trained: reused it", file=sys.stderr)
+        else:
+            partial = cached.with_name(f"partial-{os.getpid()}-{target.name}")
+            train(partial, root)
+            partial.replace(cached)  # atomic: nobody ever reads a half-written model
+        scratch = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copy2(cached, scratch)
+        scratch.replace(target)
     for old in models_dir.glob("careloop-*.tar.gz"):
         if old != target:
             old.unlink()
