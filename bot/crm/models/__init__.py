@@ -1,7 +1,7 @@
 """The CRM schema: every table CareLoop keeps, importable from one place."""
 
 from .base import Base, UTCDateTime, utcnow
-from .care import Complaint, Handoff, Offer, RetentionAttempt, Survey
+from .care import HANDOFF_CALLBACK, HANDOFF_LIVE, Complaint, Handoff, Offer, RetentionAttempt, Survey
 from .commerce import Order, OrderLine, Product, Refund, Subscription
 from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
@@ -20,6 +20,8 @@ __all__ = [
     "Conversation",
     "Customer",
     "Delivery",
+    "HANDOFF_CALLBACK",
+    "HANDOFF_LIVE",
     "Handoff",
     "InteractionEvent",
     "Message",

@@ -82,6 +82,9 @@ class RetentionAttempt(Base):
     offer: Mapped[Offer | None] = relationship()
 
 
+HANDOFF_LIVE, HANDOFF_CALLBACK = "live", "callback"
+
+
 class Handoff(Base):
     __tablename__ = "handoff"
     __table_args__ = (Index("ix_handoff_status_priority", "status", "priority"),)
@@ -96,6 +99,9 @@ class Handoff(Base):
     status: Mapped[HandoffStatus] = mapped_column(enum_column(HandoffStatus))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"), index=True)
     resolution: Mapped[str | None] = mapped_column(Text)
+    # "live": a person takes over now (the bot is paused); "callback": filed for when someone is there.
+    mode: Mapped[str] = mapped_column(String(10), default=HANDOFF_LIVE, server_default=HANDOFF_LIVE)
+    callback_by: Mapped[datetime | None]  # the promise made to the customer in callback mode
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
