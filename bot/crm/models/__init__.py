@@ -5,15 +5,18 @@ from .care import HANDOFF_CALLBACK, HANDOFF_LIVE, Complaint, Handoff, Offer, Ret
 from .commerce import Order, OrderLine, Product, Refund, Subscription
 from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
+from .desk import AgentNote, CannedReply
 from .enums import *  # noqa: F403 - the vocabularies belong with the models
 from .marketing import Campaign, Delivery
 from .staff import Agent, AuditLog
 
 __all__ = [
     "Agent",
+    "AgentNote",
     "AuditLog",
     "Base",
     "Campaign",
+    "CannedReply",
     "ChannelIdentity",
     "Complaint",
     "Consent",
