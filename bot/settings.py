@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.crm.business_hours import BadBusinessHours, BusinessHours
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
 
@@ -49,6 +51,8 @@ class Settings:
     outreach_rate_per_second: float
     holidays: tuple[str, ...]
     business_timezone: str
+    business_hours: str
+    agent_online_seconds: float
 
     @property
     def rasa_port(self) -> int:
@@ -107,7 +111,10 @@ class Settings:
             outreach_rate_per_second=_number(env, "OUTREACH_RATE_PER_SECOND", 25.0),
             holidays=_list(env, "OUTREACH_HOLIDAYS", "12-25 Christmas,01-01 New Year"),
             business_timezone=env.get("BUSINESS_TIMEZONE") or "Europe/Berlin",
+            business_hours=env.get("BUSINESS_HOURS") or "mon-fri 08:00-20:00, sat 09:00-16:00",
+            agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
         )
+        settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
         settings.check_telegram()
         return settings
@@ -145,7 +152,16 @@ class Settings:
             "OUTREACH_RATE_PER_SECOND": repr(self.outreach_rate_per_second),
             "OUTREACH_HOLIDAYS": ",".join(self.holidays),
             "BUSINESS_TIMEZONE": self.business_timezone,
+            "BUSINESS_HOURS": self.business_hours,
+            "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
         }
+
+    def opening_hours(self) -> BusinessHours:
+        """When people are at work (BUSINESS_HOURS in BUSINESS_TIMEZONE)."""
+        try:
+            return BusinessHours.parse(self.business_hours, self.business_timezone)
+        except BadBusinessHours as error:
+            raise SettingsError(f"BUSINESS_HOURS: {error}") from error
 
     def check_secrets(self) -> None:
         """Refuse weak secrets outside development and tests."""

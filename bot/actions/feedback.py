@@ -7,6 +7,8 @@ import re
 from rasa_sdk.events import EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn, latest_text
+from bot.crm.handoffs import just_ended
+from bot.crm.models import utcnow
 from bot.crm.surveys import LOW_SCORE, record_comment, record_rating
 
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
@@ -31,8 +33,13 @@ class ActionRecordRating(CRMAction):
         score = parse_score(turn.entity("rating") or turn.tracker.get_slot("rating"))
         if score is None:
             return [SlotSet("rating_band", "invalid"), SlotSet("rating", None)]
+        handoff_id = just_ended(session=turn.session, conversation=turn.conversation, now=utcnow())
         rated = record_rating(
-            session=turn.session, customer=turn.customer, score=score, conversation=turn.conversation
+            session=turn.session,
+            customer=turn.customer,
+            score=score,
+            conversation=turn.conversation,
+            handoff_id=handoff_id,
         )
         band = "low" if score <= LOW_SCORE else "mid" if score == 3 else "high"
         case = rated.recovery_case

@@ -1,11 +1,30 @@
-"""Handing the conversation to a person (the agent console completes the other side)."""
+"""Handing the conversation to a person: live when someone is at work, otherwise a callback case.
+
+Live: the handoff is queued with a priority, the customer hears the expected wait, and
+`action_pause_for_agent` (run after the bot's last words) pauses the bot; the gateway routes the
+customer's messages to the agent until the agent hands back. Outside business hours or with nobody
+online the bot says so honestly, files a callback case with a promised time, and keeps helping.
+"""
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType, SlotSet
+from datetime import timedelta
 
-from bot.actions.base import CRMAction, Turn, latest_intent
-from bot.crm.handoffs import open_handoff, queue_position
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+
+from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
+from bot.actions.formatting import due_phrase
+from bot.crm.handoffs import (
+    agents_online,
+    complaint_severity,
+    expected_wait_minutes,
+    handle_minutes,
+    open_handoff,
+    queue_position,
+)
+from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, ConversationStatus, utcnow
+
+CALLBACK_WITHIN = timedelta(hours=2)  # after opening (or now, when open but nobody is online)
 
 REASON_AFTER = {
     "utter_complaint_filed": "complaint",
@@ -13,6 +32,8 @@ REASON_AFTER = {
     "utter_exit_thanks": "retention",
     "utter_clarify": "fallback",
     "utter_rating_thanks": "low_csat",
+    "utter_case_reopened": "complaint",
+    "utter_win_back": "retention",
 }
 
 
@@ -31,20 +52,52 @@ def reason_for(turn: Turn) -> str:
 
 
 class ActionHandoff(CRMAction):
-    """Queue the conversation for a person with a reason and a priority; tell the customer the wait."""
+    """Queue the conversation for a person with a reason and a priority; tell the customer what happens."""
 
     def name(self) -> str:
         return "action_handoff"
 
     def act(self, turn: Turn) -> list[EventType]:
+        settings, now = current_settings(), utcnow()
+        hours = settings.opening_hours()
+        is_open = hours.is_open(now)
+        online = agents_online(session=turn.session, now=now, within_seconds=settings.agent_online_seconds)
+        live = is_open and online > 0
+        if live:
+            callback_by = None
+        else:
+            opening = now if is_open else (hours.next_opening(now) or now)
+            callback_by = max(opening, now) + CALLBACK_WITHIN
         handoff, created = open_handoff(
             session=turn.session,
             customer=turn.customer,
             conversation=turn.conversation,
             reason=reason_for(turn),
+            severity=complaint_severity(session=turn.session, conversation=turn.conversation),
+            mode=HANDOFF_LIVE if live else HANDOFF_CALLBACK,
+            callback_by=callback_by,
+            now=now,
         )
-        return [
-            SlotSet("handoff_state", "queued" if created else "already"),
-            SlotSet("queue_ahead", str(queue_position(session=turn.session, handoff=handoff))),
-            SlotSet("offer_human", False),
-        ]
+        ahead = queue_position(session=turn.session, handoff=handoff)
+        events: list[EventType] = [SlotSet("offer_human", False), SlotSet("queue_ahead", str(ahead))]
+        if handoff.mode == HANDOFF_LIVE:
+            wait = expected_wait_minutes(
+                ahead=ahead, online=max(online, 1), handle=handle_minutes(session=turn.session, now=now)
+            )
+            state = "queued" if created else "already"
+            return [*events, SlotSet("handoff_state", state), SlotSet("wait_minutes", str(wait))]
+        promise = due_phrase(handoff.callback_by or now + CALLBACK_WITHIN, now, turn.customer.timezone)
+        state = "callback_closed" if not is_open else "callback_busy"
+        return [*events, SlotSet("handoff_state", state), SlotSet("callback_when", promise)]
+
+
+class ActionPauseForAgent(CRMAction):
+    """After the bot's last words: silence it while a person has the conversation (live handoffs only)."""
+
+    def name(self) -> str:
+        return "action_pause_for_agent"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        if turn.conversation.status is ConversationStatus.HANDED_OFF:
+            return [ConversationPaused()]
+        return []

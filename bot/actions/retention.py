@@ -11,6 +11,7 @@ from bot.actions.base import CRMAction, Turn
 from bot.crm import retention
 from bot.crm.handoffs import open_handoff
 from bot.crm.models import (
+    HANDOFF_CALLBACK,
     ComplaintCategory,
     LeaveReason,
     Offer,
@@ -163,6 +164,7 @@ class ActionAcceptRetention(CRMAction):
                 customer=turn.customer,
                 conversation=turn.conversation,
                 reason="retention",
+                mode=HANDOFF_CALLBACK,  # the offer promises a personal follow-up, not a live chat now
             )
         return [SlotSet("retention_state", None), SlotSet("offer_kind", attempt.offer.kind.value)]
 

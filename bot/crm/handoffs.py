@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
+    HANDOFF_LIVE,
+    Agent,
+    Complaint,
+    ComplaintStatus,
     Conversation,
+    ConversationStatus,
     Customer,
     Handoff,
     HandoffStatus,
+    Role,
     Segment,
     Severity,
     Temperament,
@@ -22,6 +29,7 @@ from bot.crm.queries import log_interaction
 SEGMENT_WEIGHT = {Segment.MVC: 40, Segment.MCC: 25, Segment.STANDARD: 10, Segment.BZ: 0}
 SEVERITY_WEIGHT = {Severity.HIGH: 30, Severity.MEDIUM: 15, Severity.LOW: 0}
 REASON_WEIGHT = {"complaint": 10, "retention": 20, "low_csat": 20, "fallback": 5, "customer_request": 5}
+DEFAULT_HANDLE_MINUTES = 4.0  # until the CRM has enough finished chats to measure it
 
 
 def priority(*, segment: Segment, severity: Severity | None, reason: str, temperament: Temperament) -> int:
@@ -38,9 +46,15 @@ def open_handoff(
     conversation: Conversation,
     reason: str,
     severity: Severity | None = None,
+    mode: str = HANDOFF_LIVE,
+    callback_by: datetime | None = None,
     now: datetime | None = None,
 ) -> tuple[Handoff, bool]:
-    """Queue the conversation for a person, once; return (handoff, created)."""
+    """Queue the conversation for a person, once; return (handoff, created).
+
+    Live: a person takes over now, so the conversation is marked handed off (the gateway routes the
+    customer's messages to the agent). Callback: filed for when someone is there; the bot goes on.
+    """
     existing = session.scalar(
         select(Handoff).where(
             Handoff.conversation_id == conversation.id,
@@ -55,19 +69,23 @@ def open_handoff(
         customer_id=customer.id,
         reason=reason,
         status=HandoffStatus.QUEUED,
+        mode=mode,
+        callback_by=callback_by,
         priority=priority(
             segment=customer.segment, severity=severity, reason=reason, temperament=customer.temperament
         ),
         requested_at=now,
     )
     session.add(handoff)
+    if mode == HANDOFF_LIVE:
+        conversation.status = ConversationStatus.HANDED_OFF
     session.flush()
     log_interaction(
         session=session,
         customer=customer,
         conversation=conversation,
         kind="handoff_requested",
-        data={"handoff_id": handoff.id, "reason": reason, "priority": handoff.priority},
+        data={"handoff_id": handoff.id, "reason": reason, "priority": handoff.priority, "mode": mode},
         now=now,
     )
     return handoff, True
@@ -84,3 +102,64 @@ def queue_position(*, session: Session, handoff: Handoff) -> int:
         )
     ).all()
     return len(ahead)
+
+
+def agents_online(*, session: Session, now: datetime, within_seconds: float) -> int:
+    """How many active agents (or admins) had the console open within the last `within_seconds`."""
+    return (
+        session.scalar(
+            select(func.count(Agent.id)).where(
+                Agent.active.is_(True),
+                Agent.role.in_((Role.AGENT, Role.ADMIN)),
+                Agent.last_seen_at >= now - timedelta(seconds=within_seconds),
+            )
+        )
+        or 0
+    )
+
+
+def handle_minutes(*, session: Session, now: datetime, days: int = 14) -> float:
+    """How long a person spends on a chat, on average over the recent finished ones."""
+    rows = session.execute(
+        select(Handoff.claimed_at, Handoff.closed_at).where(
+            Handoff.closed_at >= now - timedelta(days=days),
+            Handoff.claimed_at.is_not(None),
+        )
+    ).all()
+    spans = [(closed - claimed).total_seconds() / 60 for claimed, closed in rows if closed > claimed]
+    return sum(spans) / len(spans) if len(spans) >= 5 else DEFAULT_HANDLE_MINUTES
+
+
+def expected_wait_minutes(*, ahead: int, online: int, handle: float) -> int:
+    """The wait to promise, in whole minutes: the chats ahead and this one, shared among the people online."""
+    return max(1, math.ceil(handle * (ahead + 1) / max(online, 1)))
+
+
+def complaint_severity(*, session: Session, conversation: Conversation) -> Severity | None:
+    """The highest severity among the customer's open complaints (it raises the priority)."""
+    severities = session.scalars(
+        select(Complaint.severity).where(
+            Complaint.customer_id == conversation.customer_id,
+            Complaint.status.in_(
+                (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.REOPENED)
+            ),
+        )
+    ).all()
+    order = [Severity.HIGH, Severity.MEDIUM, Severity.LOW]
+    return next((level for level in order if level in severities), None)
+
+
+def just_ended(
+    *, session: Session, conversation: Conversation, now: datetime, within_hours: float = 24
+) -> int | None:
+    """The handoff of this conversation that a person finished recently (a rating now is about it)."""
+    return session.scalar(
+        select(Handoff.id)
+        .where(
+            Handoff.conversation_id == conversation.id,
+            Handoff.status.in_((HandoffStatus.RETURNED, HandoffStatus.CLOSED)),
+            Handoff.closed_at >= now - timedelta(hours=within_hours),
+        )
+        .order_by(Handoff.closed_at.desc())
+        .limit(1)
+    )

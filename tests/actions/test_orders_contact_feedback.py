@@ -19,7 +19,6 @@ from bot.actions.contact import (
 from bot.actions.fallback import ActionClarify
 from bot.actions.feedback import ActionRecordFeedback, ActionRecordRating, parse_score
 from bot.actions.formatting import day
-from bot.actions.handoff import ActionHandoff
 from bot.actions.orders import ActionCheckOrderStatus, ActionRequestRefund
 from bot.crm.models import (
     AuditLog,
@@ -27,7 +26,6 @@ from bot.crm.models import (
     Consent,
     ConsentPurpose,
     Customer,
-    Handoff,
     OrderStatus,
     Refund,
     Survey,
@@ -196,19 +194,6 @@ async def test_low_rating_opens_recovery_and_feedback_joins_it(crm: Session, dan
     await run_action(ActionRecordFeedback(), make_tracker("web:dana", text="nobody answered my emails"))
     survey = crm.scalars(select(Survey)).one()
     assert (survey.score, survey.comment) == (1, "nobody answered my emails")
-
-
-async def test_handoff_is_queued_once_with_the_wait(crm: Session, dana: Customer) -> None:
-    first, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
-    assert first[6:] == [
-        SlotSet("handoff_state", "queued"),
-        SlotSet("queue_ahead", "0"),
-        SlotSet("offer_human", False),
-    ]
-    again, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
-    assert again[6] == SlotSet("handoff_state", "already")
-    handoff = crm.scalars(select(Handoff)).one()
-    assert (handoff.reason, handoff.status.value) == ("customer_request", "queued")
 
 
 async def test_clarify_offers_the_likely_intent_then_a_person() -> None:

@@ -1,0 +1,87 @@
+"""When people are at work: opening hours per weekday in the business's time zone.
+
+The spec is what an admin writes in `BUSINESS_HOURS`, e.g. ``mon-fri 08:00-20:00, sat 09:00-16:00``:
+comma-separated entries of a weekday or a weekday range and one time range (``24:00`` is the end
+of the day). Days not named are closed. ``mon-sun 00:00-24:00`` means always open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+END_OF_DAY = 24 * 60
+
+
+class BadBusinessHours(ValueError):
+    """The spec cannot be read; the message says what to write instead."""
+
+
+@dataclass(frozen=True)
+class BusinessHours:
+    """Opening minutes per weekday (Monday = 0) in one time zone."""
+
+    zone: ZoneInfo
+    windows: dict[int, list[tuple[int, int]]]  # weekday → [(start minute, end minute)]
+
+    @classmethod
+    def parse(cls, spec: str, timezone: str) -> BusinessHours:
+        try:
+            zone = ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise BadBusinessHours(f"unknown time zone {timezone!r} (use e.g. Europe/Berlin)") from error
+        windows: dict[int, list[tuple[int, int]]] = {}
+        for entry in (part.strip() for part in spec.split(",")):
+            if not entry:
+                continue
+            days, _, hours = entry.partition(" ")
+            start, end = _minutes_range(hours.strip(), entry)
+            for day in _days(days.strip().lower(), entry):
+                windows.setdefault(day, []).append((start, end))
+        return cls(zone, {day: sorted(spans) for day, spans in windows.items()})
+
+    def is_open(self, now: datetime) -> bool:
+        local = now.astimezone(self.zone)
+        minute = local.hour * 60 + local.minute
+        return any(start <= minute < end for start, end in self.windows.get(local.weekday(), []))
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """The next moment the business opens after `now` (None if it never opens)."""
+        local = now.astimezone(self.zone)
+        for offset in range(8):
+            day = local.date() + timedelta(days=offset)
+            for start, _ in self.windows.get(day.weekday(), []):
+                opening = datetime.combine(day, time(start // 60, start % 60), tzinfo=self.zone)
+                if opening > local:
+                    return opening
+        return None
+
+
+def _days(text: str, entry: str) -> list[int]:
+    first, _, last = text.partition("-")
+    if first not in DAYS or (last and last not in DAYS):
+        raise BadBusinessHours(
+            f"{entry!r}: days are mon, tue, wed, thu, fri, sat, sun or a range like mon-fri"
+        )
+    start, end = DAYS.index(first), DAYS.index(last or first)
+    return list(range(start, end + 1)) if start <= end else [*range(start, 7), *range(0, end + 1)]
+
+
+def _minutes_range(text: str, entry: str) -> tuple[int, int]:
+    start_text, _, end_text = text.partition("-")
+    start, end = _minute(start_text, entry), _minute(end_text, entry)
+    if start >= end:
+        raise BadBusinessHours(f"{entry!r}: the opening time must be before the closing time")
+    return start, end
+
+
+def _minute(text: str, entry: str) -> int:
+    hours, _, minutes = text.strip().partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise BadBusinessHours(f"{entry!r}: write times as HH:MM, e.g. mon-fri 08:00-20:00")
+    value = int(hours) * 60 + int(minutes)
+    if int(minutes) > 59 or value > END_OF_DAY:
+        raise BadBusinessHours(f"{entry!r}: {text.strip()} is not a time of day")
+    return value

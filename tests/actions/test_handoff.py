@@ -1,0 +1,142 @@
+"""Handing over to a person: live with the wait when someone is at work, a callback case otherwise."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from rasa_sdk.events import ConversationPaused
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.actions import handoff as handoff_module
+from bot.actions.base import current_settings
+from bot.actions.feedback import ActionRecordRating
+from bot.actions.handoff import ActionHandoff, ActionPauseForAgent
+from bot.crm.models import (
+    Agent,
+    ComplaintStatus,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    Handoff,
+    HandoffStatus,
+    Role,
+    Severity,
+    Survey,
+)
+from tests.actions.conftest import make_tracker, run_action
+from tests.factories import make_complaint, make_customer
+
+SATURDAY_NOON = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
+TUESDAY_NOON = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def dana(crm: Session) -> Customer:
+    customer = make_customer(crm, first_name="Dana", web_id="dana", timezone="Europe/Berlin")
+    crm.commit()
+    return customer
+
+
+def at_work(crm: Session, monkeypatch: pytest.MonkeyPatch, *, now: datetime, seen_ago: float | None) -> None:
+    """Office hours Mon–Fri 09:00–17:00 Berlin; one agent last seen `seen_ago` seconds before `now`."""
+    monkeypatch.setenv("BUSINESS_HOURS", "mon-fri 09:00-17:00")
+    monkeypatch.setenv("BUSINESS_TIMEZONE", "Europe/Berlin")
+    monkeypatch.setenv("CONSOLE_AGENT_ONLINE_SECONDS", "60")
+    current_settings.cache_clear()
+    monkeypatch.setattr(handoff_module, "utcnow", lambda: now)
+    crm.add(
+        Agent(
+            username="ana",
+            display_name="Ana",
+            password_hash="x",
+            role=Role.AGENT,
+            last_seen_at=None if seen_ago is None else now - timedelta(seconds=seen_ago),
+        )
+    )
+    crm.commit()
+
+
+def slots(events: list[dict[str, object]]) -> dict[str, object]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+async def test_live_handoff_tells_the_wait_and_pauses_the_bot(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=10)
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert {k: slots(events)[k] for k in ("handoff_state", "queue_ahead", "wait_minutes")} == {
+        "handoff_state": "queued",
+        "queue_ahead": "0",
+        "wait_minutes": "4",  # one chat, one agent, the default handling time
+    }
+    handoff = crm.scalars(select(Handoff)).one()
+    assert (handoff.reason, handoff.status, handoff.mode) == (
+        "customer_request",
+        HandoffStatus.QUEUED,
+        "live",
+    )
+    assert crm.scalars(select(Conversation)).one().status is ConversationStatus.HANDED_OFF
+
+    paused, _ = await run_action(ActionPauseForAgent(), make_tracker("web:dana", intent="request_human"))
+    assert paused[-1] == ConversationPaused()
+
+    again, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert slots(again)["handoff_state"] == "already"
+    assert len(crm.scalars(select(Handoff)).all()) == 1
+
+
+async def test_nobody_online_files_a_callback_and_the_bot_goes_on(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=300)  # the console was closed 5 minutes ago
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert slots(events)["handoff_state"] == "callback_busy"
+    assert slots(events)["callback_when"] == "within 2 hours"
+    handoff = crm.scalars(select(Handoff)).one()
+    assert (handoff.mode, handoff.callback_by) == ("callback", TUESDAY_NOON + timedelta(hours=2))
+    assert crm.scalars(select(Conversation)).one().status is ConversationStatus.BOT
+
+    paused, _ = await run_action(ActionPauseForAgent(), make_tracker("web:dana", intent="request_human"))
+    assert not any(e.get("event") == "pause" for e in paused)
+
+
+async def test_outside_business_hours_the_callback_is_after_opening(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=SATURDAY_NOON, seen_ago=10)  # someone is online, but it is the weekend
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert slots(events)["handoff_state"] == "callback_closed"
+    monday_eleven_berlin = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+    assert crm.scalars(select(Handoff)).one().callback_by == monday_eleven_berlin
+    assert slots(events)["callback_when"] == "by Monday 30 November, 11:00"
+
+
+async def test_an_open_severe_complaint_raises_the_priority(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=10)
+    calm = make_customer(crm, web_id="calm")
+    make_complaint(crm, dana, severity=Severity.HIGH, status=ComplaintStatus.OPEN)
+    crm.commit()
+    await run_action(ActionHandoff(), make_tracker("web:calm", intent="request_human"))
+    monkeypatch.setattr(handoff_module, "utcnow", lambda: TUESDAY_NOON + timedelta(minutes=1))
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert slots(events)["queue_ahead"] == "0"  # asked second, served first
+    by_customer = {h.customer_id: h.priority for h in crm.scalars(select(Handoff))}
+    assert by_customer[dana.id] > by_customer[calm.id]
+
+
+async def test_a_rating_after_a_handback_belongs_to_that_handoff(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=10)
+    await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    handoff = crm.scalars(select(Handoff)).one()
+    handoff.status, handoff.closed_at = HandoffStatus.RETURNED, datetime.now(timezone.utc)
+    crm.commit()
+    rating = [{"entity": "rating", "value": "5"}]
+    await run_action(ActionRecordRating(), make_tracker("web:dana", intent="rate", entities=rating))
+    assert crm.scalars(select(Survey)).one().handoff_id == handoff.id
