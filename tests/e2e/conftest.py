@@ -12,11 +12,13 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bot.crm.db import make_engine
 from bot.crm.demo import load_demo_data
 from bot.crm.migrate import upgrade
+from bot.crm.models import Agent
 from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
@@ -61,6 +63,12 @@ class Stack:
     def crm(self) -> Session:
         return Session(make_engine(self.settings.database_url), expire_on_commit=False)
 
+    def agents_seen(self, when: datetime | None) -> None:
+        """Every demo agent had the console open at `when` (None: nobody has it open)."""
+        with self.crm() as crm:
+            crm.execute(update(Agent).values(last_seen_at=when))
+            crm.commit()
+
 
 def texts(replies: list[dict[str, object]]) -> str:
     """All reply texts as one string, for assertions about what the customer reads."""
@@ -80,6 +88,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "SCHEDULER_URL": f"http://127.0.0.1:{free_port()}",
             "RASA_TOKEN": secrets.token_urlsafe(24),
             "SECRET_KEY": secrets.token_urlsafe(24),
+            "BUSINESS_HOURS": "mon-sun 00:00-24:00",  # people at work whenever the suite runs
         }
     )
     upgrade(settings.database_url)

@@ -15,6 +15,7 @@ from bot.crm.models import (
     ComplaintStatus,
     Consent,
     ConsentPurpose,
+    Conversation,
     Customer,
     Delivery,
     Handoff,
@@ -86,10 +87,14 @@ def test_complaint_is_acknowledged_collected_filed_and_handed_to_a_person(stack:
         assert complaint.order_id is not None and complaint.status is ComplaintStatus.OPEN
         assert complaint.sla_due_at > complaint.created_at
     assert f"#{complaint.id}" in filed and "delivery team" in filed
+    stack.agents_seen(utcnow())
     handed = texts(stack.say(sender, "can I talk to a real person please"))
-    assert "getting a person" in handed
+    assert "getting a person" in handed and "the wait is about" in handed
     with stack.crm() as crm:
-        assert crm.scalars(select(Handoff).where(Handoff.customer_id == cid)).one().reason == "complaint"
+        handoff = crm.scalars(select(Handoff).where(Handoff.customer_id == cid)).one()
+        assert (handoff.reason, handoff.mode) == ("complaint", "live")
+    # A person has the conversation now: the bot stays silent, the message is still in the tracker.
+    assert stack.say(sender, "hello? are you there?") == []
 
 
 def test_retention_two_offers_then_the_no_is_respected(stack: Stack) -> None:
@@ -199,4 +204,10 @@ def test_faq_fallback_and_a_person(stack: Stack) -> None:
     assert "€" in texts(stack.say(sender, "how much does shipping cost?"))
     assert "not sure I understood" in texts(stack.say(sender, "/nlu_fallback"))
     assert "keep misunderstanding" in texts(stack.say(sender, "/nlu_fallback"))
-    assert "getting a person" in texts(stack.say(sender, "I want to talk to a human"))
+    stack.agents_seen(None)  # the console is closed everywhere: an honest callback, and the bot goes on
+    callback = texts(stack.say(sender, "I want to talk to a human"))
+    assert "Everyone on our team is busy" in callback and "within 2 hours" in callback
+    with stack.crm() as crm:
+        mine = select(Handoff).join(Conversation).where(Conversation.sender_id == sender)
+        assert crm.scalars(mine).one().mode == "callback"
+    assert "€" in texts(stack.say(sender, "and how much is shipping again?"))

@@ -104,6 +104,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             "SECRET_KEY": secrets.token_urlsafe(24),
             "GATEWAY_RASA_TIMEOUT": "30",
             "GATEWAY_RETRY_SECONDS": "1",
+            "BUSINESS_HOURS": "mon-sun 00:00-24:00",  # people at work whenever the suite runs
         }
     )
     upgrade(settings.database_url)
