@@ -53,6 +53,7 @@ class Settings:
     business_timezone: str
     business_hours: str
     agent_online_seconds: float
+    agent_away_seconds: float
 
     @property
     def rasa_port(self) -> int:
@@ -113,6 +114,7 @@ class Settings:
             business_timezone=env.get("BUSINESS_TIMEZONE") or "Europe/Berlin",
             business_hours=env.get("BUSINESS_HOURS") or "mon-fri 08:00-20:00, sat 09:00-16:00",
             agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
+            agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
@@ -154,6 +156,7 @@ class Settings:
             "BUSINESS_TIMEZONE": self.business_timezone,
             "BUSINESS_HOURS": self.business_hours,
             "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
+            "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
         }
 
     def opening_hours(self) -> BusinessHours:
