@@ -1,4 +1,8 @@
-"""Low confidence: ask with the likely intent as a button; a second miss in a row offers a person."""
+"""Low confidence: ask with the likely intent as a button; a second miss in a row offers a person.
+
+An irritable customer is offered a person at the first miss: the bot could not help, and making
+them rephrase again costs more goodwill than a person's time.
+"""
 
 from __future__ import annotations
 
@@ -50,4 +54,5 @@ class ActionClarify(CareLoopAction):
     ) -> list[EventType]:
         intents = user_intents(tracker)
         missed_twice = len(intents) >= 2 and intents[-1] == intents[-2] == "nlu_fallback"
-        return [SlotSet("clarify_top", "handoff" if missed_twice else likely_intent(tracker))]
+        impatient = tracker.get_slot("temperament") == "irritable" and intents[-1:] == ["nlu_fallback"]
+        return [SlotSet("clarify_top", "handoff" if missed_twice or impatient else likely_intent(tracker))]

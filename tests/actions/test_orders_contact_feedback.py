@@ -208,3 +208,11 @@ async def test_clarify_offers_the_likely_intent_then_a_person() -> None:
     tracker.events = tracker.events * 2
     events, _ = await run_action(ActionClarify(), tracker)
     assert events == [SlotSet("clarify_top", "handoff")]
+
+
+async def test_an_irritable_customer_is_offered_a_person_at_the_first_miss() -> None:
+    tracker = make_tracker(intent="nlu_fallback", slots={"temperament": "irritable"})
+    tracker.latest_message["intent_ranking"] = [{"name": "request_refund", "confidence": 0.4}]
+    tracker.events = [{"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}]
+    events, _ = await run_action(ActionClarify(), tracker)
+    assert events == [SlotSet("clarify_top", "handoff")]
