@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from bot.crm.models import (
     ConsentPurpose,
+    Conversation,
+    ConversationStatus,
     Customer,
     Delivery,
     DeliveryStatus,
@@ -31,6 +33,7 @@ MARKETING_KINDS = frozenset(
 )
 UNCAPPED_KINDS = frozenset({OutreachKind.COMPLAINT_FOLLOWUP})
 CAP_WINDOW = timedelta(days=7)
+WITH_PERSON_RETRY = timedelta(minutes=30)  # a chat with a person is not interrupted; try again later
 
 
 class Outcome(str, enum.Enum):
@@ -119,4 +122,19 @@ def decide(
     wake = quiet_until(now, zone_of(customer), policy)
     if wake is not None:
         return Verdict(Outcome.DELAY, "quiet_hours", until=wake)
+    if with_a_person(session=session, customer_id=customer.id):
+        return Verdict(Outcome.DELAY, "with_a_person", until=now + WITH_PERSON_RETRY)
     return Verdict(Outcome.SEND)
+
+
+def with_a_person(*, session: Session, customer_id: int) -> bool:
+    """A person is talking with the customer right now (the bot is paused in that conversation)."""
+    return (
+        session.scalar(
+            select(func.count(Conversation.id)).where(
+                Conversation.customer_id == customer_id,
+                Conversation.status == ConversationStatus.HANDED_OFF,
+            )
+        )
+        or 0
+    ) > 0

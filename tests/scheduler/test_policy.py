@@ -13,6 +13,8 @@ from bot.crm.models import (
     Channel,
     ChannelIdentity,
     ConsentPurpose,
+    Conversation,
+    ConversationStatus,
     Delivery,
     DeliveryStatus,
     OutreachKind,
@@ -138,3 +140,19 @@ def test_quiet_hours_delay_never_drop(session: Session) -> None:
         session=session, customer=customer, kind=OutreachKind.SILENCE, now=NOON_UTC, policy=POLICY
     )
     assert verdict.outcome is Outcome.DELAY and verdict.until == datetime(2026, 6, 15, 23, 0, tzinfo=UTC)
+
+
+def test_a_chat_with_a_person_is_not_interrupted(session: Session) -> None:
+    customer = reachable_customer(session, timezone="Europe/Berlin")
+    chat = Conversation(sender_id="web:with-ana", customer_id=customer.id, channel=Channel.WEB)
+    session.add(chat)
+    session.flush()
+    assert decide(
+        session=session, customer=customer, kind=OutreachKind.SILENCE, now=NOON_UTC, policy=POLICY
+    ).outcome is (Outcome.SEND)
+    chat.status = ConversationStatus.HANDED_OFF
+    verdict = decide(
+        session=session, customer=customer, kind=OutreachKind.SILENCE, now=NOON_UTC, policy=POLICY
+    )
+    assert (verdict.outcome, verdict.reason) == (Outcome.DELAY, "with_a_person")
+    assert verdict.until == NOON_UTC + timedelta(minutes=30)
