@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bot.settings import PROJECT_ROOT
 
@@ -70,8 +73,9 @@ def ensure_model(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
             print(f"training data unchanged since {target.name} was trained: reused it", file=sys.stderr)
         else:
             partial = cached.with_name(f"partial-{os.getpid()}-{target.name}")
-            train(partial, root)
+            seconds = train(partial, root)
             partial.replace(cached)  # atomic: nobody ever reads a half-written model
+            record_training(cached, seconds)
         scratch = target.with_name(f".{target.name}.{os.getpid()}")
         shutil.copy2(cached, scratch)
         scratch.replace(target)
@@ -81,8 +85,30 @@ def ensure_model(models_dir: Path, root: Path = PROJECT_ROOT) -> Path:
     return target
 
 
-def train(target: Path, root: Path = PROJECT_ROOT) -> None:
-    """Run `rasa train` into `target`."""
+def training_record_path(model: Path) -> Path:
+    return cache_dir() / f"{model.name.removesuffix('.tar.gz')}.training.json"
+
+
+def record_training(model: Path, seconds: float) -> None:
+    """Remember how long a full `rasa train` of `model` took, when, and on how many cores."""
+    record = {
+        "model": model.name,
+        "seconds": round(seconds, 1),
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other work on the machine as it finished
+    }
+    training_record_path(model).write_text(json.dumps(record) + "\n")
+
+
+def training_record(model: Path) -> dict[str, Any] | None:
+    """What `record_training` wrote for `model`, if this machine trained it."""
+    path = training_record_path(model)
+    return dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def train(target: Path, root: Path = PROJECT_ROOT) -> float:
+    """Run `rasa train` into `target`; return how many seconds it took."""
     print("training data changed: training the Rasa model (a few minutes) ...", file=sys.stderr)
     started = time.monotonic()
     subprocess.run(
@@ -104,7 +130,9 @@ def train(target: Path, root: Path = PROJECT_ROOT) -> None:
         check=True,
         env={**os.environ, "SQLALCHEMY_SILENCE_UBER_WARNING": "1"},
     )
-    print(f"trained {target.name} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    seconds = time.monotonic() - started
+    print(f"trained {target.name} in {seconds:.0f} s", file=sys.stderr)
+    return seconds
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,22 @@ def test_an_up_to_date_model_is_reused_without_training(
     assert "reused" in capsys.readouterr().err
     assert model.ensure_model(models, project) == path
     assert "up to date" in capsys.readouterr().err
+
+
+def test_a_training_is_recorded_with_its_duration_and_date(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CARELOOP_CACHE", str(tmp_path / "cache"))
+
+    def fake_rasa_train(target: Path, root: Path) -> float:  # stands in for the 10-minute `rasa train`
+        target.write_bytes(b"a freshly trained model")
+        return 612.0
+
+    monkeypatch.setattr(model, "train", fake_rasa_train)
+    path = model.ensure_model(tmp_path / "models", project)
+
+    record = model.training_record(path)
+    assert record is not None
+    assert record["model"] == path.name and record["seconds"] == 612.0
+    assert record["trained_at"].startswith(str(datetime.now(timezone.utc).year))
+    assert model.training_record(tmp_path / "models" / "careloop-0000000000000000.tar.gz") is None
