@@ -15,7 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from bot.console.app import create_console_app
+from bot.console.desk import desk_routes
 from bot.crm.models import Channel
+from bot.gateway.desk import ConsoleHub, Desk
 from bot.gateway.inbox import Inbox
 from bot.gateway.outlets import Outlet
 from bot.gateway.pages import demo_shop
@@ -43,6 +45,7 @@ class Gateway:
     web: WebChat
     internal: InternalApi
     telegram: TelegramChannel | None
+    desk: Desk
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -86,7 +89,13 @@ def build_gateway(settings: Settings) -> Gateway:
         channels=list(outlets),
         telegram_username=lambda: _bot_username(telegram),
     )
-    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram)
+    desk = Desk(
+        inbox=inbox,
+        hub=ConsoleHub(),
+        away_seconds=settings.agent_away_seconds,
+        max_chars=settings.gateway_max_message_chars,
+    )
+    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram, desk)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -110,7 +119,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Mount("/webchat", app=gateway.web.app()),
-        Mount("/console", app=create_console_app(settings)),
+        Mount("/console", app=create_console_app(settings, extra_routes=desk_routes(gateway.desk))),
     ]
     app = Starlette(routes=routes, lifespan=lambda app: _lifespan(gateway))
     app.state.gateway = gateway
@@ -122,7 +131,10 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
     gateway.crm.start()
     await gateway.rasa.open()
-    background = [asyncio.create_task(gateway.inbox.run_forever(), name="inbox")]
+    background = [
+        asyncio.create_task(gateway.inbox.run_forever(), name="inbox"),
+        asyncio.create_task(gateway.desk.run_forever(), name="desk"),
+    ]
     if gateway.telegram is not None:
         background.append(asyncio.create_task(gateway.telegram.run(), name="telegram"))
     log.info("gateway started telegram=%s", gateway.telegram.mode if gateway.telegram else "off")

@@ -13,13 +13,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.crm import reachability, transcript
-from bot.crm.models import Author, Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
+from bot.crm.models import (
+    Author,
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Customer,
+    DeliveryStatus,
+    Message,
+    utcnow,
+)
 from bot.crm.transcript import Profile
 from bot.gateway import wording
 from bot.gateway.limits import for_rasa
@@ -57,14 +66,29 @@ class ConversationRef:
     sender_id: str
     channel: Channel
     metadata: dict[str, Any]  # what Rasa's `session_started_metadata` gets
+    handed_off: bool = False  # a person is in charge: messages go to them (bot/gateway/desk.py)
 
 
 @dataclass(frozen=True)
-class _Pending:
+class PendingMessage:
+    """A stored customer message the bot has not answered yet."""
+
     id: int
     rasa_text: str
     attempts: int
     first_contact: bool  # the customer was created for this message
+
+
+class HandedOffRouter(Protocol):
+    """Where messages of a conversation a person is in charge of go (the desk)."""
+
+    async def route(
+        self, conversation: ConversationRef, pending: list[PendingMessage], *, live: bool
+    ) -> None: ...
+
+    def changed(self, sender_id: str) -> None: ...
+
+    async def customer_typing(self, sender_id: str, on: bool) -> None: ...
 
 
 class KeyedLocks:
@@ -113,6 +137,7 @@ class Inbox:
         self.breaker = Breaker(retry_seconds)
         self.locks = KeyedLocks()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.desk: HandedOffRouter | None = None  # set by the desk when the console runs
 
     async def accept(self, inbound: Inbound) -> Accepted:
         """Store the message (creating the customer on first contact) before anything else."""
@@ -123,7 +148,13 @@ class Inbox:
             accepted.message_id,
             accepted.duplicate,
         )
+        self.changed(inbound.sender_id)
         return accepted
+
+    def changed(self, sender_id: str) -> None:
+        """The conversation's transcript changed (agents watching it refresh)."""
+        if self.desk is not None:
+            self.desk.changed(sender_id)
 
     def process_soon(self, conversation_id: int) -> None:
         """Answer the conversation's waiting messages in the background (for a live customer)."""
@@ -159,13 +190,16 @@ class Inbox:
             )
             if not pending:
                 return True
+            if conversation.handed_off and self.desk is not None:
+                await self.desk.route(conversation, pending, live=live)
+                return True
             done = await self._answer_in_order(conversation, pending, live=live, probe=probe)
             if not done and live:
                 await self._hold(conversation)
             return done
 
     async def _answer_in_order(
-        self, conversation: ConversationRef, pending: list[_Pending], *, live: bool, probe: bool
+        self, conversation: ConversationRef, pending: list[PendingMessage], *, live: bool, probe: bool
     ) -> bool:
         outlet = self.outlets.get(conversation.channel)
         if live and outlet is not None:
@@ -182,7 +216,7 @@ class Inbox:
             if live and outlet is not None:
                 await outlet.typing(conversation.sender_id, False)
 
-    async def _answer(self, conversation: ConversationRef, message: _Pending) -> bool:
+    async def _answer(self, conversation: ConversationRef, message: PendingMessage) -> bool:
         """Get Rasa's replies to one message, store and deliver them; False if Rasa is unavailable."""
         try:
             replies = await self._replies_for(conversation, message)
@@ -214,7 +248,7 @@ class Inbox:
         await self.deliver(conversation.channel, outbound)
         return True
 
-    async def _replies_for(self, conversation: ConversationRef, message: _Pending) -> list[Reply]:
+    async def _replies_for(self, conversation: ConversationRef, message: PendingMessage) -> list[Reply]:
         if message.attempts > 0:
             # An earlier try may have reached Rasa after all (we stopped waiting, it carried on):
             # then its answer is in the tracker, and sending the message again would repeat it.
@@ -252,6 +286,8 @@ class Inbox:
             status = await self.crm.run(partial(_record_delivery, message=message, result=result))
             log.info("outbound message=%s channel=%s status=%s", message.id, channel.value, status.value)
             statuses.append(status)
+        for sender_id in {m.sender_id for m in messages}:
+            self.changed(sender_id)
         return statuses
 
     async def sweep(self) -> None:
@@ -301,7 +337,7 @@ def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
     return Accepted(stored.conversation.id, stored.message.id, stored.duplicate, stored.message.created_at)
 
 
-def _load_pending(session: Session, *, conversation_id: int) -> tuple[ConversationRef, list[_Pending]]:
+def _load_pending(session: Session, *, conversation_id: int) -> tuple[ConversationRef, list[PendingMessage]]:
     conversation = session.get_one(Conversation, conversation_id)
     ref = conversation_ref(session, conversation)
     pending = [
@@ -310,10 +346,10 @@ def _load_pending(session: Session, *, conversation_id: int) -> tuple[Conversati
     return ref, pending
 
 
-def _pending(message: Message) -> _Pending:
+def _pending(message: Message) -> PendingMessage:
     payload = message.payload or {}
     rasa_text = str(payload.get("rasa_text") or for_rasa(message.text or ""))
-    return _Pending(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
+    return PendingMessage(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
 
 
 def conversation_ref(session: Session, conversation: Conversation) -> ConversationRef:
@@ -324,7 +360,10 @@ def conversation_ref(session: Session, conversation: Conversation) -> Conversati
         "language": customer.language,
         "channel": conversation.channel.value,
     }
-    return ConversationRef(conversation.id, conversation.sender_id, conversation.channel, metadata)
+    handed_off = conversation.status == ConversationStatus.HANDED_OFF
+    return ConversationRef(
+        conversation.id, conversation.sender_id, conversation.channel, metadata, handed_off
+    )
 
 
 def _store_replies(

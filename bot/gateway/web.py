@@ -241,6 +241,10 @@ class WebChat:
         elif kind == "ping":
             await send_frame(socket, {"type": "pong"})
             return
+        elif kind == "typing" and isinstance(frame.get("on"), bool):
+            if self.inbox.desk is not None:  # shown to the agent of a handed-off conversation
+                await self.inbox.desk.customer_typing(sender_id, frame["on"])
+            return
         else:
             await send_frame(socket, _notice("invalid", wording.INVALID, client_id=client_id))
             return
@@ -262,6 +266,8 @@ class WebChat:
             await self.inbox.crm.run(partial(_mark_delivered, sender_id=sender_id, ids=ids))
         except SQLAlchemyError:
             log.warning("CRM unavailable: delivery receipts dropped sender=%s", sender_id)
+            return
+        self.inbox.changed(sender_id)  # an agent watching sees "delivered"
 
     def _origin_allowed(self, socket: WebSocket) -> bool:
         origin = socket.headers.get("origin")

@@ -19,3 +19,9 @@ LINK_INVALID = (
     "You can still chat with me here."
 )
 CHOOSE = "Please choose:"
+# A person from the agent console takes over, or loses the connection (bot/gateway/desk.py).
+AGENT_JOINED = "{agent} from our team is here now and has read our conversation so far."
+BACK_IN_QUEUE = (
+    "Sorry, the person helping you lost their connection. You keep your place in the queue, "
+    "and the next person will see everything you've written."
+)

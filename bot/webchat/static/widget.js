@@ -32,6 +32,8 @@
   var KEY = "careloop.widget:" + base;
   var RECONNECT_MAX_MS = 15000;
   var TYPING_TIMEOUT_MS = 30000;
+  var TYPING_EVERY_MS = 3000; // how often "still typing" is sent (a person may be reading)
+  var TYPING_IDLE_MS = 4000;
 
   var state = {
     token: load("token"),
@@ -42,6 +44,8 @@
     retries: 0,
     reconnectTimer: null,
     typingTimer: null,
+    typingSentAt: 0,
+    typingIdleTimer: null,
     unread: 0,
     rendered: {},
     pending: {},
@@ -301,6 +305,21 @@
     queue({ type: "button", message_id: messageId, index: index }, label);
   }
 
+  function sendTyping(on) {
+    clearTimeout(state.typingIdleTimer);
+    if (!state.ready) return;
+    var now = Date.now();
+    if (on) {
+      state.typingIdleTimer = setTimeout(function () { sendTyping(false); }, TYPING_IDLE_MS);
+      if (now - state.typingSentAt < TYPING_EVERY_MS) return;
+      state.typingSentAt = now;
+    } else {
+      if (!state.typingSentAt) return;
+      state.typingSentAt = 0;
+    }
+    state.socket.send(JSON.stringify({ type: "typing", on: on }));
+  }
+
   function flushReceipts() {
     if (!state.ready || !state.receipts.length) return;
     state.socket.send(JSON.stringify({ type: "received", ids: state.receipts.splice(0, 200) }));
@@ -424,6 +443,7 @@
     event.preventDefault();
     var text = input.value;
     input.value = "";
+    sendTyping(false);
     sendText(text);
     input.focus();
   });
@@ -433,6 +453,7 @@
       composer.requestSubmit ? composer.requestSubmit() : composer.dispatchEvent(new Event("submit"));
     }
   });
+  input.addEventListener("input", function () { sendTyping(!!input.value.trim()); });
   window.addEventListener("online", function () { if (!state.ready) ensureSession().then(connect, scheduleRetry); });
 
   function start() {

@@ -1,0 +1,386 @@
+"""The agents' desk in the console: the live queue, claiming, the chat beside the customer's record,
+canned replies, internal notes, transfer, close, and hand back to the bot.
+
+Pages are rendered on the server (Jinja, autoescaped); a websocket tells open pages when to
+refresh and carries typing both ways. Every change is a POST carrying the session's CSRF token
+(form field or X-CSRF-Token header); answers are JSON for the page's script, a redirect otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bot.console.app import Console
+from bot.console.auth import SESSION_COOKIE, ConsoleUser, csrf_ok
+from bot.crm import desk as crm_desk
+from bot.crm import transcript
+from bot.crm.db import session_scope
+from bot.crm.desk import DeskError
+from bot.crm.models import Agent, AgentNote, Direction, Handoff, HandoffStatus, Message, utcnow
+from bot.crm.record import customer_record
+from bot.gateway.desk import Desk
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 15.0  # the console refreshes Agent.last_seen_at at least this often
+HELLO_TIMEOUT = 10.0
+TRANSCRIPT_LIMIT = 200
+FORBIDDEN = 4403  # websocket close code: not logged in, no permission, or a foreign page
+AUTHOR_LABELS = {"customer": "Customer", "bot": "Bot", "system": "Notice"}
+
+
+def desk_routes(desk: Desk) -> list[BaseRoute]:
+    """The desk's pages and endpoints, for the console app the gateway mounts."""
+    pages = DeskPages(desk)
+    return [
+        Route("/queue", pages.queue, methods=["GET"]),
+        Route("/queue.json", pages.queue_json, methods=["GET"]),
+        Route("/handoffs/{handoff_id:int}/claim", pages.claim, methods=["POST"]),
+        Route("/chats/{handoff_id:int}", pages.chat, methods=["GET"]),
+        Route("/chats/{handoff_id:int}/state.json", pages.state, methods=["GET"]),
+        Route("/chats/{handoff_id:int}/messages", pages.say, methods=["POST"]),
+        Route("/chats/{handoff_id:int}/notes", pages.note, methods=["POST"]),
+        Route("/chats/{handoff_id:int}/transfer", pages.transfer, methods=["POST"]),
+        Route("/chats/{handoff_id:int}/close", pages.close, methods=["POST"]),
+        Route("/chats/{handoff_id:int}/handback", pages.hand_back, methods=["POST"]),
+        WebSocketRoute("/ws", pages.socket),
+    ]
+
+
+class DeskPages:
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    # ---- pages ---------------------------------------------------------------------------------
+
+    async def queue(self, request: Request) -> Response:
+        console, user = await _require(request)
+        entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
+        return console.page(request, "desk/queue.html", user, entries=entries, error=None)
+
+    async def queue_json(self, request: Request) -> Response:
+        await _require(request)
+        entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
+        return _json({"entries": entries})
+
+    async def chat(self, request: Request) -> Response:
+        console, user = await _require(request)
+        return await self._chat_page(request, console, user, error=None)
+
+    async def _chat_page(
+        self, request: Request, console: Console, user: ConsoleUser, error: str | None, status: int = 200
+    ) -> Response:
+        handoff_id = int(request.path_params["handoff_id"])
+        data = await self.desk.crm.run(
+            partial(_chat_page, handoff_id=handoff_id, agent_id=user.id, away=self.desk.away_seconds)
+        )
+        if data is None:
+            raise HTTPException(404, detail="There is no such handoff.")
+        response = console.page(request, "desk/chat.html", user, error=error, **data)
+        response.status_code = status
+        return response
+
+    async def state(self, request: Request) -> Response:
+        _, user = await _require(request)
+        handoff_id = int(request.path_params["handoff_id"])
+        data = await self.desk.crm.run(partial(_chat_state, handoff_id=handoff_id, agent_id=user.id))
+        if data is None:
+            return JSONResponse({"error": "There is no such handoff."}, status_code=404)
+        return _json(data)
+
+    # ---- changes -------------------------------------------------------------------------------
+
+    async def claim(self, request: Request) -> Response:
+        console, user, _ = await _change(request)
+        handoff_id = int(request.path_params["handoff_id"])
+        try:
+            await self.desk.claim(handoff_id, user.id)
+        except DeskError as error:
+            if _wants_json(request):
+                return JSONResponse({"error": error.message}, status_code=error.status)
+            entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
+            response = console.page(request, "desk/queue.html", user, entries=entries, error=error.message)
+            response.status_code = error.status
+            return response
+        return self._done(request, f"/chats/{handoff_id}", {"claimed": handoff_id})
+
+    async def say(self, request: Request) -> Response:
+        return await self._act(request, lambda user, form, h: self.desk.say(h, user.id, _field(form, "text")))
+
+    async def note(self, request: Request) -> Response:
+        return await self._act(
+            request, lambda user, form, h: self.desk.note(h, user.id, _field(form, "text"))
+        )
+
+    async def transfer(self, request: Request) -> Response:
+        async def move(user: ConsoleUser, form: FormData, handoff_id: int) -> Any:
+            target = _field(form, "agent_id")
+            if not target.isdigit():
+                raise DeskError("Choose the agent to transfer to.", 400)
+            return await self.desk.transfer(handoff_id, user.id, int(target))
+
+        return await self._act(request, move, then="/queue")
+
+    async def close(self, request: Request) -> Response:
+        return await self._act(
+            request,
+            lambda user, form, h: self.desk.close(h, user.id, _field(form, "resolution")),
+            then="/queue",
+        )
+
+    async def hand_back(self, request: Request) -> Response:
+        return await self._act(request, lambda user, form, h: self.desk.hand_back(h, user.id), then="/queue")
+
+    async def _act(
+        self,
+        request: Request,
+        work: Callable[[ConsoleUser, FormData, int], Awaitable[Any]],
+        then: str | None = None,
+    ) -> Response:
+        console, user, form = await _change(request)
+        handoff_id = int(request.path_params["handoff_id"])
+        try:
+            result = await work(user, form, handoff_id)
+        except DeskError as error:
+            if _wants_json(request):
+                return JSONResponse({"error": error.message}, status_code=error.status)
+            return await self._chat_page(request, console, user, error=error.message, status=error.status)
+        return self._done(request, then or f"/chats/{handoff_id}", _result_view(result))
+
+    def _done(self, request: Request, path: str, result: dict[str, Any]) -> Response:
+        if _wants_json(request):
+            return _json({"ok": True, **result})
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
+
+    # ---- live ----------------------------------------------------------------------------------
+
+    async def socket(self, socket: WebSocket) -> None:
+        """Live updates for one console page; its heartbeat keeps the agent counted as present."""
+        console: Console = socket.app.state.console
+        user = await run_in_threadpool(_socket_user, console, socket)
+        if user is None or not _same_origin(socket):
+            await socket.close(code=FORBIDDEN)
+            return
+        await socket.accept()
+        if not await _hello(socket, user):
+            await socket.close(code=FORBIDDEN)
+            return
+        hub = self.desk.hub
+        hub.join(socket, user.id)
+        heartbeat = asyncio.create_task(self._heartbeat(socket, user.id))
+        try:
+            await socket.send_text(json.dumps({"type": "ready"}))
+            while True:
+                frame = _parse(await socket.receive_text())
+                await self._on_frame(socket, user, frame)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            hub.leave(socket)
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _on_frame(self, socket: WebSocket, user: ConsoleUser, frame: dict[str, Any]) -> None:
+        handoff_id = frame.get("handoff")
+        if frame.get("type") == "watch" and _is_id(handoff_id):
+            try:
+                chat = await self.desk.crm.run(partial(crm_desk.chat_of, handoff_id=handoff_id))
+            except DeskError:
+                return
+            self.desk.hub.watch(socket, chat.sender_id)
+        elif frame.get("type") == "typing" and _is_id(handoff_id) and isinstance(frame.get("on"), bool):
+            try:
+                await self.desk.agent_typing(handoff_id, user.id, frame["on"])
+            except DeskError:
+                return  # not this agent's chat (any more): nothing to show the customer
+
+    async def _heartbeat(self, socket: WebSocket, agent_id: int) -> None:
+        while True:
+            await self.desk.crm.run(partial(crm_desk.touch_agent, agent_id=agent_id))
+            await socket.send_text(json.dumps({"type": "ping"}))
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+async def _require(request: Request) -> tuple[Console, ConsoleUser]:
+    console: Console = request.app.state.console
+    user = await run_in_threadpool(console.require, request, "chats")
+    return console, user
+
+
+async def _change(request: Request) -> tuple[Console, ConsoleUser, FormData]:
+    """The user (allowed chats) and the form of a state-changing request with a valid CSRF token."""
+    console, user = await _require(request)
+    form = await request.form()
+    console.require_csrf(user, request.headers.get("x-csrf-token") or str(form.get("csrf_token", "")))
+    return console, user, form
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _json(data: Any) -> Response:
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
+
+def _result_view(result: Any) -> dict[str, Any]:
+    if result is None or isinstance(result, str):
+        return {"detail": result} if result else {}
+    if hasattr(result, "status") and hasattr(result, "message_id"):
+        return {"message_id": result.message_id, "status": result.status.value}
+    if hasattr(result, "followed_up"):
+        return {"followed_up": result.followed_up}
+    return {}
+
+
+def _socket_user(console: Console, socket: WebSocket) -> ConsoleUser | None:
+    with session_scope(console.settings.database_url) as session:
+        user = console.sessions.read(socket.cookies.get(SESSION_COOKIE), session=session)
+    return user if user is not None and user.may("chats") else None
+
+
+def _same_origin(socket: WebSocket) -> bool:
+    """Only the console's own pages may open it (a foreign page would ride on the cookie)."""
+    origin = socket.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc == socket.headers.get("host")
+
+
+async def _hello(socket: WebSocket, user: ConsoleUser) -> bool:
+    try:
+        frame = _parse(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT))
+    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError):
+        return False
+    return frame.get("type") == "hello" and csrf_ok(user, frame.get("csrf"))
+
+
+def _parse(raw: str) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        return {}
+    return frame if isinstance(frame, dict) else {}
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**53
+
+
+# ---- what the pages show (run on the gateway's CRM thread) ---------------------------------------
+
+
+def _queue(session: Session, *, now: datetime) -> list[dict[str, Any]]:
+    return [entry.view() for entry in crm_desk.open_queue(session=session, now=now)]
+
+
+def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float) -> dict[str, Any] | None:
+    state = _chat_state(session, handoff_id=handoff_id, agent_id=agent_id)
+    if state is None:
+        return None
+    handoff = session.get_one(Handoff, handoff_id)
+    targets = [
+        a
+        for a in crm_desk.present_agents(session=session, now=utcnow(), away_seconds=away)
+        if a.id != agent_id
+    ]
+    return {
+        "state": state,
+        "handoff": handoff,
+        "record": customer_record(
+            session=session, customer_id=handoff.customer_id, conversation_id=handoff.conversation_id
+        ),
+        "canned": crm_desk.canned_replies(session=session),
+        "targets": [{"id": a.id, "name": a.display_name} for a in targets],
+    }
+
+
+def _chat_state(session: Session, *, handoff_id: int, agent_id: int) -> dict[str, Any] | None:
+    """What the chat view shows and refreshes: the handoff, the transcript, notes and events."""
+    handoff = session.get(Handoff, handoff_id)
+    if handoff is None:
+        return None
+    names = dict(session.execute(select(Agent.id, Agent.display_name)).tuples().all())
+    messages = transcript.recent_messages(
+        session=session, conversation_id=handoff.conversation_id, limit=TRANSCRIPT_LIMIT
+    )
+    notes = session.scalars(
+        select(AgentNote).where(AgentNote.customer_id == handoff.customer_id).order_by(AgentNote.id)
+    )
+    return {
+        "handoff": {
+            "id": handoff.id,
+            "status": handoff.status.value,
+            "mode": handoff.mode,
+            "reason": handoff.reason,
+            "agent": names.get(handoff.agent_id) if handoff.agent_id else None,
+            "mine": handoff.status == HandoffStatus.CLAIMED and handoff.agent_id == agent_id,
+            "requested_at": handoff.requested_at.isoformat(),
+            "resolution": handoff.resolution,
+        },
+        "messages": [_message_view(m, names, handoff.requested_at) for m in messages],
+        "notes": [
+            {
+                "id": n.id,
+                "text": n.text,
+                "agent": names.get(n.agent_id or 0, ""),
+                "at": n.created_at.isoformat(),
+            }
+            for n in notes
+        ],
+        "events": [
+            {"text": _event_text(e.actor, e.action, e.details, names), "at": e.created_at.isoformat()}
+            for e in crm_desk.handoff_events(session=session, handoff_id=handoff_id)
+        ],
+    }
+
+
+def _message_view(message: Message, names: dict[int, str], handed_off_at: datetime) -> dict[str, Any]:
+    author = message.author.value
+    payload = message.payload or {}
+    return {
+        "id": message.id,
+        "author": author,
+        "who": names.get(message.agent_id or 0, "Agent") if author == "agent" else AUTHOR_LABELS[author],
+        "text": message.text or "",
+        "buttons": [str(b.get("title", "")) for b in payload.get("buttons") or []],
+        "inbound": message.direction == Direction.INBOUND,
+        "status": message.delivery_status.value,
+        "error": message.error,
+        "at": message.created_at.isoformat(),
+        "before_handoff": message.created_at < handed_off_at,
+    }
+
+
+def _event_text(actor: str, action: str, details: dict[str, Any], names: dict[int, str]) -> str:
+    if action == crm_desk.REQUEUED:
+        return crm_desk.requeue_notice(str(details.get("agent", "an agent")))
+    kind, _, number = actor.partition(":")
+    by = names.get(int(number), "an agent") if kind == "agent" and number.isdigit() else actor
+    texts = {
+        "handoff_claimed": f"Claimed by {by}",
+        "handoff_transferred": f"Transferred by {by} to {details.get('to', 'another agent')}",
+        "handoff_returned": f"Handed back to the bot by {by}",
+        "handoff_closed": f"Closed by {by}: {details.get('resolution', '')}",
+    }
+    return texts.get(action, action.replace("_", " "))

@@ -1,0 +1,275 @@
+/*
+ * The agents' desk: the live queue and the chat view. A websocket says when to refresh; the data
+ * comes from JSON endpoints and is only ever set with textContent, never parsed as HTML.
+ */
+(function () {
+  "use strict";
+
+  var desk = document.getElementById("desk");
+  if (!desk) return;
+  var root = desk.dataset.root;
+  var csrf = desk.dataset.csrf;
+  var page = desk.dataset.page;
+  var handoff = desk.dataset.handoff ? Number(desk.dataset.handoff) : null;
+  var live = document.getElementById("desk-live");
+  var socket = null;
+  var retries = 0;
+  var typingSentAt = 0;
+  var typingIdle = null;
+  var customerTypingTimer = null;
+
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) {
+      if (name === "text") node.textContent = attrs[name];
+      else node.setAttribute(name, attrs[name]);
+    });
+    (children || []).forEach(function (child) { if (child) node.appendChild(child); });
+    return node;
+  }
+
+  function say(text) {
+    live.textContent = text;
+  }
+
+  function getJson(path) {
+    return fetch(root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (response.status === 303 || response.redirected) location.reload();
+        if (!response.ok) throw new Error("http " + response.status);
+        return response.json();
+      });
+  }
+
+  function post(path, fields) {
+    var body = new URLSearchParams(fields || {});
+    return fetch(root + path, {
+      method: "POST",
+      body: body,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRF-Token": csrf },
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (!response.ok) throw new Error(data.error || "Something went wrong (" + response.status + ").");
+        return data;
+      });
+    });
+  }
+
+  function minutes(since) {
+    var waited = Math.max(0, Date.now() - new Date(since).getTime());
+    return Math.floor(waited / 60000) + " min";
+  }
+
+  function hhmm(at) {
+    return new Date(at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  /* ---------- the queue ---------- */
+
+  function claimForm(entry) {
+    var form = el("form", { method: "post", action: root + "/handoffs/" + entry.handoff_id + "/claim" }, [
+      el("input", { type: "hidden", name: "csrf_token", value: csrf }),
+      el("button", { type: "submit", text: "Claim" }),
+    ]);
+    return form;
+  }
+
+  function cell(text, extra) {
+    return el("td", extra ? extra : { text: text });
+  }
+
+  function segment(entry) {
+    return el("td", {}, [el("span", { class: "seg seg-" + entry.segment, text: entry.segment })]);
+  }
+
+  function renderQueue(entries) {
+    var waiting = document.getElementById("waiting");
+    var claimed = document.getElementById("claimed");
+    var w = [], c = [];
+    entries.forEach(function (e) {
+      if (e.status === "queued") {
+        var who = el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: e.customer })]);
+        if (e.notice) who.appendChild(el("div", { class: "notice", text: e.notice }));
+        var mode = e.mode + (e.callback_by ? " (by " + e.callback_by.slice(0, 16).replace("T", " ") + " UTC)" : "");
+        w.push(el("tr", { "data-handoff": String(e.handoff_id) }, [
+          who, segment(e), cell(e.temperament), cell(e.reason), cell(e.channel), cell(mode),
+          el("td", { class: "wait", "data-since": e.requested_at, text: minutes(e.requested_at) }),
+          cell(String(e.priority)), el("td", {}, [claimForm(e)]),
+        ]));
+      } else {
+        var mine = e.agent_id !== null && String(e.agent_id) === desk.dataset.me;
+        c.push(el("tr", { "data-handoff": String(e.handoff_id) }, [
+          cell(e.customer), segment(e), cell(e.reason), cell(e.channel), cell(e.mode), cell(e.agent || ""),
+          el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: mine ? "Continue" : "View" })]),
+        ]));
+      }
+    });
+    if (!w.length) w.push(el("tr", { class: "empty" }, [el("td", { colspan: "9", text: "Nobody is waiting." })]));
+    if (!c.length) c.push(el("tr", { class: "empty" }, [el("td", { colspan: "7", text: "No chat is being handled." })]));
+    waiting.replaceChildren.apply(waiting, w);
+    claimed.replaceChildren.apply(claimed, c);
+  }
+
+  function refreshQueue() {
+    return getJson("/queue.json").then(function (data) {
+      var before = document.querySelectorAll("#waiting tr[data-handoff]").length;
+      renderQueue(data.entries);
+      var now = document.querySelectorAll("#waiting tr[data-handoff]").length;
+      if (now > before) say(now + " waiting.");
+    }, function () { say("Could not refresh the queue; retrying."); });
+  }
+
+  /* ---------- the chat ---------- */
+
+  function renderMessage(m) {
+    var item = el("li", {
+      class: "msg msg-" + m.author + (m.before_handoff ? " msg-bot-part" : ""), "data-id": String(m.id),
+    }, [el("span", { class: "who", text: m.who }), el("p", { class: "text", text: m.text })]);
+    if (m.buttons && m.buttons.length) {
+      item.appendChild(el("p", { class: "buttons" }, m.buttons.map(function (b) {
+        return el("span", { class: "chip", text: b });
+      })));
+    }
+    var status = el("span", { class: "status", text: m.status });
+    if (m.error) status.setAttribute("title", m.error);
+    item.appendChild(el("span", { class: "meta" }, [el("time", { datetime: m.at, text: hhmm(m.at) }), document.createTextNode(" "), status]));
+    return item;
+  }
+
+  function renderState(state) {
+    var log = document.getElementById("log");
+    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.replaceChildren.apply(log, state.messages.map(renderMessage));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+    var notes = document.getElementById("notes");
+    notes.replaceChildren.apply(notes, state.notes.length ? state.notes.map(function (n) {
+      return el("li", {}, [el("span", { class: "note-text", text: n.text }),
+        el("span", { class: "muted", text: " \u2014 " + n.agent + ", " + n.at.slice(0, 16).replace("T", " ") })]);
+    }) : [el("li", { class: "muted", text: "No notes yet." })]);
+    var events = document.getElementById("events");
+    events.replaceChildren.apply(events, state.events.map(function (e) {
+      return el("li", {}, [document.createTextNode(e.text + " "), el("time", { class: "muted", datetime: e.at, text: hhmm(e.at) })]);
+    }));
+    var status = document.getElementById("chat-status");
+    var h = state.handoff;
+    var changed = status.dataset.status !== h.status || status.dataset.mine !== (h.mine ? "yes" : "no");
+    if (changed) location.reload(); // who may act changed (claimed, transferred, back in the queue): redraw
+  }
+
+  function refreshChat() {
+    return getJson("/chats/" + handoff + "/state.json").then(renderState, function () {
+      say("Could not refresh the conversation; retrying.");
+    });
+  }
+
+  function showCustomerTyping(on) {
+    var typing = document.getElementById("typing");
+    clearTimeout(customerTypingTimer);
+    typing.hidden = !on;
+    if (on) customerTypingTimer = setTimeout(function () { typing.hidden = true; }, 8000);
+  }
+
+  function sendTyping(on) {
+    clearTimeout(typingIdle);
+    if (!socket || socket.readyState !== 1) return;
+    var now = Date.now();
+    if (on) {
+      typingIdle = setTimeout(function () { sendTyping(false); }, 4000);
+      if (now - typingSentAt < 3000) return;
+      typingSentAt = now;
+    } else {
+      if (!typingSentAt) return;
+      typingSentAt = 0;
+    }
+    socket.send(JSON.stringify({ type: "typing", handoff: handoff, on: on }));
+  }
+
+  function wireChat() {
+    var composer = document.getElementById("composer");
+    var reply = document.getElementById("reply");
+    if (composer) {
+      composer.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var text = reply.value;
+        if (!text.trim()) return;
+        reply.disabled = true;
+        sendTyping(false);
+        post("/chats/" + handoff + "/messages", { text: text })
+          .then(function (data) {
+            reply.value = "";
+            say("Sent (" + data.status + ").");
+            return refreshChat();
+          }, function (error) { say(error.message); })
+          .then(function () { reply.disabled = false; reply.focus(); });
+      });
+      reply.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          composer.requestSubmit();
+        }
+      });
+      reply.addEventListener("input", function () { sendTyping(!!reply.value.trim()); });
+      Array.prototype.forEach.call(document.querySelectorAll(".canned-reply"), function (button) {
+        button.addEventListener("click", function () {
+          reply.value = button.dataset.text;
+          reply.focus();
+        });
+      });
+    }
+    var noteForm = document.getElementById("note-form");
+    noteForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var note = document.getElementById("note");
+      post("/chats/" + handoff + "/notes", { text: note.value })
+        .then(function () { note.value = ""; say("Note added."); return refreshChat(); }, function (error) { say(error.message); });
+    });
+  }
+
+  /* ---------- live updates ---------- */
+
+  function connect() {
+    var url = location.origin.replace(/^http/, "ws") + root + "/ws";
+    var ws = new WebSocket(url);
+    socket = ws;
+    ws.addEventListener("open", function () { ws.send(JSON.stringify({ type: "hello", csrf: csrf })); });
+    ws.addEventListener("message", function (event) {
+      var frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      if (frame.type === "ready") {
+        retries = 0;
+        desk.classList.add("is-live");
+        if (page === "chat") {
+          ws.send(JSON.stringify({ type: "watch", handoff: handoff }));
+          refreshChat();
+        } else {
+          refreshQueue();
+        }
+      } else if (frame.type === "queue" && page === "queue") {
+        refreshQueue();
+      } else if (frame.type === "conversation" && page === "chat") {
+        showCustomerTyping(false);
+        refreshChat();
+      } else if (frame.type === "typing" && page === "chat") {
+        showCustomerTyping(!!frame.on);
+      } else if (frame.type === "notice" && frame.text) {
+        say(frame.text);
+        if (page === "chat") refreshChat();
+      }
+    });
+    ws.addEventListener("close", function () {
+      if (socket !== ws) return;
+      desk.classList.remove("is-live");
+      var delay = Math.min(15000, 1000 * Math.pow(2, retries++));
+      setTimeout(connect, delay);
+    });
+  }
+
+  if (page === "chat") wireChat();
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll(".wait[data-since]"), function (td) {
+      td.textContent = minutes(td.dataset.since);
+    });
+  }, 15000);
+  connect();
+})();

@@ -1,0 +1,209 @@
+"""A customer's whole record as an agent sees it beside a chat: profile, value and temperament,
+orders, complaints, retention history, consent, earlier conversations and handoffs, notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.crm.models import (
+    Agent,
+    AgentNote,
+    ChannelIdentity,
+    Complaint,
+    ComplaintStatus,
+    Consent,
+    Conversation,
+    Customer,
+    Handoff,
+    Order,
+    RetentionAttempt,
+    Subscription,
+    Survey,
+)
+
+RECENT = 10
+OPEN_COMPLAINTS = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.REOPENED)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a record section: a title and its details, all plain text."""
+
+    title: str
+    detail: str = ""
+    at: datetime | None = None
+
+
+@dataclass
+class CustomerRecord:
+    customer_id: int
+    name: str
+    profile: list[tuple[str, str]]
+    segment: str
+    temperament: str
+    churn_risk: str
+    tags: list[str]
+    consent: list[Row] = field(default_factory=list)
+    channels: list[Row] = field(default_factory=list)
+    orders: list[Row] = field(default_factory=list)
+    order_count: int = 0
+    subscriptions: list[Row] = field(default_factory=list)
+    open_complaints: list[Row] = field(default_factory=list)
+    past_complaints: list[Row] = field(default_factory=list)
+    retention: list[Row] = field(default_factory=list)
+    surveys: list[Row] = field(default_factory=list)
+    conversations: list[Row] = field(default_factory=list)
+    handoffs: list[Row] = field(default_factory=list)
+    notes: list[Row] = field(default_factory=list)
+
+
+def customer_record(
+    *, session: Session, customer_id: int, conversation_id: int | None = None
+) -> CustomerRecord:
+    customer = session.get_one(Customer, customer_id)
+    record = CustomerRecord(
+        customer_id=customer.id,
+        name=customer.display_name,
+        profile=_profile(customer),
+        segment=customer.segment.value,
+        temperament=customer.temperament.value,
+        churn_risk=f"{customer.churn_risk:.0%}",
+        tags=list(customer.tags or []),
+    )
+    record.consent = [
+        Row(c.purpose.value, f"{'yes' if c.granted else 'no'} ({c.source})", c.changed_at)
+        for c in session.scalars(
+            select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose)
+        )
+    ]
+    record.channels = [
+        Row(
+            i.sender_id,
+            "reachable" if i.reachable else f"unreachable: {i.unreachable_reason or ''}",
+            i.last_seen_at,
+        )
+        for i in session.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id))
+    ]
+    _commerce(session, record)
+    _care(session, record)
+    _conversations(session, record, conversation_id)
+    return record
+
+
+def _profile(customer: Customer) -> list[tuple[str, str]]:
+    fields = [
+        ("Email", customer.email),
+        ("Phone", customer.phone),
+        ("Language", customer.language),
+        ("Time zone", customer.timezone),
+        ("Birthday", customer.birthday.isoformat() if customer.birthday else None),
+        ("Customer since", customer.created_at.date().isoformat()),
+        (
+            "Last contact",
+            customer.last_contact_at.strftime("%Y-%m-%d %H:%M") if customer.last_contact_at else None,
+        ),
+    ]
+    return [(name, value) for name, value in fields if value]
+
+
+def _commerce(session: Session, record: CustomerRecord) -> None:
+    customer_id = record.customer_id
+    record.order_count = (
+        session.scalar(select(func.count(Order.id)).where(Order.customer_id == customer_id)) or 0
+    )
+    orders = session.scalars(
+        select(Order).where(Order.customer_id == customer_id).order_by(Order.placed_at.desc()).limit(RECENT)
+    )
+    record.orders = [Row(o.number, f"{o.status.value}, €{_money(o.total)}", o.placed_at) for o in orders]
+    subscriptions = session.scalars(select(Subscription).where(Subscription.customer_id == customer_id))
+    record.subscriptions = [
+        Row(s.product.name, f"{s.status.value}, €{_money(s.monthly_price)}/month", s.started_at)
+        for s in subscriptions
+    ]
+
+
+def _care(session: Session, record: CustomerRecord) -> None:
+    customer_id = record.customer_id
+    complaints = list(
+        session.scalars(
+            select(Complaint)
+            .where(Complaint.customer_id == customer_id)
+            .order_by(Complaint.created_at.desc())
+        )
+    )
+    for complaint in complaints:
+        row = Row(
+            f"#{complaint.id} {complaint.category.value} ({complaint.severity.value})",
+            f"{complaint.status.value}, team {complaint.team}"
+            + (f": {complaint.resolution}" if complaint.resolution else ""),
+            complaint.created_at,
+        )
+        (record.open_complaints if complaint.status in OPEN_COMPLAINTS else record.past_complaints).append(
+            row
+        )
+    record.past_complaints = record.past_complaints[:RECENT]
+    attempts = session.scalars(
+        select(RetentionAttempt)
+        .where(RetentionAttempt.customer_id == customer_id)
+        .order_by(RetentionAttempt.created_at.desc())
+        .limit(RECENT)
+    )
+    record.retention = [
+        Row(
+            f"{a.reason.value if a.reason else 'no reason given'}",
+            f"{a.offer.title if a.offer else 'no offer'}: {a.outcome.value}",
+            a.created_at,
+        )
+        for a in attempts
+    ]
+    surveys = session.scalars(
+        select(Survey).where(Survey.customer_id == customer_id).order_by(Survey.created_at.desc()).limit(5)
+    )
+    record.surveys = [
+        Row(f"CSAT {s.score}/5" if s.score else "comment", s.comment or "", s.created_at) for s in surveys
+    ]
+
+
+def _conversations(session: Session, record: CustomerRecord, conversation_id: int | None) -> None:
+    customer_id = record.customer_id
+    conversations = session.scalars(
+        select(Conversation)
+        .where(Conversation.customer_id == customer_id, Conversation.id != (conversation_id or -1))
+        .order_by(Conversation.last_message_at.desc())
+        .limit(RECENT)
+    )
+    record.conversations = [
+        Row(c.sender_id, c.status.value, c.last_message_at or c.started_at) for c in conversations
+    ]
+    handoffs = session.execute(
+        select(Handoff, Agent.display_name)
+        .outerjoin(Agent, Agent.id == Handoff.agent_id)
+        .where(Handoff.customer_id == customer_id)
+        .order_by(Handoff.requested_at.desc())
+        .limit(RECENT)
+    ).all()
+    record.handoffs = [
+        Row(
+            f"{h.reason} ({h.mode}): {h.status.value}",
+            ", ".join(p for p in (agent, h.resolution) if p),
+            h.requested_at,
+        )
+        for h, agent in handoffs
+    ]
+    notes = session.execute(
+        select(AgentNote, Agent.display_name)
+        .outerjoin(Agent, Agent.id == AgentNote.agent_id)
+        .where(AgentNote.customer_id == customer_id)
+        .order_by(AgentNote.created_at.desc(), AgentNote.id.desc())
+        .limit(20)
+    ).all()
+    record.notes = [Row(note.text, agent or "", note.created_at) for note, agent in notes]
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:.2f}"

@@ -1,0 +1,412 @@
+"""The gateway's side of a handoff: customer messages go to the agent while a person is in charge,
+agents' messages go out through the customer's channel, and the agent console sees it all live.
+
+While a conversation is handed off, a customer's stored message is shown to the agent and marked
+processed at once; it is also sent to Rasa so that the tracker has it (Rasa answers nothing: the
+conversation is paused), but an unreachable Rasa never holds it back. Handing back resumes the
+conversation in Rasa first, so the bot is never silent in a conversation nobody holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from bot.crm import desk, transcript
+from bot.crm.desk import Chat, DeskError
+from bot.crm.models import Agent, Author, DeliveryStatus, HandoffStatus, Message, utcnow
+from bot.gateway import wording
+from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
+from bot.gateway.limits import screen
+from bot.gateway.outlets import Outbound
+from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
+
+log = logging.getLogger(__name__)
+
+HANDBACK_INTENT = "EXTERNAL_handback"
+NOT_IN_TRACKER = "not in Rasa's tracker: "
+SEND_TIMEOUT = 5.0
+DESK_NOTICE = "desk"  # payload kind of the gateway's own messages about the handoff
+BOT_UNREACHABLE = (
+    "The bot cannot be reached right now, so the chat stays with you. Please try again in a minute."
+)
+
+
+@dataclass(frozen=True)
+class Said:
+    message_id: int
+    status: DeliveryStatus
+
+
+@dataclass(frozen=True)
+class Ended:
+    chat: Chat
+    followed_up: bool  # the bot's follow-up (the CSAT question) reached the customer's channel
+
+
+class ConsoleHub:
+    """The agent console's open websockets, and what each one watches."""
+
+    def __init__(self) -> None:
+        self._agents: dict[WebSocket, int] = {}
+        self._watching: dict[WebSocket, str] = {}  # socket -> sender id of the chat on screen
+
+    def join(self, socket: WebSocket, agent_id: int) -> None:
+        self._agents[socket] = agent_id
+
+    def leave(self, socket: WebSocket) -> None:
+        self._agents.pop(socket, None)
+        self._watching.pop(socket, None)
+
+    def watch(self, socket: WebSocket, sender_id: str | None) -> None:
+        if sender_id is None:
+            self._watching.pop(socket, None)
+        else:
+            self._watching[socket] = sender_id
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._agents)
+
+    def watched(self, sender_id: str) -> bool:
+        return sender_id in self._watching.values()
+
+    async def queue_changed(self) -> None:
+        await self._send(list(self._agents), {"type": "queue"})
+
+    async def conversation_changed(self, sender_id: str) -> None:
+        await self._send(self._watchers(sender_id), {"type": "conversation"})
+
+    async def typing(self, sender_id: str, on: bool) -> None:
+        await self._send(self._watchers(sender_id), {"type": "typing", "on": on})
+
+    async def tell_agent(self, agent_id: int, text: str) -> None:
+        await self._send(
+            [s for s, a in self._agents.items() if a == agent_id], {"type": "notice", "text": text}
+        )
+
+    def _watchers(self, sender_id: str) -> list[WebSocket]:
+        return [socket for socket, watched in self._watching.items() if watched == sender_id]
+
+    async def _send(self, sockets: Sequence[WebSocket], frame: dict[str, Any]) -> None:
+        text = json.dumps(frame)
+        for socket in sockets:
+            if not await _send_text(socket, text):
+                self.leave(socket)
+
+
+async def _send_text(socket: WebSocket, text: str) -> bool:
+    if socket.application_state != WebSocketState.CONNECTED:
+        return False
+    try:
+        await asyncio.wait_for(socket.send_text(text), SEND_TIMEOUT)
+    except (WebSocketDisconnect, RuntimeError, OSError, asyncio.TimeoutError):
+        return False
+    return True
+
+
+class Desk:
+    """Handoffs as the gateway runs them: routing, agents' actions, and the re-queue sweep."""
+
+    def __init__(
+        self,
+        *,
+        inbox: Inbox,
+        hub: ConsoleHub,
+        away_seconds: float,
+        max_chars: int,
+        clock: Callable[[], datetime] = utcnow,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.inbox, self.crm, self.rasa, self.hub = inbox, inbox.crm, inbox.rasa, hub
+        self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
+        self.poll_seconds = poll_seconds
+        self.sweep_seconds = min(10.0, away_seconds / 4)
+        self._queue_seen: object = None
+        inbox.desk = self
+
+    # ---- customer side -------------------------------------------------------------------------
+
+    async def route(
+        self, conversation: ConversationRef, pending: list[PendingMessage], *, live: bool
+    ) -> None:
+        """Give a handed-off conversation's new messages to the agent, then to Rasa's tracker."""
+        await self.crm.run(partial(_mark_routed, message_ids=[m.id for m in pending]))
+        log.info("routed to the agent conversation=%s messages=%s", conversation.id, [m.id for m in pending])
+        self.changed(conversation.sender_id)
+        outlet = self.inbox.outlets.get(conversation.channel)
+        if live and outlet is not None:
+            await outlet.typing(conversation.sender_id, False)  # no bot answer is coming
+        for message in pending:
+            await self._to_tracker(conversation, message)
+
+    async def _to_tracker(self, conversation: ConversationRef, message: PendingMessage) -> None:
+        if not self.inbox.breaker.allows():
+            await self._missed(message, "Rasa was unavailable")
+            return
+        try:
+            replies = await self.rasa.send_message(
+                conversation.sender_id,
+                message.rasa_text,
+                message_id=message.id,
+                channel=conversation.channel.value,
+                metadata=conversation.metadata,
+            )
+        except RasaUnavailable as error:
+            self.inbox.breaker.trip()
+            await self._missed(message, str(error))
+            return
+        except RasaRefused as error:
+            await self._missed(message, str(error))
+            return
+        self.inbox.breaker.reset()
+        if replies:  # Rasa is not paused (e.g. a pause was lost): the person stays in charge
+            log.warning("rasa answered in a handed-off conversation=%s: pausing it again", conversation.id)
+            await self._pause(conversation.sender_id)
+
+    async def _missed(self, message: PendingMessage, why: str) -> None:
+        log.warning("handed-off message=%s not in the tracker: %s", message.id, why)
+        await self.crm.run(partial(_note_error, message_id=message.id, error=NOT_IN_TRACKER + why))
+
+    def changed(self, sender_id: str) -> None:
+        """Something in this conversation changed: the agents watching it refresh."""
+        if self.hub.watched(sender_id):
+            self.inbox.spawn(self.hub.conversation_changed(sender_id))
+
+    async def customer_typing(self, sender_id: str, on: bool) -> None:
+        if self.hub.watched(sender_id):
+            await self.hub.typing(sender_id, on)
+
+    # ---- agent side ----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _chat(self, handoff_id: int) -> AsyncIterator[Chat]:
+        """The handoff's chat, with its conversation to ourselves (the inbox waits meanwhile)."""
+        chat = await self.crm.run(partial(desk.chat_of, handoff_id=handoff_id))
+        async with self.inbox.locks.hold(f"conversation:{chat.conversation_id}"):
+            yield chat
+
+    async def claim(self, handoff_id: int, agent_id: int) -> Chat:
+        """Take a waiting chat (one winner among agents racing for it); the customer is told."""
+        async with self._chat(handoff_id):
+            chat, joined = await self.crm.run(
+                partial(_claim, handoff_id=handoff_id, agent_id=agent_id, now=self.clock())
+            )
+            if joined is not None and chat.mode == "callback":
+                await self._pause(chat.sender_id)  # the bot was still helping: a person takes over
+            if joined is not None:
+                log.info("handoff=%s claimed by agent=%s", handoff_id, agent_id)
+                await self.inbox.deliver(chat.channel, [joined])
+        await self.hub.queue_changed()
+        return chat
+
+    async def say(self, handoff_id: int, agent_id: int, raw: str) -> Said:
+        """An agent's message: stored as theirs, delivered through the customer's channel."""
+        text, refusal = screen(raw, self.max_chars)
+        if refusal is not None:
+            raise DeskError(
+                "Write something first."
+                if refusal.code == "empty"
+                else f"Keep it under {self.max_chars:,} characters.",
+                400,
+            )
+        async with self._chat(handoff_id) as chat:
+            outbound = await self.crm.run(
+                partial(_store_agent_message, handoff_id=handoff_id, agent_id=agent_id, text=text)
+            )
+            (status,) = await self.inbox.deliver(chat.channel, [outbound])
+        log.info("agent=%s message=%s handoff=%s status=%s", agent_id, outbound.id, handoff_id, status.value)
+        return Said(outbound.id, status)
+
+    async def agent_typing(self, handoff_id: int, agent_id: int, on: bool) -> None:
+        chat = await self.crm.run(partial(desk.held_chat, handoff_id=handoff_id, agent_id=agent_id))
+        outlet = self.inbox.outlets.get(chat.channel)
+        if outlet is not None:
+            await outlet.typing(chat.sender_id, on)
+
+    async def transfer(self, handoff_id: int, agent_id: int, to_agent_id: int) -> str:
+        chat, target = await self.crm.run(
+            partial(
+                desk.transfer,
+                handoff_id=handoff_id,
+                agent_id=agent_id,
+                to_agent_id=to_agent_id,
+                away_seconds=self.away_seconds,
+                now=self.clock(),
+            )
+        )
+        await self.hub.tell_agent(target.id, f"A chat was transferred to you (handoff {chat.handoff_id}).")
+        await self.hub.queue_changed()
+        return target.display_name
+
+    async def note(self, handoff_id: int, agent_id: int, text: str) -> None:
+        await self.crm.run(partial(desk.add_note, handoff_id=handoff_id, agent_id=agent_id, text=text))
+        chat = await self.crm.run(partial(desk.chat_of, handoff_id=handoff_id))
+        self.changed(chat.sender_id)
+
+    async def hand_back(self, handoff_id: int, agent_id: int) -> Ended:
+        """Give the conversation back to the bot, which picks up and asks for a rating."""
+        async with self._chat(handoff_id) as chat:
+            chat = await self._end(chat, agent_id, HandoffStatus.RETURNED, None)
+            followed_up = await self._follow_up(chat)
+        await self.hub.queue_changed()
+        self.changed(chat.sender_id)
+        return Ended(chat, followed_up)
+
+    async def close(self, handoff_id: int, agent_id: int, resolution: str) -> Ended:
+        """Close with a resolution; the bot answers the customer's next message again."""
+        async with self._chat(handoff_id) as chat:
+            chat = await self._end(chat, agent_id, HandoffStatus.CLOSED, resolution)
+        await self.hub.queue_changed()
+        self.changed(chat.sender_id)
+        return Ended(chat, followed_up=False)
+
+    async def _end(self, chat: Chat, agent_id: int, status: HandoffStatus, resolution: str | None) -> Chat:
+        await self.crm.run(partial(desk.held_chat, handoff_id=chat.handoff_id, agent_id=agent_id))
+        if status == HandoffStatus.CLOSED and not (resolution or "").strip():
+            raise DeskError("Write what was resolved before closing.", 400)
+        try:  # Rasa first: if it cannot take over, the person keeps the chat
+            await self.rasa.resume(chat.sender_id)
+        except (RasaUnavailable, RasaRefused) as error:
+            log.warning("resume failed handoff=%s: %s", chat.handoff_id, error)
+            raise DeskError(BOT_UNREACHABLE, 503) from None
+        try:
+            ended = await self.crm.run(
+                partial(
+                    desk.finish,
+                    handoff_id=chat.handoff_id,
+                    agent_id=agent_id,
+                    status=status,
+                    resolution=resolution,
+                    now=self.clock(),
+                )
+            )
+        except (DeskError, SQLAlchemyError):
+            await self._pause(chat.sender_id)  # the CRM still says a person is in charge
+            raise
+        log.info("handoff=%s ended as %s by agent=%s", chat.handoff_id, status.value, agent_id)
+        return ended
+
+    async def _follow_up(self, chat: Chat) -> bool:
+        try:
+            replies = await self.rasa.trigger_intent(chat.sender_id, HANDBACK_INTENT, {})
+        except (RasaUnavailable, RasaRefused) as error:
+            log.warning("handback follow-up not sent handoff=%s: %s", chat.handoff_id, error)
+            return False
+        stored = await self.crm.run(partial(_store_follow_up, chat=chat, replies=replies))
+        statuses = await self.inbox.deliver(chat.channel, stored)
+        return all(s != DeliveryStatus.FAILED for s in statuses)
+
+    async def _pause(self, sender_id: str) -> None:
+        try:
+            await self.rasa.pause(sender_id)
+        except (RasaUnavailable, RasaRefused) as error:
+            # The CRM holds the truth: the next routed message re-pauses if Rasa answers it.
+            log.warning("pause failed sender=%s: %s", sender_id, type(error).__name__)
+
+    # ---- background ----------------------------------------------------------------------------
+
+    async def requeue_away(self) -> list[desk.Requeued]:
+        """Return chats of agents who went away to the queue; customers and agents are told."""
+        requeued = await self.crm.run(partial(_requeue, now=self.clock(), away_seconds=self.away_seconds))
+        for item, notice in requeued:
+            log.info("handoff=%s back in the queue: agent=%s away", item.chat.handoff_id, item.agent_id)
+            await self.inbox.deliver(item.chat.channel, [notice])
+            await self.hub.tell_agent(item.agent_id, desk.requeue_notice("you"))
+            self.changed(item.chat.sender_id)
+        if requeued:
+            await self.hub.queue_changed()
+        return [item for item, _ in requeued]
+
+    async def refresh_queue(self) -> None:
+        """Tell consoles when the queue changed elsewhere (e.g. the action server opened a handoff)."""
+        if not self.hub.connected:
+            self._queue_seen = None
+            return
+        seen = await self.crm.run(desk.queue_signature)
+        if seen != self._queue_seen:
+            self._queue_seen = seen
+            await self.hub.queue_changed()
+
+    async def run_forever(self) -> None:
+        last_sweep = float("-inf")
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() - last_sweep >= self.sweep_seconds:
+                    last_sweep = loop.time()
+                    await self.requeue_away()
+                await self.refresh_queue()
+            except SQLAlchemyError as error:
+                log.warning("desk sweep: CRM unavailable (%s)", type(error).__name__)
+            except Exception:  # the loop must outlive any one failure; it is logged, not hidden
+                log.exception("desk sweep failed")
+            await asyncio.sleep(self.poll_seconds)
+
+
+def _mark_routed(session: Session, *, message_ids: list[int]) -> None:
+    for message_id in message_ids:
+        transcript.mark_processed(session=session, message_id=message_id)
+        message = session.get_one(Message, message_id)
+        message.payload = {**(message.payload or {}), "routed": "agent"}
+
+
+def _note_error(session: Session, *, message_id: int, error: str) -> None:
+    session.get_one(Message, message_id).error = error[: transcript.MAX_ERROR]
+
+
+def _claim(
+    session: Session, *, handoff_id: int, agent_id: int, now: datetime
+) -> tuple[Chat, Outbound | None]:
+    already = desk.chat_of(session=session, handoff_id=handoff_id)
+    chat = desk.claim(session=session, handoff_id=handoff_id, agent_id=agent_id, now=now)
+    if already.status == HandoffStatus.CLAIMED:  # it was ours already (a second click)
+        return chat, None
+    agent = session.get_one(Agent, agent_id)
+    text = wording.AGENT_JOINED.format(agent=agent.display_name.split()[0])
+    return chat, _notice(session, chat, text)
+
+
+def _notice(session: Session, chat: Chat, text: str) -> Outbound:
+    message = transcript.store_outbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        author=Author.SYSTEM,
+        text=text,
+        payload={"kind": DESK_NOTICE},
+    )
+    return Outbound.of(message, chat.sender_id)
+
+
+def _store_agent_message(session: Session, *, handoff_id: int, agent_id: int, text: str) -> Outbound:
+    chat = desk.held_chat(session=session, handoff_id=handoff_id, agent_id=agent_id)
+    message = transcript.store_outbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        author=Author.AGENT,
+        text=text,
+        agent_id=agent_id,
+    )
+    return Outbound.of(message, chat.sender_id)
+
+
+def _store_follow_up(session: Session, *, chat: Chat, replies: list[Any]) -> list[Outbound]:
+    conversation = ConversationRef(chat.conversation_id, chat.sender_id, chat.channel, {})
+    return store_bot_replies(
+        session, conversation=conversation, replies=replies, extra={"proactive": HANDBACK_INTENT}
+    )
+
+
+def _requeue(session: Session, *, now: datetime, away_seconds: float) -> list[tuple[desk.Requeued, Outbound]]:
+    requeued = desk.requeue_away(session=session, now=now, away_seconds=away_seconds)
+    return [(item, _notice(session, item.chat, wording.BACK_IN_QUEUE)) for item in requeued]
