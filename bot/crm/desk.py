@@ -223,6 +223,7 @@ def transfer(
 ) -> tuple[Chat, Agent]:
     """Give a chat one holds to another agent who is at the console now."""
     now = now or utcnow()
+    held_chat(session=session, handoff_id=handoff_id, agent_id=agent_id)
     target = session.get(Agent, to_agent_id)
     if target is None or not target.active or target.role not in CHAT_ROLES:
         raise DeskError("Choose an agent who works chats.", 400)

@@ -44,6 +44,8 @@ class StandInRasa:
         self.status = 200  # anything else: answer with this status and no replies
         self.delay = 0.0  # seconds to think before answering (the tracker already has the answer)
         self.intents = {"EXTERNAL_checkin": [{"text": "Hi again! Is everything fine with your order?"}]}
+        self.appended: list[dict[str, Any]] = []  # events posted to trackers: {"sender", "event", …}
+        self.paused: set[str] = set()  # a paused conversation answers nothing (Rasa's ConversationPaused)
         self.url = ""  # set once it is served
 
     @property
@@ -56,6 +58,7 @@ class StandInRasa:
             routes=[
                 Route("/webhooks/rest/webhook", self.webhook, methods=["POST"]),
                 Route("/conversations/{sender:path}/trigger_intent", self.trigger_intent, methods=["POST"]),
+                Route("/conversations/{sender:path}/tracker/events", self.append, methods=["POST"]),
                 Route("/conversations/{sender:path}/tracker", self.tracker, methods=["GET"]),
             ]
         )
@@ -67,6 +70,8 @@ class StandInRasa:
         if self.status != 200:
             return JSONResponse({"error": "broken"}, status_code=self.status)
         replies = [{"recipient_id": body["sender"], **r} for r in self.replies(body)]
+        if body["sender"] in self.paused:
+            replies = []
         with self.lock:
             self.webhook_calls.append(body)
             self.events[body["sender"]].append(
@@ -91,6 +96,22 @@ class StandInRasa:
             return JSONResponse({"message": f"The intent {body.get('name')} does not exist"}, status_code=404)
         messages = [{"recipient_id": sender, **m} for m in self.intents[body["name"]]]
         return JSONResponse({"tracker": {"sender_id": sender}, "messages": messages})
+
+    async def append(self, request: Request) -> Response:
+        if request.query_params.get("token") != TOKEN:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if self.status != 200:
+            return JSONResponse({"error": "broken"}, status_code=self.status)
+        body = await request.json()
+        sender = request.path_params["sender"]
+        with self.lock:
+            self.appended.append({"sender": sender, **body})
+            self.events[sender].append(body)
+            if body.get("event") == "pause":
+                self.paused.add(sender)
+            elif body.get("event") == "resume":
+                self.paused.discard(sender)
+        return JSONResponse({"sender_id": sender, "events": self.events[sender]})
 
     async def tracker(self, request: Request) -> Response:
         if request.query_params.get("token") != TOKEN:
