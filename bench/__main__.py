@@ -1,0 +1,60 @@
+"""`python -m bench` (make bench): measure, print one table, write the JSON under var/bench/."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.report import render, write_json
+from bench.run import BenchConfig, run
+from bot.ops.envfile import load_env_file
+from bot.settings import PROJECT_ROOT
+
+BUDGET_MINUTES = 20
+
+
+def parse_args(argv: list[str] | None) -> BenchConfig:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--population", type=int, default=defaults.population, help="demo customers")
+    parser.add_argument(
+        "--levels", default=",".join(map(str, defaults.levels)), help="customers at once, e.g. 1,10,50"
+    )
+    parser.add_argument("--conversations-per-customer", type=int, default=defaults.conversations_per_customer)
+    parser.add_argument("--min-conversations", type=int, default=defaults.min_conversations)
+    parser.add_argument("--fanout-workers", type=int, default=defaults.fanout_workers)
+    parser.add_argument("--direct-triggers", type=int, default=defaults.direct_triggers)
+    parser.add_argument("--no-heldout", action="store_true", help="skip `rasa test nlu` (about 2 minutes)")
+    parser.add_argument("--model", type=Path, help="model archive (default: the current one)")
+    parser.add_argument("--out", type=Path, default=defaults.var_dir, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    return BenchConfig(
+        population=args.population,
+        levels=tuple(int(level) for level in args.levels.split(",")),
+        conversations_per_customer=args.conversations_per_customer,
+        min_conversations=args.min_conversations,
+        fanout_workers=args.fanout_workers,
+        direct_triggers=args.direct_triggers,
+        heldout=not args.no_heldout,
+        var_dir=args.out.resolve(),
+        model=args.model.resolve() if args.model else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    load_env_file(PROJECT_ROOT / ".env")  # RASA_TOKEN etc. are needed to read the settings
+    config = parse_args(argv)
+    result = run(config)
+    print(render(result))
+    path = write_json(result, config.var_dir)
+    print(f"\nwritten to {path}")
+    minutes = result["machine"]["seconds"] / 60
+    if minutes > BUDGET_MINUTES:
+        print(f"over the {BUDGET_MINUTES}-minute budget: {minutes:.1f} min", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""One table of the figures (printed), and the whole result as JSON under var/bench/."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str, str]
+
+
+def table_rows(result: dict[str, Any]) -> list[Row]:
+    """The figures a reader needs, as (area, figure, value) rows."""
+    return [*_chat_rows(result["chat"]), *_fanout_rows(result["fanout"]), *_nlu_rows(result["nlu"])] + (
+        _cost_rows(result["cost"])
+    )
+
+
+def _chat_rows(chat: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for level in chat["levels"]:
+        area = f"chat, {level['customers']} at once"
+        for path, label in (("gateway", "whole stack (web chat)"), ("rasa", "Rasa REST webhook only")):
+            figures = level[path]
+            rows.append(
+                (area, f"{label} p50/p95/p99", _latencies(figures) + f", {_num(figures['per_second'])} msg/s")
+            )
+        ratio = level["ratio"]
+        rows.append(
+            (
+                area,
+                "whole stack ÷ Rasa only",
+                f"p50 ×{_num(ratio['p50'])}, p95 ×{_num(ratio['p95'])}, msg/s ×{_num(ratio['per_second'])}",
+            )
+        )
+    ledger = chat["ledger"]
+    rows.append(
+        (
+            "chat, nothing lost",
+            "sent / in transcript / answered / holding only",
+            f"{ledger['sent']} / {ledger['stored']} / {ledger['answered']} / {ledger['holding_only']}",
+        )
+    )
+    rows.append(("chat, nothing lost", "losses / duplicates", f"{ledger['losses']} / {ledger['duplicates']}"))
+    return rows
+
+
+def _fanout_rows(fanout: dict[str, Any]) -> list[Row]:
+    ledger, via, direct = fanout["ledger"], fanout["via_gateway"], fanout["direct"]
+    workers = f"{via['concurrency']} workers"
+    return [
+        (
+            "proactive fan-out",
+            f"campaign to {fanout['audience']} customers: sent / skipped by the gate / open",
+            f"{ledger['sent']} / {ledger['skipped']} / {ledger['open']}",
+        ),
+        ("proactive fan-out", "skipped, by reason", _reasons(fanout["skipped_by_reason"])),
+        (
+            "proactive fan-out",
+            f"deliveries/s through gate, gateway, trigger_intent ({workers})",
+            f"{_num(via['per_second'])} ({via['sent']} in {_num(via['seconds'])} s)",
+        ),
+        (
+            "proactive fan-out",
+            f"trigger_intent/s straight at Rasa ({direct['concurrency']} workers)",
+            f"{_num(direct['per_second'])} ({direct['sent']} in {_num(direct['seconds'])} s)",
+        ),
+        ("proactive fan-out", "through the stack ÷ straight", f"×{_num(fanout['ratio'])}"),
+        (
+            "proactive fan-out",
+            "to Telegram stand-in / waiting for web visitor",
+            f"{ledger['telegram_received']} / {ledger['web_waiting']}",
+        ),
+        ("proactive fan-out", "losses / duplicates", f"{ledger['losses']} / {ledger['duplicates']}"),
+    ]
+
+
+def _nlu_rows(nlu: dict[str, Any]) -> list[Row]:
+    heldout, parse = nlu["heldout"], nlu["parse"]
+    rows: list[Row] = []
+    if heldout is None:
+        rows.append(("NLU", "held-out scores", "not measured (--no-heldout)"))
+    else:
+        rows.append(
+            (
+                "NLU",
+                f"intent macro-F1 ({heldout['messages']} held-out messages)",
+                _num(heldout["intent_macro_f1"], 3),
+            )
+        )
+        rows.append(("NLU", "out-of-scope recall", _num(heldout["out_of_scope_recall"], 3)))
+    rows.append(
+        (
+            "NLU",
+            f"parse time per message, median (p95), {parse['messages']} messages",
+            f"{_num(parse['median_ms'])} ms ({_num(parse['p95_ms'])} ms)",
+        )
+    )
+    return rows
+
+
+def _cost_rows(cost: dict[str, Any]) -> list[Row]:
+    training = cost["training"]
+    if training is None:
+        trained = "not recorded (this machine reused a model trained before records were kept)"
+    else:
+        trained = (
+            f"{_num(training['seconds'], 0)} s, full `rasa train` on {training['trained_at'][:10]}"
+            f" ({training['cores']} cores, load {training.get('load_average_1m', '?')})"
+        )
+    memory = ", ".join(f"{name} {_num(mb, 0)} MB" for name, mb in cost["peak_memory_mb"].items())
+    return [
+        ("cost", "training time", trained),
+        (
+            "cost",
+            "cold start to first answer",
+            f"{_num(cost['cold_start_s'])} s (healthy after {_num(cost['healthy_after_s'])} s)",
+        ),
+        ("cost", "peak memory (VmHWM)", memory),
+    ]
+
+
+def render(result: dict[str, Any]) -> str:
+    machine = result["machine"]
+    dirty = " (uncommitted changes)" if machine["dirty"] else ""
+    header = (
+        f"CareLoop bench — commit {machine['commit'][:12]}{dirty}"
+        f" — {machine['cores']} cores — {machine['started_at']} — took {_num(machine['seconds'] / 60)} min"
+        f" — load average {machine['load_average_start']} → {machine['load_average_end']}"
+    )
+    rows = [("area", "figure", "value"), *[tuple(r) for r in result["table"]]]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(2)]
+    lines = [header, ""]
+    for number, (area, figure, value) in enumerate(rows):
+        lines.append(f"{area:<{widths[0]}}  {figure:<{widths[1]}}  {value}")
+        if number == 0:
+            lines.append(f"{'-' * widths[0]}  {'-' * widths[1]}  {'-' * 5}")
+    return "\n".join(lines)
+
+
+def write_json(result: dict[str, Any], directory: Path) -> Path:
+    """var/bench/bench-<UTC time>.json, and the same as var/bench/latest.json."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = result["machine"]["started_at"].replace(":", "").replace("-", "")
+    path = directory / f"bench-{stamp}.json"
+    text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    path.write_text(text)
+    (directory / "latest.json").write_text(text)
+    return path
+
+
+def _latencies(figures: dict[str, Any]) -> str:
+    return f"{_num(figures['p50_ms'], 0)} / {_num(figures['p95_ms'], 0)} / {_num(figures['p99_ms'], 0)} ms"
+
+
+def _reasons(reasons: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in sorted(reasons.items())) or "none"
+
+
+def _num(value: float | int | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}"
