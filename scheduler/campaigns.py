@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
@@ -26,6 +26,21 @@ from scheduler.checkins import enqueue, local_moment
 
 EVERY = ("once", "day", "week")
 REPLY_WINDOW = timedelta(hours=48)
+MAX_BUTTONS = 2
+# The first and last places on Earth where a local date and time happens.
+EARLIEST_ZONE, LATEST_ZONE = timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))
+EDITABLE = frozenset({CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED})
+# What a marketer (page or CLI) may do to a campaign, and from which states.
+TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    "schedule": (frozenset({CampaignStatus.DRAFT, CampaignStatus.PAUSED}), CampaignStatus.SCHEDULED),
+    "pause": (frozenset({CampaignStatus.SCHEDULED, CampaignStatus.SENDING}), CampaignStatus.PAUSED),
+    "cancel": (
+        frozenset(
+            {CampaignStatus.DRAFT, CampaignStatus.SCHEDULED, CampaignStatus.SENDING, CampaignStatus.PAUSED}
+        ),
+        CampaignStatus.CANCELLED,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +75,63 @@ class Schedule:
         step = 1 if self.every == "day" else 7
         return [self.start + timedelta(days=n) for n in range(0, (day - self.start).days + 1, step)]
 
+    def first_send(self, zone: timezone) -> datetime:
+        """The first occurrence's moment for a customer in `zone`."""
+        return datetime.combine(self.start, self.at, tzinfo=zone)
+
+
+def check_not_past(schedule: Schedule, now: datetime) -> None:
+    """Refuse a first send that has already passed in every time zone on Earth."""
+    if schedule.first_send(LATEST_ZONE) <= now:
+        raise InvalidAudience(
+            f"{schedule.start.isoformat()} {schedule.at.strftime('%H:%M')} has already passed in every "
+            "time zone: choose a later date or time"
+        )
+
+
+def begun_somewhere(schedule: Schedule, now: datetime) -> bool:
+    """The first send's local time has passed in some zones (customers there get it at once)."""
+    return schedule.first_send(EARLIEST_ZONE) <= now
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A campaign as a marketer entered it, validated, not stored."""
+
+    name: str
+    message: str
+    audience: Audience
+    schedule: Schedule
+    buttons: tuple[str, ...]
+
+
+def check_campaign(
+    *,
+    name: str,
+    message: str,
+    audience: dict[str, Any],
+    schedule: dict[str, Any],
+    buttons: list[str] | None = None,
+    now: datetime | None = None,
+) -> Draft:
+    """Validate what a marketer entered; InvalidAudience says what to fix.
+
+    With `now`, a first send that has passed everywhere is refused.
+    """
+    if not name.strip() or len(name.strip()) > 120:
+        raise InvalidAudience("the name must be 1-120 characters")
+    check_message(message)
+    parsed = Audience.parse(audience)
+    when = Schedule.parse(schedule)
+    if now is not None:
+        check_not_past(when, now)
+    labels = tuple(b.strip() for b in (buttons or []) if b.strip())
+    if len(labels) > MAX_BUTTONS:
+        raise InvalidAudience(f"at most {MAX_BUTTONS} buttons")
+    if any(len(label) > 40 for label in labels):
+        raise InvalidAudience("a button label may have at most 40 characters")
+    return Draft(name.strip(), message, parsed, when, labels)
+
 
 def create_campaign(
     *,
@@ -70,25 +142,17 @@ def create_campaign(
     schedule: dict[str, Any],
     buttons: list[str] | None = None,
     created_by: int | None = None,
+    now: datetime | None = None,
+    draft: bool = False,
 ) -> Campaign:
-    """Validate and store a scheduled campaign; InvalidAudience says what a marketer must fix."""
-    if not name.strip() or len(name) > 120:
-        raise InvalidAudience("the name must be 1-120 characters")
-    check_message(message)
-    parsed = Audience.parse(audience)
-    when = Schedule.parse(schedule)
-    labels = [b.strip()[:40] for b in (buttons or []) if b.strip()]
-    if len(labels) > 2:
-        raise InvalidAudience("at most two buttons")
-    campaign = Campaign(
-        name=name.strip(),
-        message=message,
-        audience=parsed.as_dict(),
-        schedule=when.as_dict(),
-        buttons=[{"title": label} for label in labels],
-        status=CampaignStatus.SCHEDULED,
-        created_by=created_by,
+    """Validate and store a campaign, scheduled (or a draft); InvalidAudience says what to fix."""
+    checked = check_campaign(
+        name=name, message=message, audience=audience, schedule=schedule, buttons=buttons, now=now
     )
+    campaign = Campaign(
+        status=CampaignStatus.DRAFT if draft else CampaignStatus.SCHEDULED, created_by=created_by
+    )
+    _apply(campaign, checked)
     session.add(campaign)
     session.flush()
     record_audit(
@@ -97,23 +161,98 @@ def create_campaign(
         action="campaign_created",
         entity="campaign",
         entity_id=campaign.id,
-        details={"name": campaign.name},
+        details={"name": campaign.name, "status": campaign.status.value},
     )
     return campaign
 
 
-def preview(*, session: Session, campaign: Campaign, now: datetime) -> tuple[int, str | None]:
-    """(audience size now, the message rendered for the first customer in it)."""
-    audience = Audience.parse(campaign.audience)
+def _apply(campaign: Campaign, checked: Draft) -> None:
+    campaign.name = checked.name
+    campaign.message = checked.message
+    campaign.audience = checked.audience.as_dict()
+    campaign.schedule = checked.schedule.as_dict()
+    campaign.buttons = [{"title": label} for label in checked.buttons]
+
+
+def has_deliveries(*, session: Session, campaign_id: int) -> bool:
+    return session.scalar(select(Delivery.id).where(Delivery.campaign_id == campaign_id).limit(1)) is not None
+
+
+def editable(*, session: Session, campaign: Campaign) -> bool:
+    """A campaign can be changed until its first delivery is queued."""
+    return campaign.status in EDITABLE and not has_deliveries(session=session, campaign_id=campaign.id)
+
+
+def update_campaign(
+    *,
+    session: Session,
+    campaign: Campaign,
+    name: str,
+    message: str,
+    audience: dict[str, Any],
+    schedule: dict[str, Any],
+    buttons: list[str] | None = None,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Change a campaign that has not started sending; InvalidAudience says what to fix."""
+    checked = check_campaign(
+        name=name, message=message, audience=audience, schedule=schedule, buttons=buttons, now=now
+    )
+    # Take the row (and re-read its status) before checking, so a sweep fanning it out now waits or wins.
+    if not _move(session, campaign, EDITABLE, None) or has_deliveries(
+        session=session, campaign_id=campaign.id
+    ):
+        raise InvalidAudience(
+            "this campaign has started sending and can no longer be changed: pause or cancel it, "
+            "or create a new one"
+        )
+    _apply(campaign, checked)
+    session.flush()
+    record_audit(
+        session=session, actor=actor, action="campaign_edited", entity="campaign", entity_id=campaign.id
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    size: int  # customers in the audience now
+    sample: Customer | None  # the first of them
+    text: str | None  # the message rendered for the sample
+
+
+def preview_for(*, session: Session, audience: Audience, message: str, now: datetime) -> Preview:
+    """The audience's size now and the message as its first customer would read it."""
     sample_id = session.scalar(audience.query(now).limit(1))
     sample = session.get(Customer, sample_id) if sample_id else None
-    return audience.count(session=session, now=now), render(campaign.message, sample) if sample else None
+    text = render(message, sample) if sample else None
+    return Preview(audience.count(session=session, now=now), sample, text)
 
 
-def set_status(*, session: Session, campaign: Campaign, status: CampaignStatus, actor: str) -> None:
-    """Pause, resume or cancel. The sender holds a paused campaign's deliveries; cancelling drops them."""
-    campaign.status = status
-    if status is CampaignStatus.CANCELLED:
+def preview(*, session: Session, campaign: Campaign, now: datetime) -> tuple[int, str | None]:
+    """(audience size now, the message rendered for the first customer in it)."""
+    shown = preview_for(
+        session=session, audience=Audience.parse(campaign.audience), message=campaign.message, now=now
+    )
+    return shown.size, shown.text
+
+
+def change_status(
+    *, session: Session, campaign: Campaign, action: str, actor: str, now: datetime | None = None
+) -> None:
+    """Schedule (or resume), pause or cancel, when the campaign's state allows it.
+
+    The sender holds a paused campaign's deliveries; cancelling skips those not yet sent. Scheduling
+    a draft whose first send has passed everywhere is refused (given `now`).
+    """
+    if action not in TRANSITIONS:
+        raise InvalidAudience(f"unknown action {action!r}: use {', '.join(TRANSITIONS)}")
+    sources, target = TRANSITIONS[action]
+    if action == "schedule" and campaign.status is CampaignStatus.DRAFT and now is not None:
+        check_not_past(Schedule.parse(campaign.schedule), now)
+    if not _move(session, campaign, sources, target):
+        raise InvalidAudience(f"a {campaign.status.value} campaign cannot be {PAST_TENSE[action]}")
+    if target is CampaignStatus.CANCELLED:
         for delivery in session.scalars(
             select(Delivery).where(
                 Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.QUEUED
@@ -123,15 +262,51 @@ def set_status(*, session: Session, campaign: Campaign, status: CampaignStatus, 
     record_audit(
         session=session,
         actor=actor,
-        action=f"campaign_{status.value}",
+        action=f"campaign_{target.value}",
         entity="campaign",
         entity_id=campaign.id,
     )
 
 
+PAST_TENSE = {"schedule": "scheduled", "pause": "paused", "cancel": "cancelled"}
+
+
+def _move(
+    session: Session, campaign: Campaign, sources: frozenset[CampaignStatus], target: CampaignStatus | None
+) -> bool:
+    """Set the status only if it is still one of `sources`, in one conditional UPDATE, so a
+    marketer's pause and a sweep's fan-out never overwrite each other; None just takes the row."""
+    result = session.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign.id, Campaign.status.in_(list(sources)))
+        .values(status=target if target is not None else Campaign.status)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(campaign)
+    return bool(result.rowcount == 1)
+
+
+def close_if_done(*, session: Session, campaign: Campaign) -> None:
+    """A one-off campaign is done once nothing of it is left to send."""
+    if campaign.schedule.get("every", "once") != "once" or campaign.status is not CampaignStatus.SENDING:
+        return
+    open_left = session.scalar(
+        select(Delivery.id).where(
+            Delivery.campaign_id == campaign.id,
+            Delivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.SENDING)),
+        )
+    )
+    if open_left is None:
+        _move(session, campaign, frozenset({CampaignStatus.SENDING}), CampaignStatus.DONE)
+
+
 def fan_out(*, session: Session, campaign: Campaign, occurrence: date, now: datetime) -> int:
     """One delivery per audience member for this occurrence, at the local time in their zone."""
-    if campaign.status not in (CampaignStatus.SCHEDULED, CampaignStatus.SENDING):
+    if campaign.status is CampaignStatus.SCHEDULED:
+        # Taking it with a conditional UPDATE: a pause or an edit committed meanwhile wins.
+        if not _move(session, campaign, frozenset({CampaignStatus.SCHEDULED}), CampaignStatus.SENDING):
+            return 0
+    elif campaign.status is not CampaignStatus.SENDING:
         return 0
     audience = Audience.parse(campaign.audience)
     schedule = Schedule.parse(campaign.schedule)
@@ -150,7 +325,6 @@ def fan_out(*, session: Session, campaign: Campaign, occurrence: date, now: date
             scheduled_for=local_moment(customer, occurrence, schedule.at),
             payload=entities,
         )
-    campaign.status = CampaignStatus.SENDING
     return created
 
 
@@ -209,3 +383,23 @@ def figures(*, session: Session, campaign_id: int) -> dict[str, int]:
     )
     counts["total"] = sum(v for k, v in counts.items() if k != "replied")
     return counts
+
+
+def delivery_rows(
+    *,
+    session: Session,
+    campaign_id: int,
+    status: DeliveryStatus | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> list[tuple[Delivery, Customer]]:
+    """The campaign's deliveries with their customers, newest occurrence first, optionally one status."""
+    query = (
+        select(Delivery, Customer)
+        .join(Customer, Customer.id == Delivery.customer_id)
+        .where(Delivery.campaign_id == campaign_id)
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    query = query.order_by(Delivery.id.desc()).offset(offset).limit(limit)
+    return [(row[0], row[1]) for row in session.execute(query)]

@@ -10,16 +10,13 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 
 from bot.crm.db import session_scope
-from bot.crm.models import Campaign, CampaignStatus
+from bot.crm.models import Campaign
 from bot.settings import PROJECT_ROOT, Settings
 from scheduler.audience import InvalidAudience
-from scheduler.campaigns import create_campaign, figures, preview, set_status
+from scheduler.campaigns import change_status, create_campaign, figures, preview
 
-ACTIONS = {
-    "pause": CampaignStatus.PAUSED,
-    "resume": CampaignStatus.SCHEDULED,
-    "cancel": CampaignStatus.CANCELLED,
-}
+# The page's actions, by their CLI names (one mechanism: scheduler.campaigns.change_status).
+ACTIONS = {"pause": "pause", "resume": "schedule", "cancel": "cancel"}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -61,6 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 audience=audience,
                 schedule={"date": args.date, "time": args.time, "every": args.every},
                 buttons=args.button,
+                now=now,
             )
             size, sample = preview(session=session, campaign=campaign, now=now)
             shown = sample or "(the audience is empty)"
@@ -72,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
         if campaign is None:
             raise InvalidAudience(f"there is no campaign {args.id}")
         if args.verb in ACTIONS:
-            set_status(session=session, campaign=campaign, status=ACTIONS[args.verb], actor="cli")
+            change_status(session=session, campaign=campaign, action=ACTIONS[args.verb], actor="cli", now=now)
             return f"campaign {campaign.id} is now {campaign.status.value}"
         size, sample = preview(session=session, campaign=campaign, now=now)
         numbers = figures(session=session, campaign_id=campaign.id)

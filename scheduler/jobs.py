@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm.db import engine_for
-from bot.crm.models import Campaign, CampaignStatus, Delivery, DeliveryStatus
+from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
 from scheduler import campaigns, checkins
 from scheduler.policy import Policy
@@ -68,22 +68,9 @@ def sweep_once(rt: Runtime, now: datetime) -> dict[str, int]:
                 counts["campaign"] += campaigns.fan_out(
                     session=session, campaign=campaign, occurrence=occurrence, now=now
                 )
-            _close_if_done(session, campaign)
+            campaigns.close_if_done(session=session, campaign=campaign)
         counts["replies"] = campaigns.attribute_replies(session=session, now=now)
     return counts
-
-
-def _close_if_done(session: Session, campaign: Campaign) -> None:
-    if campaign.schedule.get("every", "once") != "once" or campaign.status is not CampaignStatus.SENDING:
-        return
-    open_left = session.scalar(
-        select(Delivery.id).where(
-            Delivery.campaign_id == campaign.id,
-            Delivery.status.in_((DeliveryStatus.QUEUED, DeliveryStatus.SENDING)),
-        )
-    )
-    if open_left is None:
-        campaign.status = CampaignStatus.DONE
 
 
 def sweep() -> None:

@@ -195,6 +195,7 @@ class Sender:
         campaign = session.get(Campaign, delivery.campaign_id) if delivery.campaign_id else None
         if campaign is not None and campaign.status is CampaignStatus.PAUSED:
             delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, now + PAUSED_RECHECK
+            delivery.skip_reason = "campaign_paused"  # why it waits, for the campaign page
             return "held"
         if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
             delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "campaign_cancelled"
@@ -214,6 +215,7 @@ class Sender:
             return "skipped"
         if verdict.outcome is Outcome.DELAY:
             delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, verdict.until
+            delivery.skip_reason = verdict.reason  # why it waits (quiet_hours), for the campaign page
             return "delayed"
         return None
 
@@ -223,6 +225,7 @@ class Sender:
         assert delivery is not None
         if result.status == "sent":
             delivery.status, delivery.sent_at, delivery.error = DeliveryStatus.SENT, now, None
+            delivery.skip_reason = None
             return "sent"
         if result.status == "unreachable":
             delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "unreachable"

@@ -113,6 +113,7 @@ def test_cli_creates_previews_and_pauses(
     }.items():
         monkeypatch.setenv(name, value)
     assert Settings.from_env().database_url == url
+    later = (utcnow() + timedelta(days=7)).date().isoformat()
     main(
         [
             "campaign",
@@ -124,7 +125,7 @@ def test_cli_creates_previews_and_pauses(
             "--audience",
             '{"segments": ["MVC"]}',
             "--date",
-            "2026-12-01",
+            later,
             "--button",
             "Yes",
         ]
@@ -134,5 +135,9 @@ def test_cli_creates_previews_and_pauses(
     assert "now paused" in capsys.readouterr().out
     main(["campaign", "show", "1"])
     assert "Winter (paused)" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="a paused campaign cannot be paused"):
+        main(["campaign", "pause", "1"])
     with pytest.raises(SystemExit, match="unknown placeholder"):
-        main(["campaign", "create", "--name", "x", "--message", "Hi {nom}", "--date", "2026-12-01"])
+        main(["campaign", "create", "--name", "x", "--message", "Hi {nom}", "--date", later])
+    with pytest.raises(SystemExit, match="has already passed in every time zone"):
+        main(["campaign", "create", "--name", "x", "--message", "Hi", "--date", "2020-01-01"])

@@ -1,0 +1,484 @@
+"""Admin campaign pages: the list, create and edit with a preview, schedule / pause / cancel, and a
+campaign's sending progress, per-delivery status and reply figures.
+
+Every change goes through `scheduler.campaigns`, the functions the CLI uses too; the running
+scheduler finds a scheduled campaign in the CRM at its next sweep, so nothing else is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.console.auth import ConsoleUser
+from bot.crm.db import session_scope
+from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
+from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
+from scheduler.campaigns import (
+    EVERY,
+    TRANSITIONS,
+    Schedule,
+    begun_somewhere,
+    change_status,
+    check_campaign,
+    create_campaign,
+    delivery_rows,
+    editable,
+    figures,
+    preview_for,
+    update_campaign,
+)
+
+if TYPE_CHECKING:
+    from bot.console.app import Console
+
+PERMISSION = "campaigns"
+MAX_FORM_BYTES = 32_768  # a campaign form is a few kB; refuse anything far bigger before parsing it
+PAGE_SIZE = 100
+MULTI = ("segments", "temperaments", "channels")
+# Why a delivery did not go (yet), in a marketer's words.
+REASONS = {
+    "no_consent": "no consent",
+    "quiet_hours": "quiet hours",
+    "frequency_cap": "frequency cap",
+    "unreachable": "unreachable",
+    "erased": "customer data erased",
+    "campaign_cancelled": "campaign cancelled",
+    "campaign_paused": "campaign paused",
+    "not_needed": "no longer needed",
+}
+DONE_MESSAGES = {
+    "draft": "Saved as a draft. Schedule it when it is ready.",
+    "scheduled": "Scheduled. The scheduler picks it up at its next run.",
+    "saved": "Your changes are saved.",
+    "paused": "Paused: nothing more is sent until you resume it.",
+    "cancelled": "Cancelled: messages not yet sent are dropped.",
+}
+ACTION_LABELS = {"schedule": "Schedule", "pause": "Pause", "cancel": "Cancel campaign"}
+
+
+@dataclass
+class CampaignForm:
+    """What the form holds, as text, so that a refused form comes back exactly as it was typed."""
+
+    name: str = ""
+    message: str = ""
+    segments: list[str] = field(default_factory=list)
+    temperaments: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    tags: str = ""
+    last_contact_days_min: str = ""
+    last_contact_days_max: str = ""
+    churn_risk_min: str = ""
+    has_open_complaint: str = ""  # "", "yes" or "no"
+    date: str = ""
+    time: str = "10:00"
+    every: str = "once"
+    button_1: str = ""
+    button_2: str = ""
+
+    @classmethod
+    def read(cls, form: FormData) -> CampaignForm:
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in MULTI:
+                values[f.name] = [str(v) for v in form.getlist(f.name)]
+            else:
+                values[f.name] = str(form.get(f.name, "")).replace("\r\n", "\n")
+        return cls(**values)
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignForm:
+        audience, schedule = campaign.audience, campaign.schedule
+        labels = [b["title"] for b in campaign.buttons] + ["", ""]
+        complaint = audience.get("has_open_complaint")
+        return cls(
+            name=campaign.name,
+            message=campaign.message,
+            segments=list(audience.get("segments", [])),
+            temperaments=list(audience.get("temperaments", [])),
+            channels=list(audience.get("channels", [])),
+            tags=", ".join(audience.get("tags", [])),
+            last_contact_days_min=_text(audience.get("last_contact_days_min")),
+            last_contact_days_max=_text(audience.get("last_contact_days_max")),
+            churn_risk_min=_text(audience.get("churn_risk_min")),
+            has_open_complaint="" if complaint is None else ("yes" if complaint else "no"),
+            date=str(schedule.get("date", "")),
+            time=str(schedule.get("time", "10:00")),
+            every=str(schedule.get("every", "once")),
+            button_1=labels[0],
+            button_2=labels[1],
+        )
+
+    def audience(self) -> dict[str, Any]:
+        """The audience filter as `scheduler.audience.Audience.parse` takes it (empty fields left out)."""
+        audience: dict[str, Any] = {key: getattr(self, key) for key in MULTI if getattr(self, key)}
+        tags = [t.strip() for t in self.tags.split(",") if t.strip()]
+        if tags:
+            audience["tags"] = tags
+        for key in ("last_contact_days_min", "last_contact_days_max", "churn_risk_min"):
+            if getattr(self, key).strip():
+                audience[key] = getattr(self, key).strip()
+        if self.has_open_complaint in ("yes", "no"):
+            audience["has_open_complaint"] = self.has_open_complaint == "yes"
+        return audience
+
+    def schedule(self) -> dict[str, str]:
+        return {"date": self.date.strip(), "time": self.time.strip(), "every": self.every}
+
+    def buttons(self) -> list[str]:
+        return [self.button_1, self.button_2]
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "message": self.message,
+            "audience": self.audience(),
+            "schedule": self.schedule(),
+            "buttons": self.buttons(),
+        }
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def routes(console: Console, clock: Callable[[], datetime] = utcnow) -> list[BaseRoute]:
+    """The campaign pages, for marketers and admins."""
+    pages = CampaignPages(console, clock)
+    return [
+        Route("/campaigns", pages.list_page, methods=["GET"]),
+        Route("/campaigns/new", pages.new_form, methods=["GET"]),
+        Route("/campaigns/new", pages.create, methods=["POST"]),
+        Route("/campaigns/{campaign_id:int}", pages.show, methods=["GET"]),
+        Route("/campaigns/{campaign_id:int}/edit", pages.edit_form, methods=["GET"]),
+        Route("/campaigns/{campaign_id:int}/edit", pages.edit, methods=["POST"]),
+        Route("/campaigns/{campaign_id:int}/status", pages.change, methods=["POST"]),
+    ]
+
+
+class CampaignPages:
+    def __init__(self, console: Console, clock: Callable[[], datetime]) -> None:
+        self.console, self.clock = console, clock
+
+    # ----- the list -----
+
+    def list_page(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        with self._session() as session:
+            campaigns = session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
+            rows = [(c, _progress(figures(session=session, campaign_id=c.id))) for c in campaigns]
+        done = DONE_MESSAGES.get(request.query_params.get("done", ""))
+        return self.console.page(request, "campaigns/list.html", user, rows=rows, done=done)
+
+    # ----- create and edit -----
+
+    def new_form(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        tomorrow = (self.clock() + timedelta(days=1)).date().isoformat()
+        return self._form_page(request, user, CampaignForm(date=tomorrow), campaign_id=None)
+
+    async def create(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        form, intent = await self._read(request, user)
+        if intent == "preview":
+            return await run_in_threadpool(self._preview_page, request, user, form, None)
+        try:
+            campaign_id = await run_in_threadpool(self._create, user, form, intent == "draft")
+        except InvalidAudience as error:
+            return self._form_page(request, user, form, campaign_id=None, error=str(error), status=422)
+        done = "draft" if intent == "draft" else "scheduled"
+        return self._redirect(request, f"/campaigns/{campaign_id}?done={done}")
+
+    def edit_form(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        campaign_id = int(request.path_params["campaign_id"])
+        with self._session() as session:
+            campaign = self._campaign(session, campaign_id)
+            if not editable(session=session, campaign=campaign):
+                return self._redirect(request, f"/campaigns/{campaign_id}")
+            form = CampaignForm.of(campaign)
+        return self._form_page(request, user, form, campaign_id=campaign_id)
+
+    async def edit(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        campaign_id = int(request.path_params["campaign_id"])
+        form, intent = await self._read(request, user)
+        if intent == "preview":
+            return await run_in_threadpool(self._preview_page, request, user, form, campaign_id)
+        try:
+            await run_in_threadpool(self._update, user, campaign_id, form)
+        except InvalidAudience as error:
+            return self._form_page(request, user, form, campaign_id=campaign_id, error=str(error), status=422)
+        return self._redirect(request, f"/campaigns/{campaign_id}?done=saved")
+
+    def _create(self, user: ConsoleUser, form: CampaignForm, draft: bool) -> int:
+        with self._session() as session:
+            campaign = create_campaign(
+                session=session, **form.fields(), created_by=user.id, now=self.clock(), draft=draft
+            )
+            return campaign.id
+
+    def _update(self, user: ConsoleUser, campaign_id: int, form: CampaignForm) -> None:
+        with self._session() as session:
+            campaign = self._campaign(session, campaign_id)
+            update_campaign(
+                session=session,
+                campaign=campaign,
+                **form.fields(),
+                actor=f"agent:{user.id}",
+                now=self.clock(),
+            )
+
+    def _preview_page(
+        self, request: Request, user: ConsoleUser, form: CampaignForm, campaign_id: int | None
+    ) -> Response:
+        now = self.clock()
+        try:
+            draft = check_campaign(**form.fields(), now=now)
+        except InvalidAudience as error:
+            return self._form_page(request, user, form, campaign_id=campaign_id, error=str(error), status=422)
+        with self._session() as session:
+            shown = preview_for(session=session, audience=draft.audience, message=draft.message, now=now)
+            sample = shown.sample.display_name if shown.sample else None
+            sample_id = shown.sample.id if shown.sample else None
+        return self._form_page(
+            request,
+            user,
+            form,
+            campaign_id=campaign_id,
+            preview={
+                "size": shown.size,
+                "sample": sample,
+                "sample_id": sample_id,
+                "text": shown.text,
+                "buttons": list(draft.buttons),
+                "begun": begun_somewhere(draft.schedule, now),
+            },
+        )
+
+    def _form_page(
+        self,
+        request: Request,
+        user: ConsoleUser,
+        form: CampaignForm,
+        *,
+        campaign_id: int | None,
+        error: str | None = None,
+        preview: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
+        response = self.console.page(
+            request,
+            "campaigns/form.html",
+            user,
+            form=form,
+            campaign_id=campaign_id,
+            error=error,
+            preview=preview,
+            placeholders=PLACEHOLDERS,
+            segments=[s.value for s in Segment],
+            temperaments=[t.value for t in Temperament],
+            channels=[c.value for c in Channel],
+            every=EVERY,
+        )
+        response.status_code = status
+        return response
+
+    # ----- one campaign -----
+
+    def show(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        done = DONE_MESSAGES.get(request.query_params.get("done", ""))
+        return self._show_page(request, user, int(request.path_params["campaign_id"]), done=done)
+
+    async def change(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        campaign_id = int(request.path_params["campaign_id"])
+        form = await self._form_data(request)
+        self.console.require_csrf(user, str(form.get("csrf_token", "")))
+        action = str(form.get("action", ""))
+        try:
+            await run_in_threadpool(self._change, user, campaign_id, action)
+        except InvalidAudience as error:
+            return await run_in_threadpool(
+                self._show_page, request, user, campaign_id, error=str(error), status=409
+            )
+        done = {"schedule": "scheduled", "pause": "paused", "cancel": "cancelled"}[action]
+        return self._redirect(request, f"/campaigns/{campaign_id}?done={done}")
+
+    def _change(self, user: ConsoleUser, campaign_id: int, action: str) -> None:
+        with self._session() as session:
+            campaign = self._campaign(session, campaign_id)
+            change_status(
+                session=session, campaign=campaign, action=action, actor=f"agent:{user.id}", now=self.clock()
+            )
+
+    def _show_page(
+        self,
+        request: Request,
+        user: ConsoleUser,
+        campaign_id: int,
+        *,
+        done: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Response:
+        wanted = request.query_params.get("status", "")
+        only = DeliveryStatus(wanted) if wanted in {s.value for s in DeliveryStatus} else None
+        page = _page_number(request.query_params.get("page", "1"))
+        now = self.clock()
+        with self._session() as session:
+            campaign = self._campaign(session, campaign_id)
+            counts = figures(session=session, campaign_id=campaign_id)
+            rows = delivery_rows(
+                session=session,
+                campaign_id=campaign_id,
+                status=only,
+                offset=(page - 1) * PAGE_SIZE,
+                limit=PAGE_SIZE + 1,
+            )
+            audience = Audience.parse(campaign.audience)
+            shown = preview_for(session=session, audience=audience, message=campaign.message, now=now)
+            can_edit = editable(session=session, campaign=campaign)
+            context = {
+                "campaign": campaign,
+                "progress": _progress(counts),
+                "skips": _skips(counts),
+                "deliveries": [_delivery_view(d, c, now) for d, c in rows[:PAGE_SIZE]],
+                "more": len(rows) > PAGE_SIZE,
+                "page_number": page,
+                "only": only.value if only else "",
+                "statuses": [s.value for s in DeliveryStatus if s not in _INBOUND],
+                "audience_size": shown.size,
+                "sample": shown.sample.display_name if shown.sample else None,
+                "sample_text": shown.text,
+                "schedule": Schedule.parse(campaign.schedule),
+                "actions": [
+                    (a, ACTION_LABELS[a])
+                    for a, (sources, _) in TRANSITIONS.items()
+                    if campaign.status in sources
+                ],
+                "resume": campaign.status is CampaignStatus.PAUSED,
+                "can_edit": can_edit,
+            }
+        response = self.console.page(
+            request, "campaigns/show.html", user, done=done, error=error, reasons=REASONS, **context
+        )
+        response.status_code = status
+        return response
+
+    # ----- plumbing -----
+
+    def _session(self) -> Any:
+        return session_scope(self.console.settings.database_url)
+
+    @staticmethod
+    def _campaign(session: Session, campaign_id: int) -> Campaign:
+        campaign = session.get(Campaign, campaign_id)
+        if campaign is None:
+            raise HTTPException(404, detail=f"There is no campaign {campaign_id}.")
+        return campaign
+
+    async def _form_data(self, request: Request) -> FormData:
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit():
+            raise HTTPException(411, detail="The form must say how long it is.")
+        if int(declared) > MAX_FORM_BYTES:
+            raise HTTPException(
+                413, detail="The form is too large: a campaign message has at most 1,000 characters."
+            )
+        return await request.form()
+
+    async def _read(self, request: Request, user: ConsoleUser) -> tuple[CampaignForm, str]:
+        form = await self._form_data(request)
+        self.console.require_csrf(user, str(form.get("csrf_token", "")))
+        intent = str(form.get("intent", "preview"))
+        if intent not in ("preview", "draft", "schedule"):
+            raise HTTPException(400, detail="Unknown form action.")
+        return CampaignForm.read(form), intent
+
+    @staticmethod
+    def _redirect(request: Request, path: str) -> Response:
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
+
+
+_INBOUND = (DeliveryStatus.RECEIVED, DeliveryStatus.PROCESSED, DeliveryStatus.DELIVERED)
+
+
+def _page_number(raw: str) -> int:
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+def _progress(counts: dict[str, int]) -> dict[str, int]:
+    """Totals for the progress bar: handled = sent + skipped + failed, of all deliveries."""
+    skipped = sum(v for k, v in counts.items() if k.startswith("skipped:"))
+    total = counts.get("total", 0)
+    waiting = counts.get("queued", 0) + counts.get("sending", 0)
+    return {
+        "total": total,
+        "sent": counts.get("sent", 0),
+        "failed": counts.get("failed", 0),
+        "skipped": skipped,
+        "waiting": waiting,
+        "replied": counts.get("replied", 0),
+        "percent": round(100 * (total - waiting) / total) if total else 0,
+    }
+
+
+def _skips(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(
+        (
+            (REASONS.get(k.split(":", 1)[1], k.split(":", 1)[1]), v)
+            for k, v in counts.items()
+            if k.startswith("skipped:")
+        ),
+        key=lambda item: -item[1],
+    )
+
+
+def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any]:
+    """One row of the delivery table: who, status, and why (skipped, failed, or still waiting)."""
+    status = delivery.status.value
+    reason = None
+    if delivery.status is DeliveryStatus.SKIPPED:
+        reason = REASONS.get(delivery.skip_reason or "", delivery.skip_reason)
+    elif delivery.status is DeliveryStatus.FAILED:
+        reason = delivery.error or "the gateway did not accept it"
+    elif delivery.status is DeliveryStatus.QUEUED and delivery.skip_reason:
+        reason = f"waiting: {REASONS.get(delivery.skip_reason, delivery.skip_reason)}"
+    elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
+        reason = f"will retry: {delivery.error}"
+    scheduled = _aware(delivery.scheduled_for)
+    return {
+        "customer": customer.display_name,
+        "customer_id": customer.id,
+        "timezone": customer.timezone,
+        "status": status,
+        "reason": reason,
+        "due": scheduled if delivery.status is DeliveryStatus.QUEUED and scheduled > now else None,
+        "sent_at": _aware(delivery.sent_at),
+        "replied_at": _aware(delivery.replied_at),
+    }
+
+
+def _aware(moment: datetime | None) -> Any:
+    """SQLite hands back naive UTC timestamps."""
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

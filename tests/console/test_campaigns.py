@@ -1,0 +1,369 @@
+"""The campaign pages: roles, CSRF, validation a marketer can act on, preview, schedule, pause,
+cancel, editing until sending starts, and each delivery's status with its reason."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
+
+from bot.console.app import create_console_app
+from bot.crm.db import make_engine
+from bot.crm.migrate import upgrade
+from bot.crm.models import (
+    Agent,
+    Campaign,
+    CampaignStatus,
+    Delivery,
+    DeliveryStatus,
+    OutreachKind,
+    Role,
+    Segment,
+)
+from bot.crm.passwords import hash_password
+from bot.settings import Settings
+from scheduler.campaigns import fan_out
+from tests.factories import make_customer
+
+
+@pytest.fixture(scope="module")
+def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated CRM with three console users and three customers, copied for each test."""
+    path = tmp_path_factory.mktemp("campaign-crm") / "crm.db"
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        for username, role in (("ada", Role.ADMIN), ("alex", Role.AGENT), ("mo", Role.MARKETER)):
+            session.add(
+                Agent(
+                    username=username,
+                    display_name=username.title(),
+                    role=role,
+                    password_hash=hash_password(f"{username}-pw"),
+                )
+            )
+        make_customer(session, first_name="Anna", last_name="Berger", segment=Segment.MVC, tags=["beans"])
+        make_customer(session, first_name="Ben", segment=Segment.BZ, tags=["beans"])
+        make_customer(session, first_name="Chloé", segment=Segment.MVC)
+        session.commit()
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, crm_template: Path) -> Settings:
+    shutil.copy(crm_template, tmp_path / "crm.db")
+    return Settings.from_env(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
+            "RASA_TOKEN": "t" * 32,
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "CARELOOP_ENV": "test",
+        }
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> TestClient:
+    return TestClient(create_console_app(settings), follow_redirects=False)
+
+
+def crm(settings: Settings) -> Session:
+    return Session(make_engine(settings.database_url), expire_on_commit=False)
+
+
+def login(client: TestClient, username: str) -> str:
+    """Log in; return the session's CSRF token."""
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    response = client.post(
+        "/login", data={"username": username, "password": f"{username}-pw", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
+
+
+def tomorrow() -> str:
+    return (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+
+
+def campaign_form(csrf: str, intent: str = "schedule", **overrides: Any) -> dict[str, Any]:
+    return {
+        "csrf_token": csrf,
+        "intent": intent,
+        "name": "Winter roast",
+        "message": "Hi {first_name}, our winter roast is here!",
+        "segments": ["MVC"],
+        "tags": "",
+        "last_contact_days_min": "",
+        "last_contact_days_max": "",
+        "churn_risk_min": "",
+        "has_open_complaint": "",
+        "date": tomorrow(),
+        "time": "10:00",
+        "every": "once",
+        "button_1": "Tell me more",
+        "button_2": "",
+        **overrides,
+    }
+
+
+def campaigns(settings: Settings) -> list[Campaign]:
+    with crm(settings) as session:
+        return list(session.scalars(select(Campaign).order_by(Campaign.id)))
+
+
+def test_pages_need_a_login(client: TestClient) -> None:
+    for path in ("/campaigns", "/campaigns/new", "/campaigns/1"):
+        response = client.get(path)
+        assert response.status_code == 303 and response.headers["location"].endswith("/login")
+
+
+def test_an_agent_is_refused_every_campaign_page(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "alex")
+    for path in ("/campaigns", "/campaigns/new", "/campaigns/1", "/campaigns/1/edit"):
+        assert client.get(path).status_code == 403, path
+    assert client.post("/campaigns/new", data=campaign_form(csrf)).status_code == 403
+    assert client.post("/campaigns/1/status", data={"csrf_token": csrf, "action": "pause"}).status_code == 403
+    assert campaigns(settings) == []
+    assert "Campaigns" not in client.get("/").text
+
+
+def test_preview_shows_the_audience_size_and_the_message_for_a_sample_customer(
+    client: TestClient, settings: Settings
+) -> None:
+    csrf = login(client, "mo")
+    response = client.post("/campaigns/new", data=campaign_form(csrf, "preview"))
+    assert response.status_code == 200
+    assert re.search(r'data-testid="audience-size">2<', response.text)  # Anna and Chloé are MVC
+    assert "As <strong>Anna Berger</strong>" in response.text
+    assert "Hi Anna, our winter roast is here!" in response.text
+    assert 'value="Winter roast"' in response.text  # the form comes back filled in
+    assert campaigns(settings) == []  # a preview stores nothing
+    narrowed = client.post("/campaigns/new", data=campaign_form(csrf, "preview", tags="beans", segments=[]))
+    assert re.search(r'data-testid="audience-size">2<', narrowed.text)
+    empty = client.post("/campaigns/new", data=campaign_form(csrf, "preview", segments=["BZ"], tags="vip"))
+    assert "No customer matches this audience" in empty.text
+
+
+def test_a_marketer_schedules_a_campaign_and_sees_it_listed(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    response = client.post(
+        "/campaigns/new",
+        data=campaign_form(
+            csrf, has_open_complaint="no", churn_risk_min="0.2", every="week", button_2="No thanks"
+        ),
+    )
+    assert response.status_code == 303 and response.headers["location"] == "/campaigns/1?done=scheduled"
+    [campaign] = campaigns(settings)
+    assert campaign.status is CampaignStatus.SCHEDULED
+    assert campaign.audience == {"segments": ["MVC"], "churn_risk_min": 0.2, "has_open_complaint": False}
+    assert campaign.schedule == {"date": tomorrow(), "time": "10:00", "every": "week"}
+    assert campaign.buttons == [{"title": "Tell me more"}, {"title": "No thanks"}]
+    page = client.get(response.headers["location"]).text
+    assert "Scheduled. The scheduler picks it up at its next run." in page
+    assert "Nothing queued yet" in page
+    listing = client.get("/campaigns").text
+    assert "Winter roast" in listing and "scheduled" in listing
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "  "}, "the name must be 1-120 characters"),
+        ({"message": "Hi {name}!"}, "unknown placeholder(s) {name}; use {first_name}"),
+        ({"message": "Hi {first_name"}, "broken placeholder"),
+        ({"message": ""}, "the message is empty"),
+        ({"message": "x" * 1001}, "the message is longer than 1,000 characters"),
+        ({"date": "2020-01-01"}, "2020-01-01 10:00 has already passed in every time zone"),
+        ({"date": ""}, "the schedule needs a date (YYYY-MM-DD) and a time (HH:MM)"),
+        ({"churn_risk_min": "high"}, "churn_risk_min must be a number between 0 and 1"),
+        ({"last_contact_days_min": "-3"}, "last_contact_days_min cannot be negative"),
+        ({"segments": ["VIP"]}, "segments: VIP not one of"),
+        ({"button_1": "x" * 41}, "a button label may have at most 40 characters"),
+    ],
+)
+@pytest.mark.parametrize("intent", ["preview", "schedule"])
+def test_bad_input_gets_a_clear_message_and_stores_nothing(
+    client: TestClient, settings: Settings, overrides: dict[str, Any], message: str, intent: str
+) -> None:
+    csrf = login(client, "mo")
+    response = client.post("/campaigns/new", data=campaign_form(csrf, intent, **overrides))
+    assert response.status_code == 422
+    shown = re.search(r'<p class="error" role="alert" id="form-error">(.*?)</p>', response.text, re.S)
+    assert shown is not None and message in shown.group(1).replace("&#39;", "'")
+    assert campaigns(settings) == []
+
+
+def test_a_huge_form_is_refused_before_it_is_read(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    response = client.post("/campaigns/new", data=campaign_form(csrf, message="x" * 40_000))
+    assert response.status_code == 413 and "too large" in response.text
+    assert campaigns(settings) == []
+
+
+def test_html_in_a_message_is_shown_escaped(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    script = "<script>alert('x')</script>"
+    preview = client.post(
+        "/campaigns/new", data=campaign_form(csrf, "preview", message=f"{script} Hi {{first_name}}")
+    )
+    assert script not in preview.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Hi Anna" in preview.text
+    client.post(
+        "/campaigns/new", data=campaign_form(csrf, message=f"{script} Hi {{first_name}}", name=script)
+    )
+    for page in (
+        client.get("/campaigns/1").text,
+        client.get("/campaigns").text,
+        client.get("/campaigns/1/edit").text,
+    ):
+        assert script not in page and "&lt;script&gt;" in page
+
+
+def test_every_form_needs_the_session_csrf_token(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    assert client.post("/campaigns/new", data=campaign_form("forged")).status_code == 403
+    assert client.post("/campaigns/new", data=campaign_form("", "preview")).status_code == 403
+    assert campaigns(settings) == []
+    client.post("/campaigns/new", data=campaign_form(csrf))
+    assert (
+        client.post("/campaigns/1/status", data={"csrf_token": "forged", "action": "pause"}).status_code
+        == 403
+    )
+    assert client.post("/campaigns/1/edit", data=campaign_form("forged", name="Changed")).status_code == 403
+    [campaign] = campaigns(settings)
+    assert (campaign.status, campaign.name) == (CampaignStatus.SCHEDULED, "Winter roast")
+    page = client.get("/campaigns/1").text
+    assert (
+        page.count(f'name="csrf_token" value="{csrf}"') == page.count('<form method="post"') + 1
+    )  # + log out
+
+
+def act(client: TestClient, csrf: str, action: str) -> Any:
+    return client.post("/campaigns/1/status", data={"csrf_token": csrf, "action": action})
+
+
+def test_pause_resume_and_cancel(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "ada")  # admins may too
+    client.post("/campaigns/new", data=campaign_form(csrf, "draft"))
+    assert campaigns(settings)[0].status is CampaignStatus.DRAFT
+    assert ">Schedule</button>" in client.get("/campaigns/1").text
+    assert act(client, csrf, "schedule").headers["location"] == "/campaigns/1?done=scheduled"
+    assert act(client, csrf, "pause").status_code == 303
+    assert campaigns(settings)[0].status is CampaignStatus.PAUSED
+    page = client.get("/campaigns/1?done=paused").text
+    assert "Paused: nothing more is sent" in page and ">Resume</button>" in page
+    refused = act(client, csrf, "pause")
+    assert refused.status_code == 409 and "A paused campaign cannot be paused." in refused.text
+    act(client, csrf, "schedule")
+    assert campaigns(settings)[0].status is CampaignStatus.SCHEDULED
+    act(client, csrf, "cancel")
+    assert campaigns(settings)[0].status is CampaignStatus.CANCELLED
+    assert act(client, csrf, "schedule").status_code == 409
+    assert "A cancelled campaign cannot be scheduled." in act(client, csrf, "schedule").text
+    assert act(client, csrf, "launch").status_code == 409
+    assert client.get("/campaigns/99").status_code == 404
+
+
+def test_a_draft_whose_time_has_passed_cannot_be_scheduled(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    client.post("/campaigns/new", data=campaign_form(csrf, "draft"))
+    with crm(settings) as session:
+        session.scalars(select(Campaign)).one().schedule = {
+            "date": "2020-01-01",
+            "time": "10:00",
+            "every": "once",
+        }
+        session.commit()
+    response = act(client, csrf, "schedule")
+    assert response.status_code == 409 and "has already passed in every time zone" in response.text
+    assert campaigns(settings)[0].status is CampaignStatus.DRAFT
+
+
+def test_a_campaign_can_be_edited_until_it_starts_sending(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    client.post("/campaigns/new", data=campaign_form(csrf))
+    form = client.get("/campaigns/1/edit")
+    assert form.status_code == 200 and "Hi {first_name}, our winter roast is here!" in form.text
+    saved = client.post("/campaigns/1/edit", data=campaign_form(csrf, name="Winter roast 2", segments=["BZ"]))
+    assert saved.headers["location"] == "/campaigns/1?done=saved"
+    [campaign] = campaigns(settings)
+    assert (campaign.name, campaign.audience, campaign.status) == (
+        "Winter roast 2",
+        {"segments": ["BZ"]},
+        CampaignStatus.SCHEDULED,
+    )
+    with crm(settings) as session:
+        fan_out(
+            session=session,
+            campaign=session.get_one(Campaign, 1),
+            occurrence=datetime.now(timezone.utc).date(),
+            now=datetime.now(timezone.utc),
+        )
+        session.commit()
+    assert client.get("/campaigns/1/edit").status_code == 303  # back to the campaign page
+    refused = client.post("/campaigns/1/edit", data=campaign_form(csrf, name="Too late"))
+    assert refused.status_code == 422 and "can no longer be changed" in refused.text
+    assert campaigns(settings)[0].name == "Winter roast 2"
+    assert ">Edit</a>" not in client.get("/campaigns/1").text
+
+
+def test_the_campaign_page_shows_progress_figures_and_why_each_delivery_did_not_go(
+    client: TestClient, settings: Settings
+) -> None:
+    csrf = login(client, "mo")
+    client.post("/campaigns/new", data=campaign_form(csrf, segments=[]))
+    now = datetime.now(timezone.utc)
+    with crm(settings) as session:
+        customers = [make_customer(session, first_name=f"Figure{n}") for n in range(6)]
+        outcomes: list[dict[str, Any]] = [
+            {"status": DeliveryStatus.SENT, "sent_at": now - timedelta(hours=1), "replied_at": now},
+            {"status": DeliveryStatus.SENT, "sent_at": now - timedelta(hours=1)},
+            {"status": DeliveryStatus.SKIPPED, "skip_reason": "no_consent"},
+            {"status": DeliveryStatus.SKIPPED, "skip_reason": "frequency_cap"},
+            {"status": DeliveryStatus.FAILED, "error": "503 rasa_unavailable", "attempts": 6},
+            {
+                "status": DeliveryStatus.QUEUED,
+                "skip_reason": "quiet_hours",
+                "scheduled_for": now + timedelta(hours=8),
+            },
+        ]
+        for customer, outcome in zip(customers, outcomes, strict=True):
+            session.add(
+                Delivery(
+                    idempotency_key=f"campaign:1:test:customer:{customer.id}",
+                    kind=OutreachKind.CAMPAIGN,
+                    customer_id=customer.id,
+                    campaign_id=1,
+                    **outcome,
+                )
+            )
+        session.commit()
+    page = client.get("/campaigns/1").text
+    assert "5 of 6 handled (83%)" in page
+    figures = dict(re.findall(r'data-figure="(\w+)">(\d+)<', page))
+    assert figures == {"sent": "2", "waiting": "1", "failed": "1", "skipped": "2", "replied": "1"}
+    assert '— no consent</th><td class="num">1' in page and '— frequency cap</th><td class="num">1' in page
+    rows = {
+        name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for name, row in re.findall(r"<tr class=\"delivery-\w+\">\s*<td>(Figure\d)(.*?)</tr>", page, re.S)
+    }
+    assert "sent" in rows["Figure0"] and "UTC" in rows["Figure0"]
+    assert "skipped no consent" in rows["Figure2"]
+    assert "skipped frequency cap" in rows["Figure3"]
+    assert "failed 503 rasa_unavailable" in rows["Figure4"]
+    assert "queued waiting: quiet hours (due" in rows["Figure5"]
+    only_failed = client.get("/campaigns/1?status=failed").text
+    assert "Figure4" in only_failed and "Figure0" not in only_failed
+    listing = client.get("/campaigns").text
+    assert re.search(r"Winter roast.*?<td class=\"num\">6</td>\s*<td class=\"num\">2</td>", listing, re.S)
