@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -63,10 +64,8 @@ def _password_hash(username: str) -> str:
     return hash_password(f"{username}-pw")
 
 
-@pytest.fixture
-async def desk_gateway(
-    tmp_path: Path, crm_template: Path, rasa: StandInRasa
-) -> AsyncIterator[RunningGateway]:
+@contextmanager
+def desk_stack(tmp_path: Path, crm_template: Path, rasa: StandInRasa) -> Iterator[RunningGateway]:
     """A real gateway with console users alex, sam (agents), mo (marketer) and ada (admin)."""
     copy_crm(crm_template, tmp_path / "var")
     settings = gateway_settings(tmp_path / "var", rasa.url)
@@ -83,6 +82,14 @@ async def desk_gateway(
                     )
                 )
             crm.commit()
+        yield running
+
+
+@pytest.fixture
+async def desk_gateway(
+    tmp_path: Path, crm_template: Path, rasa: StandInRasa
+) -> AsyncIterator[RunningGateway]:
+    with desk_stack(tmp_path, crm_template, rasa) as running:
         yield running
         await close_sockets(running)
 
@@ -164,6 +171,14 @@ async def hand_off(gateway: RunningGateway, rasa: StandInRasa, *, mode: str = HA
     await visitor.say("hi")
     await visitor.reply()
     sender_id = f"web:{visitor_of(SECRET_KEY, visitor.token)}"
+    conversation_id, handoff_id = open_handoff_for(gateway, rasa, sender_id, mode=mode)
+    return HandedOff(visitor, sender_id, conversation_id, handoff_id)
+
+
+def open_handoff_for(
+    gateway: RunningGateway, rasa: StandInRasa, sender_id: str, *, mode: str = HANDOFF_LIVE
+) -> tuple[int, int]:
+    """What the action server and Rasa do when a customer asks for a person (the bot side)."""
     with gateway.crm() as crm:
         conversation = crm.scalar(select(Conversation).where(Conversation.sender_id == sender_id))
         assert conversation is not None
@@ -181,4 +196,4 @@ async def hand_off(gateway: RunningGateway, rasa: StandInRasa, *, mode: str = HA
             conversation.status = ConversationStatus.HANDED_OFF
             rasa.paused.add(sender_id)
         crm.commit()
-        return HandedOff(visitor, sender_id, conversation.id, handoff.id)
+        return conversation.id, handoff.id
