@@ -6,13 +6,14 @@ APP_PY  := .venvs/app/bin/python
 RASA    := .venvs/rasa/bin/rasa
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help run test setup envs env-file model db lint validate nlu-eval clean
+.PHONY: help run test setup envs env-file model db lint validate nlu-eval bench clean
 
 help:
 	@echo "make run    set up (environments, model, database, demo data) and start every service"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff on our code; make validate: rasa data validate"
 	@echo "make nlu-eval   intent macro-F1 and out-of-scope recall on the held-out set (tests/nlu/)"
+	@echo "make bench      speed, capacity, losses, NLU and cost on the real stack (under 20 min; var/bench/)"
 
 run: setup
 	@$(APP_PY) -m bot.ops.services
@@ -44,14 +45,17 @@ test: envs env-file model
 	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
 
 lint: envs
-	@.venvs/app/bin/ruff check bot scheduler tests
-	@.venvs/app/bin/ruff format --check bot scheduler tests
+	@.venvs/app/bin/ruff check bot scheduler tests bench
+	@.venvs/app/bin/ruff format --check bot scheduler tests bench
 
 validate: envs
 	@SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RASA) data validate --fail-on-warnings
 
 nlu-eval: model
 	@$(APP_PY) -m bot.ops.nlu_eval
+
+bench: envs env-file model
+	@$(APP_PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venvs models

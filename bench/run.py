@@ -212,6 +212,7 @@ def fan_out(
         token=settings.rasa_token,
         entities=sample,
         concurrency=config.fanout_workers,
+        deadline=time.monotonic() + max(deadline - time.monotonic(), 0) / 5,
     )
     echo(f"fan-out: {len(queued)} campaign deliveries through the policy gate and the gateway ...")
     via = fanout.send_campaign(
