@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
+    Consent,
+    ConsentPurpose,
     Conversation,
     Customer,
     Delivery,
@@ -217,16 +219,26 @@ def update_campaign(
 @dataclass(frozen=True)
 class Preview:
     size: int  # customers in the audience now
+    consenting: int  # of them, those who agreed to marketing messages (the others will be skipped)
     sample: Customer | None  # the first of them
     text: str | None  # the message rendered for the sample
 
 
 def preview_for(*, session: Session, audience: Audience, message: str, now: datetime) -> Preview:
-    """The audience's size now and the message as its first customer would read it."""
-    sample_id = session.scalar(audience.query(now).limit(1))
+    """The audience's size now, how many of them may get marketing, and the message as its first
+    customer would read it."""
+    members = audience.query(now)
+    sample_id = session.scalar(members.limit(1))
     sample = session.get(Customer, sample_id) if sample_id else None
     text = render(message, sample) if sample else None
-    return Preview(audience.count(session=session, now=now), sample, text)
+    consenting = session.scalar(
+        select(func.count(Consent.id)).where(
+            Consent.customer_id.in_(members.order_by(None)),
+            Consent.purpose == ConsentPurpose.MARKETING,
+            Consent.granted.is_(True),
+        )
+    )  # the rule of bot.crm.queries.consent_of: without a record, no marketing
+    return Preview(audience.count(session=session, now=now), int(consenting or 0), sample, text)
 
 
 def preview(*, session: Session, campaign: Campaign, now: datetime) -> tuple[int, str | None]:

@@ -264,6 +264,7 @@ class CampaignPages:
             campaign_id=campaign_id,
             preview={
                 "size": shown.size,
+                "consenting": shown.consenting,
                 "sample": sample,
                 "sample_id": sample_id,
                 "text": shown.text,
@@ -366,6 +367,7 @@ class CampaignPages:
                 "only": only.value if only else "",
                 "statuses": [s.value for s in DeliveryStatus if s not in _INBOUND],
                 "audience_size": shown.size,
+                "consenting": shown.consenting,
                 "sample": shown.sample.display_name if shown.sample else None,
                 "sample_text": shown.text,
                 "schedule": Schedule.parse(campaign.schedule),

@@ -16,12 +16,14 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from bot.console.app import create_console_app
+from bot.crm.consent import set_consent
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
     Agent,
     Campaign,
     CampaignStatus,
+    ConsentPurpose,
     Delivery,
     DeliveryStatus,
     OutreachKind,
@@ -51,9 +53,19 @@ def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     password_hash=hash_password(f"{username}-pw"),
                 )
             )
-        make_customer(session, first_name="Anna", last_name="Berger", segment=Segment.MVC, tags=["beans"])
-        make_customer(session, first_name="Ben", segment=Segment.BZ, tags=["beans"])
-        make_customer(session, first_name="Chloé", segment=Segment.MVC)
+        anna = make_customer(
+            session, first_name="Anna", last_name="Berger", segment=Segment.MVC, tags=["beans"]
+        )
+        ben = make_customer(session, first_name="Ben", segment=Segment.BZ, tags=["beans"])
+        make_customer(session, first_name="Chloé", segment=Segment.MVC)  # never asked: no marketing
+        for customer, granted in ((anna, True), (ben, False)):
+            set_consent(
+                session=session,
+                customer=customer,
+                purpose=ConsentPurpose.MARKETING,
+                granted=granted,
+                source="t",
+            )
         session.commit()
     engine.dispose()
     return path
@@ -145,6 +157,7 @@ def test_preview_shows_the_audience_size_and_the_message_for_a_sample_customer(
     response = client.post("/campaigns/new", data=campaign_form(csrf, "preview"))
     assert response.status_code == 200
     assert re.search(r'data-testid="audience-size">2<', response.text)  # Anna and Chloé are MVC
+    assert re.search(r'data-testid="consenting">1<', response.text)  # only Anna agreed to marketing
     assert "As <strong>Anna Berger</strong>" in response.text
     assert "Hi Anna, our winter roast is here!" in response.text
     assert 'value="Winter roast"' in response.text  # the form comes back filled in
