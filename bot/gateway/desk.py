@@ -24,7 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from bot.crm import desk, transcript
 from bot.crm.desk import Chat, DeskError
-from bot.crm.models import Agent, Author, DeliveryStatus, HandoffStatus, Message, utcnow
+from bot.crm.models import HANDOFF_CALLBACK, Agent, Author, DeliveryStatus, HandoffStatus, Message, utcnow
 from bot.gateway import wording
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
 from bot.gateway.limits import screen
@@ -202,7 +202,7 @@ class Desk:
             chat, joined = await self.crm.run(
                 partial(_claim, handoff_id=handoff_id, agent_id=agent_id, now=self.clock())
             )
-            if joined is not None and chat.mode == "callback":
+            if joined is not None and chat.mode == HANDOFF_CALLBACK:
                 await self._pause(chat.sender_id)  # the bot was still helping: a person takes over
             if joined is not None:
                 log.info("handoff=%s claimed by agent=%s", handoff_id, agent_id)
