@@ -112,18 +112,22 @@ class RasaClient:
         messages = data.get("messages") if isinstance(data, dict) else None
         return [Reply.parse(item) for item in messages or [] if isinstance(item, dict)]
 
-    async def append_event(self, sender_id: str, event: dict[str, Any]) -> None:
-        """Append one event to the conversation's tracker (e.g. pause or resume)."""
+    async def append_events(self, sender_id: str, events: list[dict[str, Any]]) -> None:
+        """Append events to the conversation's tracker (e.g. pause or resume)."""
         path = f"/conversations/{_quote(sender_id)}/tracker/events"
-        await self._request("POST", path, json=event, params={"token": self._token})
+        await self._request("POST", path, json=events, params={"token": self._token})
 
     async def pause(self, sender_id: str) -> None:
         """Silence the bot in this conversation: a person is in charge (ConversationPaused)."""
-        await self.append_event(sender_id, {"event": "pause"})
+        await self.append_events(sender_id, [{"event": "pause"}])
 
     async def resume(self, sender_id: str) -> None:
-        """Give the conversation back to the bot (ConversationResumed)."""
-        await self.append_event(sender_id, {"event": "resume"})
+        """Give the conversation back to the bot (ConversationResumed), listening: a pause stops
+        Rasa mid-turn, and without `action_listen` its rules (which start from it) would not match
+        the next intent, e.g. EXTERNAL_handback."""
+        await self.append_events(
+            sender_id, [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        )
 
     async def replies_already_given(self, sender_id: str, message_id: int) -> list[Reply] | None:
         """If Rasa already handled our message `message_id` (we gave up waiting, it carried on),

@@ -326,7 +326,10 @@ async def test_handing_back_resumes_the_bot_which_asks_for_a_rating(
     response = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/handback")
 
     assert response.status_code == 200 and response.json()["followed_up"] is True
-    assert [(e["sender"], e["event"]) for e in rasa.appended] == [(chat.sender_id, "resume")]
+    assert [(e["sender"], e["event"], e.get("name")) for e in rasa.appended] == [
+        (chat.sender_id, "resume", None),
+        (chat.sender_id, "action", "action_listen"),  # so that the handback rule matches
+    ]
     assert [(c["sender"], c["name"]) for c in rasa.trigger_calls] == [(chat.sender_id, "EXTERNAL_handback")]
     back = await chat.visitor.reply()
     rating = await chat.visitor.reply()
@@ -372,7 +375,7 @@ async def test_closing_with_a_resolution_gives_the_conversation_back(
     assert response.status_code == 303 and response.headers["location"].endswith("/console/queue")
     ended = handoff_row(desk_gateway, chat.handoff_id)
     assert (ended.status, ended.resolution) == (HandoffStatus.CLOSED, "Resent the order")
-    assert [e["event"] for e in rasa.appended] == ["resume"] and rasa.trigger_calls == []
+    assert [e["event"] for e in rasa.appended] == ["resume", "action"] and rasa.trigger_calls == []
     assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.BOT
     events = [e["text"] for e in alex.state(chat.handoff_id)["events"]]
     assert events == ["Claimed by Alex Agent", "Closed by Alex Agent: Resent the order"]

@@ -105,12 +105,13 @@ class StandInRasa:
         body = await request.json()
         sender = request.path_params["sender"]
         with self.lock:
-            self.appended.append({"sender": sender, **body})
-            self.events[sender].append(body)
-            if body.get("event") == "pause":
-                self.paused.add(sender)
-            elif body.get("event") == "resume":
-                self.paused.discard(sender)
+            for event in body if isinstance(body, list) else [body]:
+                self.appended.append({"sender": sender, **event})
+                self.events[sender].append(event)
+                if event.get("event") == "pause":
+                    self.paused.add(sender)
+                elif event.get("event") == "resume":
+                    self.paused.discard(sender)
         return JSONResponse({"sender_id": sender, "events": self.events[sender]})
 
     async def tracker(self, request: Request) -> Response:

@@ -17,6 +17,7 @@
   var typingSentAt = 0;
   var typingIdle = null;
   var customerTypingTimer = null;
+  var leaving = false; // a form is being submitted: the next page comes from its answer
 
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
@@ -154,7 +155,8 @@
     var status = document.getElementById("chat-status");
     var h = state.handoff;
     var changed = status.dataset.status !== h.status || status.dataset.mine !== (h.mine ? "yes" : "no");
-    if (changed) location.reload(); // who may act changed (claimed, transferred, back in the queue): redraw
+    // Who may act changed (claimed elsewhere, transferred, back in the queue): redraw the page.
+    if (changed && !leaving) location.reload();
   }
 
   function refreshChat() {
@@ -265,6 +267,9 @@
     });
   }
 
+  document.addEventListener("submit", function (event) {
+    if (!event.defaultPrevented) leaving = true;
+  });
   if (page === "chat") wireChat();
   setInterval(function () {
     Array.prototype.forEach.call(document.querySelectorAll(".wait[data-since]"), function (td) {
