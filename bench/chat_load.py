@@ -61,6 +61,15 @@ class LevelResult:
         return counts
 
 
+def combined(rounds: Sequence[LevelResult]) -> LevelResult:
+    """Rounds of one level and path as one result (their wall times added)."""
+    first = rounds[0]
+    merged = LevelResult(first.target, first.customers, sum(r.seconds for r in rounds), [])
+    for result in rounds:
+        merged.turns.extend(result.turns)
+    return merged
+
+
 Talk = Callable[[ChatCustomer, Script], Awaitable[list[TurnRecord]]]
 
 

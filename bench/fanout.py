@@ -88,6 +88,14 @@ class SendRun:
         return self.outcomes["sent"]
 
 
+def combined(runs: Sequence[SendRun]) -> SendRun:
+    """Rounds of one path as one run (their times added)."""
+    outcomes: Counter[str] = Counter()
+    for run in runs:
+        outcomes.update(run.outcomes)
+    return SendRun(runs[0].concurrency, sum(r.seconds for r in runs), outcomes)
+
+
 def send_campaign(
     *,
     database_url: str,

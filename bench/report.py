@@ -22,15 +22,26 @@ def _chat_rows(chat: dict[str, Any]) -> list[Row]:
         area = f"chat, {level['customers']} at once"
         for path, label in (("gateway", "whole stack (web chat)"), ("rasa", "Rasa REST webhook only")):
             figures = level[path]
-            rows.append(
-                (area, f"{label} p50/p95/p99", _latencies(figures) + f", {_num(figures['per_second'])} msg/s")
-            )
+            value = _latencies(figures) + f", {_num(figures['per_second'])} msg/s"
+            unanswered = sum(n for outcome, n in figures["outcomes"].items() if outcome != "answered")
+            if unanswered:
+                value += f", {unanswered} not answered in time ({_outcomes(figures['outcomes'])})"
+            rows.append((area, f"{label} p50/p95/p99", value))
         ratio = level["ratio"]
         rows.append(
             (
                 area,
                 "whole stack ÷ Rasa only",
                 f"p50 ×{_num(ratio['p50'])}, p95 ×{_num(ratio['p95'])}, msg/s ×{_num(ratio['per_second'])}",
+            )
+        )
+        actions = level["actions"]
+        rows.append(
+            (
+                area,
+                "action server's share of the time (whole stack / Rasa only)",
+                f"{_percent(actions['gateway']['share'])} / {_percent(actions['rasa']['share'])}"
+                f" ({_num(actions['rasa']['mean_ms_per_turn'], 0)} ms per message)",
             )
         )
     ledger = chat["ledger"]
@@ -151,6 +162,14 @@ def write_json(result: dict[str, Any], directory: Path) -> Path:
 
 def _latencies(figures: dict[str, Any]) -> str:
     return f"{_num(figures['p50_ms'], 0)} / {_num(figures['p95_ms'], 0)} / {_num(figures['p99_ms'], 0)} ms"
+
+
+def _outcomes(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(outcomes.items()) if name != "answered")
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else f"{share * 100:.0f}%"
 
 
 def _reasons(reasons: dict[str, int]) -> str:

@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench import chat_load, fanout, nlu
+from bench.action_timer import ActionCall, action_share, own_overhead_ms
 from bench.chat_load import LevelResult, WebChatCustomer
 from bench.conversations import Script, script_for
 from bench.ledger import audit_campaign, audit_chat
@@ -35,6 +36,7 @@ from bot.ops.model import ensure_model, training_record
 from bot.settings import PROJECT_ROOT, Settings
 
 Echo = Callable[[str], None]
+T = TypeVar("T")
 WRAP_UP_SECONDS = 90  # after the fan-out: audits, memory, stopping the services, the report
 
 
@@ -54,6 +56,8 @@ class BenchConfig:
     parse_messages: int | None = None  # held-out messages to time /model/parse on (None: all)
     answer_timeout: float = 60.0
     budget_minutes: float = 20.0  # the fan-out stops starting sends when the run would exceed it
+    rounds: int = 2  # each chat level alternates gateway and Rasa-only rounds
+    fanout_rounds: int = 10  # the campaign and the direct calls alternate in this many rounds
     var_dir: Path = PROJECT_ROOT / "var" / "bench"
     model: Path | None = None  # default: the current model (trained if the data changed)
 
@@ -148,6 +152,7 @@ def measure(
     messages = nlu.heldout_messages()[: config.parse_messages]
     parse = nlu.parse_times(settings.rasa_url, settings.rasa_token, messages)
     levels = asyncio.run(chat_levels(stack, config, prepared, echo))
+    calls = stack.actions.snapshot()
     with crm(settings) as session:
         sent = {k: v for level in levels for k, v in level[0].sent.items()}
         received = {k: v for level in levels for k, v in level[0].received.items()}
@@ -155,8 +160,9 @@ def measure(
     proactive = fan_out(stack, config, prepared, deadline, echo)
     return {
         "chat": {
-            "levels": [_level_figures(gateway, rasa) for gateway, rasa in levels],
+            "levels": [_level_figures(gateway, rasa, calls) for gateway, rasa in levels],
             "ledger": chat_ledger.as_dict(),
+            "action_timer_overhead_ms": own_overhead_ms(calls),
         },
         "fanout": proactive,
         "parse": parse,
@@ -183,47 +189,65 @@ async def chat_levels(
     settings = stack.settings
     results = []
     async with httpx.AsyncClient(timeout=config.answer_timeout) as client:
+        rasa_talk = chat_load.rasa_talk(client, settings.rasa_url)
         for level in config.levels:
             through_gateway, straight = prepared.chat[level]
             echo(f"chat: {level} customers at once, {len(through_gateway)} conversations per path ...")
             log: dict[str, tuple[list[str], list[int]]] = {}
             talk = chat_load.gateway_talk(_ws_url(settings), config.answer_timeout, log)
-            gateway = await chat_load.run_level("gateway", _scripted(through_gateway), level, talk)
+            gateway_rounds, rasa_rounds = [], []
+            # Alternating rounds: other work on the machine weighs on both paths alike.
+            for mine, theirs in zip(
+                _split(_scripted(through_gateway), config.rounds),
+                _split(_scripted(straight), config.rounds),
+                strict=True,
+            ):
+                gateway_rounds.append(await chat_load.run_level("gateway", mine, level, talk))
+                rasa_rounds.append(await chat_load.run_level("rasa", theirs, level, rasa_talk))
+            gateway = chat_load.combined(gateway_rounds)
             gateway.sent = {sender: sent for sender, (sent, _) in log.items()}
             gateway.received = {sender: received for sender, (_, received) in log.items()}
-            rasa_talk = chat_load.rasa_talk(client, settings.rasa_url)
-            rasa = await chat_load.run_level("rasa", _scripted(straight), level, rasa_talk)
-            results.append((gateway, rasa))
+            results.append((gateway, chat_load.combined(rasa_rounds)))
     return results
 
 
 def fan_out(
     stack: Stack, config: BenchConfig, prepared: Prepared, deadline: float, echo: Echo
 ) -> dict[str, Any]:
-    """The direct baseline gets a fifth of the time left, the campaign the rest (see BenchConfig)."""
     settings = stack.settings
     campaign_id = prepared.campaign.campaign_id
     with crm(settings) as session:
         queued = fanout.campaign_deliveries(session=session, campaign_id=campaign_id)
     sample = [entities for _, entities in queued[: config.direct_triggers]]
-    echo(f"fan-out: {len(sample)} trigger_intent calls straight at Rasa ...")
-    direct = fanout.trigger_directly(
-        rasa_url=settings.rasa_url,
-        token=settings.rasa_token,
-        entities=sample,
-        concurrency=config.fanout_workers,
-        deadline=time.monotonic() + max(deadline - time.monotonic(), 0) / 5,
+    echo(
+        f"fan-out: {len(queued)} campaign deliveries through the policy gate and the gateway,"
+        f" {len(sample)} trigger_intent calls straight at Rasa; {config.fanout_rounds} alternating rounds ..."
     )
-    echo(f"fan-out: {len(queued)} campaign deliveries through the policy gate and the gateway ...")
-    via = fanout.send_campaign(
-        database_url=settings.database_url,
-        gateway_url=settings.gateway_url,
-        token=settings.internal_api_token,
-        weekly_cap=settings.outreach_weekly_cap,
-        delivery_ids=[delivery_id for delivery_id, _ in queued],
-        concurrency=config.fanout_workers,
-        deadline=deadline,
-    )
+    via_rounds, direct_rounds = [], []
+    for ours, theirs in zip(
+        _split(queued, config.fanout_rounds), _split(sample, config.fanout_rounds), strict=True
+    ):
+        via_rounds.append(
+            fanout.send_campaign(
+                database_url=settings.database_url,
+                gateway_url=settings.gateway_url,
+                token=settings.internal_api_token,
+                weekly_cap=settings.outreach_weekly_cap,
+                delivery_ids=[delivery_id for delivery_id, _ in ours],
+                concurrency=config.fanout_workers,
+                deadline=deadline,
+            )
+        )
+        direct_rounds.append(
+            fanout.trigger_directly(
+                rasa_url=settings.rasa_url,
+                token=settings.rasa_token,
+                entities=theirs,
+                concurrency=config.fanout_workers,
+                deadline=deadline,
+            )
+        )
+    via, direct = fanout.combined(via_rounds), fanout.combined(direct_rounds)
     with stack.telegram.lock:
         telegram_sent = list(stack.telegram.sent)
     with crm(settings) as session:
@@ -262,7 +286,7 @@ def _skip_reasons(session: Session, campaign_id: int) -> dict[str, int]:
     return {str(reason): int(count) for reason, count in rows}
 
 
-def _level_figures(gateway: LevelResult, rasa: LevelResult) -> dict[str, Any]:
+def _level_figures(gateway: LevelResult, rasa: LevelResult, calls: Sequence[ActionCall]) -> dict[str, Any]:
     through = {**latency_summary(gateway.latencies(), gateway.seconds), "outcomes": gateway.outcomes()}
     straight = {**latency_summary(rasa.latencies(), rasa.seconds), "outcomes": rasa.outcomes()}
     return {
@@ -276,7 +300,19 @@ def _level_figures(gateway: LevelResult, rasa: LevelResult) -> dict[str, Any]:
             "p99": ratio(through["p99_ms"], straight["p99_ms"]),
             "per_second": ratio(through["per_second"], straight["per_second"]),
         },
+        "actions": {"gateway": action_share(gateway.turns, calls), "rasa": action_share(rasa.turns, calls)},
     }
+
+
+def _split(items: Sequence[T], parts: int) -> list[list[T]]:
+    """`items` in `parts` consecutive slices of (nearly) equal length."""
+    size, extra = divmod(len(items), parts)
+    slices, start = [], 0
+    for part in range(parts):
+        end = start + size + (part < extra)
+        slices.append(list(items[start:end]))
+        start = end
+    return slices
 
 
 def _scripted(customers: Sequence[ChatCustomer]) -> list[tuple[ChatCustomer, Script]]:

@@ -17,8 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.action_timer import ActionTimer
 from bot.ops.services import careloop_services
-from bot.ops.supervisor import Supervisor
+from bot.ops.supervisor import Service, Supervisor
 from bot.settings import Settings
 from tests.gateway.servers import ServerThread, free_port
 from tests.telegram.standin_botapi import TOKEN as TELEGRAM_TOKEN
@@ -50,6 +51,7 @@ class Stack:
     settings: Settings
     supervisor: Supervisor
     telegram: StandInBotApi
+    actions: ActionTimer
     started_at: float  # time.monotonic() when the services were started
     healthy_after: float  # seconds from starting the services until all answered their health check
 
@@ -72,13 +74,28 @@ def telegram_standin() -> Iterator[StandInBotApi]:
 
 @contextmanager
 def running_stack(settings: Settings, model: Path, telegram: StandInBotApi) -> Iterator[Stack]:
-    """Start the services (their CRM must be ready), wait until healthy, stop them after."""
-    services = [s for s in careloop_services(settings, model) if s.name in SERVICES]
+    """Start the services (their CRM must be ready), with Rasa calling the action server through
+    the action timer; wait until healthy, stop them after."""
+    timer = ActionTimer(settings.action_server_url)
+    with ServerThread(timer.app()) as timer_server:
+        timer.url = timer_server.url
+        services = [s for s in careloop_services(settings, model) if s.name in SERVICES]
+        for service in services:
+            if service.name == "rasa":
+                service.env = {**service.env, "ACTION_ENDPOINT_URL": f"{timer.url}/webhook"}
+        with _supervised(settings, services, telegram, timer) as stack:
+            yield stack
+
+
+@contextmanager
+def _supervised(
+    settings: Settings, services: list[Service], telegram: StandInBotApi, timer: ActionTimer
+) -> Iterator[Stack]:
     supervisor = Supervisor(services, settings.var_dir / "logs", io.StringIO())
     started = time.monotonic()
     supervisor.start()  # raises ServiceFailed with the failing service's last log lines
     try:
-        yield Stack(settings, supervisor, telegram, started, time.monotonic() - started)
+        yield Stack(settings, supervisor, telegram, timer, started, time.monotonic() - started)
     finally:
         supervisor.stop()
 

@@ -57,6 +57,8 @@ def test_every_level_holds_its_conversations_through_the_gateway_and_straight_to
             assert level[path]["outcomes"] == {"answered": expected}, path
             assert level[path]["count"] == expected and level[path]["p50_ms"] is not None
         assert set(level["ratio"]) == {"p50", "p95", "p99", "per_second"}
+        for path in ("gateway", "rasa"):  # the scripts run custom actions, timed on their way
+            assert 0 < level["actions"][path]["share"] < 1, path
 
 
 def test_every_message_is_in_the_transcript_once_and_answered(result: dict[str, Any]) -> None:
