@@ -122,36 +122,45 @@ class DeskPages:
         return self._done(request, f"/chats/{handoff_id}", {"claimed": handoff_id})
 
     async def say(self, request: Request) -> Response:
-        return await self._act(request, lambda user, form, h: self.desk.say(h, user.id, _field(form, "text")))
+        async def send(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
+            said = await self.desk.say(handoff_id, user.id, _field(form, "text"))
+            return {"message_id": said.message_id, "status": said.status.value}
+
+        return await self._act(request, send)
 
     async def note(self, request: Request) -> Response:
-        return await self._act(
-            request, lambda user, form, h: self.desk.note(h, user.id, _field(form, "text"))
-        )
+        async def write(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
+            await self.desk.note(handoff_id, user.id, _field(form, "text"))
+            return {}
+
+        return await self._act(request, write)
 
     async def transfer(self, request: Request) -> Response:
-        async def move(user: ConsoleUser, form: FormData, handoff_id: int) -> Any:
+        async def move(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
             target = _field(form, "agent_id")
             if not target.isdigit():
                 raise DeskError("Choose the agent to transfer to.", 400)
-            return await self.desk.transfer(handoff_id, user.id, int(target))
+            return {"to": await self.desk.transfer(handoff_id, user.id, int(target))}
 
         return await self._act(request, move, then="/queue")
 
     async def close(self, request: Request) -> Response:
-        return await self._act(
-            request,
-            lambda user, form, h: self.desk.close(h, user.id, _field(form, "resolution")),
-            then="/queue",
-        )
+        async def end(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
+            await self.desk.close(handoff_id, user.id, _field(form, "resolution"))
+            return {}
+
+        return await self._act(request, end, then="/queue")
 
     async def hand_back(self, request: Request) -> Response:
-        return await self._act(request, lambda user, form, h: self.desk.hand_back(h, user.id), then="/queue")
+        async def give_back(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
+            return {"followed_up": (await self.desk.hand_back(handoff_id, user.id)).followed_up}
+
+        return await self._act(request, give_back, then="/queue")
 
     async def _act(
         self,
         request: Request,
-        work: Callable[[ConsoleUser, FormData, int], Awaitable[Any]],
+        work: Callable[[ConsoleUser, FormData, int], Awaitable[dict[str, Any]]],
         then: str | None = None,
     ) -> Response:
         console, user, form = await _change(request)
@@ -162,7 +171,7 @@ class DeskPages:
             if _wants_json(request):
                 return JSONResponse({"error": error.message}, status_code=error.status)
             return await self._chat_page(request, console, user, error=error.message, status=error.status)
-        return self._done(request, then or f"/chats/{handoff_id}", _result_view(result))
+        return self._done(request, then or f"/chats/{handoff_id}", result)
 
     def _done(self, request: Request, path: str, result: dict[str, Any]) -> Response:
         if _wants_json(request):
@@ -243,16 +252,6 @@ def _field(form: FormData, name: str) -> str:
 
 def _json(data: Any) -> Response:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
-
-
-def _result_view(result: Any) -> dict[str, Any]:
-    if result is None or isinstance(result, str):
-        return {"detail": result} if result else {}
-    if hasattr(result, "status") and hasattr(result, "message_id"):
-        return {"message_id": result.message_id, "status": result.status.value}
-    if hasattr(result, "followed_up"):
-        return {"followed_up": result.followed_up}
-    return {}
 
 
 def _socket_user(console: Console, socket: WebSocket) -> ConsoleUser | None:

@@ -111,7 +111,7 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
             ended = crm.get_one(Handoff, handoff.id)
             assert ended.status == HandoffStatus.RETURNED and ended.agent_id is not None
             surveys = crm.scalars(select(Survey).where(Survey.customer_id == conversation.customer_id)).all()
-        assert [s.score for s in surveys] == [5]
+        assert [(s.score, s.handoff_id) for s in surveys] == [(5, handoff.id)]  # the rating is about it
         authors = [m.author for m in live.messages(sender)]
         assert Author.AGENT in authors
     finally:
