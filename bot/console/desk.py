@@ -348,7 +348,10 @@ def _chat_state(session: Session, *, handoff_id: int, agent_id: int) -> dict[str
             for n in notes
         ],
         "events": [
-            {"text": _event_text(e.actor, e.action, e.details, names), "at": e.created_at.isoformat()}
+            {
+                "text": _event_text(e.actor, e.action, e.details, names, handoff),
+                "at": e.created_at.isoformat(),
+            }
             for e in crm_desk.handoff_events(session=session, handoff_id=handoff_id)
         ],
     }
@@ -371,7 +374,9 @@ def _message_view(message: Message, names: dict[int, str], handed_off_at: dateti
     }
 
 
-def _event_text(actor: str, action: str, details: dict[str, Any], names: dict[int, str]) -> str:
+def _event_text(
+    actor: str, action: str, details: dict[str, Any], names: dict[int, str], handoff: Handoff
+) -> str:
     if action == crm_desk.REQUEUED:
         return crm_desk.requeue_notice(str(details.get("agent", "an agent")))
     kind, _, number = actor.partition(":")
@@ -380,6 +385,6 @@ def _event_text(actor: str, action: str, details: dict[str, Any], names: dict[in
         "handoff_claimed": f"Claimed by {by}",
         "handoff_transferred": f"Transferred by {by} to {details.get('to', 'another agent')}",
         "handoff_returned": f"Handed back to the bot by {by}",
-        "handoff_closed": f"Closed by {by}: {details.get('resolution', '')}",
+        "handoff_closed": f"Closed by {by}: {handoff.resolution or ''}",
     }
     return texts.get(action, action.replace("_", " "))

@@ -278,7 +278,7 @@ def finish(
         raise DeskError(_not_yours(session, chat))
     session.get_one(Conversation, chat.conversation_id).status = ConversationStatus.BOT
     action = "handoff_returned" if status == HandoffStatus.RETURNED else "handoff_closed"
-    _audit(session, agent_id, action, chat, {"resolution": resolution} if resolution else {})
+    _audit(session, agent_id, action, chat, {})  # the resolution stays on the handoff (erasable)
     return chat
 
 
