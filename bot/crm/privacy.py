@@ -8,8 +8,8 @@ reports) but removes everything that identifies or quotes the person: name, cont
 birthday, tags, channel identities (their Telegram chat or web visitor id), every free text
 (messages, complaint descriptions, comments, notes) and every JSON payload. Conversation ids are
 renamed so the old chat id is gone; a later message from the same chat starts afresh as a new
-customer. The Rasa tracker of each conversation is wiped too: `python -m bot.crm.privacy erase`
-empties it through Rasa's HTTP API first, and erases nothing if Rasa cannot be reached.
+customer. The Rasa tracker of each conversation is deleted from Rasa's tracker store too, in the
+same command (`python -m bot.crm.privacy erase`); a failure there rolls the CRM erasure back.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
-import httpx
-from sqlalchemy import JSON, Table, Text, select, update
+from sqlalchemy import JSON, Table, Text, bindparam, create_engine, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from bot.crm.models import Base, ChannelIdentity, Conversation, Customer, utcnow
@@ -129,21 +129,28 @@ def _blanks(table: Table) -> dict[str, Any]:
     return values
 
 
-def wipe_trackers(*, rasa_url: str, token: str, sender_ids: list[str]) -> list[str]:
-    """Replace each Rasa tracker's events with nothing; return the sender ids that failed."""
-    failed = []
-    for sender_id in sender_ids:
-        try:
-            response = httpx.put(
-                f"{rasa_url}/conversations/{sender_id}/tracker/events",
-                params={"token": token},
-                json=[],
-                timeout=30,
+def wipe_trackers(*, tracker_db: Path, sender_ids: list[str]) -> int:
+    """Delete the conversations' events from Rasa's SQL tracker store; return how many were deleted.
+
+    Rasa's own `PUT /conversations/{id}/tracker/events` cannot do this: its SQL tracker store only
+    ever appends, so replacing the events with none leaves them all in place.
+    """
+    if not sender_ids or not tracker_db.exists():
+        return 0
+    engine = create_engine(f"sqlite:///{tracker_db}")
+    try:
+        with engine.begin() as connection:
+            if not inspect(connection).has_table("events"):
+                return 0
+            deleted = connection.execute(
+                text("DELETE FROM events WHERE sender_id IN :ids").bindparams(
+                    bindparam("ids", expanding=True)
+                ),
+                {"ids": sender_ids},
             )
-            response.raise_for_status()
-        except httpx.HTTPError:
-            failed.append(sender_id)
-    return failed
+            return int(deleted.rowcount or 0)
+    finally:
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -168,19 +175,12 @@ def main(argv: list[str] | None = None) -> None:
             return
         if not args.yes and input(f"Erase customer #{args.customer_id}? This cannot be undone [y/N] ") != "y":
             raise SystemExit("nothing erased")
-        with session_scope(settings.database_url) as session:
-            sender_ids = conversations_of(session=session, customer_id=args.customer_id)
-        # Rasa first: if it cannot be reached, nothing is erased and the command can simply be run again.
-        failed = wipe_trackers(rasa_url=settings.rasa_url, token=settings.rasa_token, sender_ids=sender_ids)
-        if failed:
-            raise SystemExit(
-                f"nothing erased: Rasa could not wipe {', '.join(failed)} (is it running? make run)"
-            )
-        with session_scope(settings.database_url) as session:
-            erase_customer(session=session, customer_id=args.customer_id, actor="cli")
+        with session_scope(settings.database_url) as session:  # a failure below rolls this back
+            sender_ids = erase_customer(session=session, customer_id=args.customer_id, actor="cli")
+            events = wipe_trackers(tracker_db=settings.rasa_tracker_db, sender_ids=sender_ids)
     except UnknownCustomer as error:
         raise SystemExit(str(error)) from None
-    print(f"customer #{args.customer_id}: erased ({len(sender_ids)} conversation(s), Rasa trackers wiped)")
+    print(f"customer #{args.customer_id}: erased ({len(sender_ids)} conversation(s), {events} Rasa events)")
 
 
 if __name__ == "__main__":
