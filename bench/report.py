@@ -24,6 +24,8 @@ def _chat_rows(chat: dict[str, Any]) -> list[Row]:
             figures = level[path]
             value = _latencies(figures) + f", {_num(figures['per_second'])} msg/s"
             unanswered = sum(n for outcome, n in figures["outcomes"].items() if outcome != "answered")
+            if figures.get("holding_first"):
+                value += f", {figures['holding_first']} got the holding answer first"
             if unanswered:
                 value += f", {unanswered} not answered in time ({_outcomes(figures['outcomes'])})"
             rows.append((area, f"{label} p50/p95/p99", value))

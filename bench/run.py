@@ -287,7 +287,11 @@ def _skip_reasons(session: Session, campaign_id: int) -> dict[str, int]:
 
 
 def _level_figures(gateway: LevelResult, rasa: LevelResult, calls: Sequence[ActionCall]) -> dict[str, Any]:
-    through = {**latency_summary(gateway.latencies(), gateway.seconds), "outcomes": gateway.outcomes()}
+    through = {
+        **latency_summary(gateway.latencies(), gateway.seconds),
+        "outcomes": gateway.outcomes(),
+        "holding_first": sum(1 for turn in gateway.turns if turn.holding),
+    }
     straight = {**latency_summary(rasa.latencies(), rasa.seconds), "outcomes": rasa.outcomes()}
     return {
         "customers": gateway.customers,
