@@ -54,6 +54,7 @@ class Settings:
     business_hours: str
     agent_online_seconds: float
     agent_away_seconds: float
+    unattended_seconds: float
 
     @property
     def rasa_port(self) -> int:
@@ -115,6 +116,7 @@ class Settings:
             business_hours=env.get("BUSINESS_HOURS") or "mon-fri 08:00-20:00, sat 09:00-16:00",
             agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
             agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
+            unattended_seconds=_number(env, "HANDOFF_UNATTENDED_SECONDS", 300.0),
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
@@ -157,6 +159,7 @@ class Settings:
             "BUSINESS_HOURS": self.business_hours,
             "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
             "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
+            "HANDOFF_UNATTENDED_SECONDS": repr(self.unattended_seconds),
         }
 
     def opening_hours(self) -> BusinessHours:

@@ -8,14 +8,13 @@ online the bot says so honestly, files a callback case with a promised time, and
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
 from bot.actions.formatting import due_phrase
 from bot.crm.handoffs import (
     agents_online,
+    callback_promise,
     complaint_severity,
     expected_wait_minutes,
     handle_minutes,
@@ -23,8 +22,6 @@ from bot.crm.handoffs import (
     queue_position,
 )
 from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, ConversationStatus, utcnow
-
-CALLBACK_WITHIN = timedelta(hours=2)  # after opening (or now, when open but nobody is online)
 
 REASON_AFTER = {
     "utter_complaint_filed": "complaint",
@@ -63,11 +60,7 @@ class ActionHandoff(CRMAction):
         is_open = hours.is_open(now)
         online = agents_online(session=turn.session, now=now, within_seconds=settings.agent_online_seconds)
         live = is_open and online > 0
-        if live:
-            callback_by = None
-        else:
-            opening = now if is_open else (hours.next_opening(now) or now)
-            callback_by = max(opening, now) + CALLBACK_WITHIN
+        callback_by = None if live else callback_promise(hours=hours, now=now)
         handoff, created = open_handoff(
             session=turn.session,
             customer=turn.customer,
@@ -86,7 +79,9 @@ class ActionHandoff(CRMAction):
             )
             state = "queued" if created else "already"
             return [*events, SlotSet("handoff_state", state), SlotSet("wait_minutes", str(wait))]
-        promise = due_phrase(handoff.callback_by or now + CALLBACK_WITHIN, now, turn.customer.timezone)
+        promise = due_phrase(
+            handoff.callback_by or callback_promise(hours=hours, now=now), now, turn.customer.timezone
+        )
         state = "callback_closed" if not is_open else "callback_busy"
         return [*events, SlotSet("handoff_state", state), SlotSet("callback_when", promise)]
 

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.business_hours import BusinessHours
 from bot.crm.models import (
+    HANDOFF_CALLBACK,
     HANDOFF_LIVE,
     Agent,
     Complaint,
@@ -30,6 +32,7 @@ SEGMENT_WEIGHT = {Segment.MVC: 40, Segment.MCC: 25, Segment.STANDARD: 10, Segmen
 SEVERITY_WEIGHT = {Severity.HIGH: 30, Severity.MEDIUM: 15, Severity.LOW: 0}
 REASON_WEIGHT = {"complaint": 10, "retention": 20, "low_csat": 20, "fallback": 5, "customer_request": 5}
 DEFAULT_HANDLE_MINUTES = 4.0  # until the CRM has enough finished chats to measure it
+CALLBACK_WITHIN = timedelta(hours=2)  # after opening (or from now, when open but nobody is online)
 
 
 def priority(*, segment: Segment, severity: Severity | None, reason: str, temperament: Temperament) -> int:
@@ -163,3 +166,56 @@ def just_ended(
         .order_by(Handoff.closed_at.desc())
         .limit(1)
     )
+
+
+def callback_promise(*, hours: BusinessHours, now: datetime) -> datetime:
+    """By when a person calls back: soon after the next opening (or from now, if open)."""
+    opening = now if hours.is_open(now) else (hours.next_opening(now) or now)
+    return max(opening, now) + CALLBACK_WITHIN
+
+
+def unattended(*, session: Session, now: datetime, unattended_seconds: float) -> list[int]:
+    """Live handoffs waiting longer than `unattended_seconds` while no agent had the console open
+    in that time."""
+    since = now - timedelta(seconds=unattended_seconds)
+    last_seen = session.scalar(
+        select(func.max(Agent.last_seen_at)).where(
+            Agent.active.is_(True), Agent.role.in_((Role.AGENT, Role.ADMIN))
+        )
+    )
+    if last_seen is not None and last_seen >= since:
+        return []
+    return list(
+        session.scalars(
+            select(Handoff.id)
+            .where(
+                Handoff.status == HandoffStatus.QUEUED,
+                Handoff.mode == HANDOFF_LIVE,
+                Handoff.requested_at < since,
+            )
+            .order_by(Handoff.id)
+        )
+    )
+
+
+def to_callback(*, session: Session, handoff_id: int, hours: BusinessHours, now: datetime) -> Handoff | None:
+    """Turn a live handoff nobody can take into a callback case; the bot takes the conversation again.
+
+    None if a person claimed it (or it ended) in the meantime.
+    """
+    handoff = session.get(Handoff, handoff_id, populate_existing=True)
+    if handoff is None or handoff.status is not HandoffStatus.QUEUED or handoff.mode != HANDOFF_LIVE:
+        return None
+    handoff.mode, handoff.callback_by = HANDOFF_CALLBACK, callback_promise(hours=hours, now=now)
+    conversation = session.get_one(Conversation, handoff.conversation_id)
+    conversation.status = ConversationStatus.BOT
+    log_interaction(
+        session=session,
+        customer=session.get_one(Customer, handoff.customer_id),
+        conversation=conversation,
+        kind="handoff_to_callback",
+        data={"handoff_id": handoff.id, "callback_by": handoff.callback_by.isoformat()},
+        now=now,
+    )
+    session.flush()
+    return handoff

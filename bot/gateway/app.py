@@ -94,6 +94,8 @@ def build_gateway(settings: Settings) -> Gateway:
         hub=ConsoleHub(),
         away_seconds=settings.agent_away_seconds,
         max_chars=settings.gateway_max_message_chars,
+        hours=settings.opening_hours(),
+        unattended_seconds=settings.unattended_seconds,
     )
     return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram, desk)
 

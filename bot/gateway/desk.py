@@ -22,9 +22,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from bot.crm import desk, transcript
+from bot.actions.formatting import due_phrase
+from bot.crm import desk, handoffs, transcript
+from bot.crm.business_hours import BusinessHours
 from bot.crm.desk import Chat, DeskError
-from bot.crm.models import HANDOFF_CALLBACK, Agent, Author, DeliveryStatus, HandoffStatus, Message, utcnow
+from bot.crm.models import (
+    HANDOFF_CALLBACK,
+    Agent,
+    Author,
+    Customer,
+    DeliveryStatus,
+    HandoffStatus,
+    Message,
+    utcnow,
+)
 from bot.gateway import wording
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
 from bot.gateway.limits import screen
@@ -125,11 +136,14 @@ class Desk:
         hub: ConsoleHub,
         away_seconds: float,
         max_chars: int,
+        hours: BusinessHours,
+        unattended_seconds: float,
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 1.0,
     ) -> None:
         self.inbox, self.crm, self.rasa, self.hub = inbox, inbox.crm, inbox.rasa, hub
         self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
+        self.hours, self.unattended_seconds = hours, unattended_seconds
         self.poll_seconds = poll_seconds
         self.sweep_seconds = min(10.0, away_seconds / 4)
         self._queue_seen: object = None
@@ -328,6 +342,33 @@ class Desk:
             await self.hub.queue_changed()
         return [item for item, _ in requeued]
 
+    async def call_back_unattended(self) -> list[int]:
+        """Nobody has been at the console for a while: waiting customers get a callback promise
+        and the bot back, rather than a silent wait for a person who is not coming."""
+        now = self.clock()
+        waiting = await self.crm.run(
+            partial(handoffs.unattended, now=now, unattended_seconds=self.unattended_seconds)
+        )
+        changed = []
+        for handoff_id in waiting:
+            async with self._chat(handoff_id) as chat:
+                try:  # Rasa first: if it cannot take over, the customer stays in the queue for now
+                    await self.rasa.resume(chat.sender_id)
+                except (RasaUnavailable, RasaRefused) as error:
+                    log.warning("unattended handoff=%s stays queued: %s", handoff_id, type(error).__name__)
+                    continue
+                notice = await self.crm.run(partial(_to_callback, chat=chat, hours=self.hours, now=now))
+                if notice is None:  # a person claimed it meanwhile
+                    await self._pause(chat.sender_id)
+                    continue
+                log.info("handoff=%s unattended: now a callback", handoff_id)
+                await self.inbox.deliver(chat.channel, [notice])
+                self.changed(chat.sender_id)
+                changed.append(handoff_id)
+        if changed:
+            await self.hub.queue_changed()
+        return changed
+
     async def refresh_queue(self) -> None:
         """Tell consoles when the queue changed elsewhere (e.g. the action server opened a handoff)."""
         if not self.hub.connected:
@@ -346,6 +387,7 @@ class Desk:
                 if loop.time() - last_sweep >= self.sweep_seconds:
                     last_sweep = loop.time()
                     await self.requeue_away()
+                    await self.call_back_unattended()
                 await self.refresh_queue()
             except SQLAlchemyError as error:
                 log.warning("desk sweep: CRM unavailable (%s)", type(error).__name__)
@@ -405,6 +447,15 @@ def _store_follow_up(session: Session, *, chat: Chat, replies: list[Any]) -> lis
     return store_bot_replies(
         session, conversation=conversation, replies=replies, extra={"proactive": HANDBACK_INTENT}
     )
+
+
+def _to_callback(session: Session, *, chat: Chat, hours: BusinessHours, now: datetime) -> Outbound | None:
+    handoff = handoffs.to_callback(session=session, handoff_id=chat.handoff_id, hours=hours, now=now)
+    if handoff is None:
+        return None
+    customer = session.get_one(Customer, chat.customer_id)
+    when = due_phrase(handoff.callback_by or now, now, customer.timezone)
+    return _notice(session, chat, wording.CALLBACK_INSTEAD.format(when=when))
 
 
 def _requeue(session: Session, *, now: datetime, away_seconds: float) -> list[tuple[desk.Requeued, Outbound]]:

@@ -25,3 +25,8 @@ BACK_IN_QUEUE = (
     "Sorry, the person helping you lost their connection. You keep your place in the queue, "
     "and the next person will see everything you've written."
 )
+CALLBACK_INSTEAD = (
+    "Sorry for the wait — nobody from our team can take the chat right now, so I've made it a "
+    "callback: a person will get back to you {when}. Until then I'm here again — I can check an "
+    "order, start a refund or answer a question."
+)

@@ -481,3 +481,42 @@ async def test_chats_of_an_agent_who_went_away_return_to_the_queue_with_a_notice
         what="the message routed",
     )
     assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF
+
+
+async def test_a_customer_nobody_can_take_gets_a_callback_and_the_bot_back(
+    desk_gateway: RunningGateway, rasa: StandInRasa
+) -> None:
+    chat = await hand_off(desk_gateway, rasa)  # live: the bot is paused, a person was expected
+    desk = desk_gateway.gateway.desk
+    later = utcnow() + timedelta(seconds=desk.unattended_seconds + 5)
+    desk.clock = lambda: later  # nobody has opened the console since, for longer than allowed
+    desk.sweep_seconds = 0.1
+
+    notice = await chat.visitor.reply()
+
+    assert notice["author"] == "system" and "a person will get back to you" in notice["text"]
+    handoff = handoff_row(desk_gateway, chat.handoff_id)
+    assert (handoff.status, handoff.mode) == (HandoffStatus.QUEUED, HANDOFF_CALLBACK)
+    assert handoff.callback_by is not None and handoff.callback_by > later
+    assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.BOT
+    assert chat.sender_id not in rasa.paused
+    await chat.visitor.say("ok then, where is my order?")
+    assert (await chat.visitor.reply())["author"] == "bot"  # the bot answers again
+
+
+async def test_a_customer_waiting_while_an_agent_is_at_the_console_keeps_waiting(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    chat = await hand_off(desk_gateway, rasa)
+    socket = await console["sam"].socket()  # Sam has the console open (its heartbeat marks him seen)
+    await next_frame(socket, "ready")
+    desk = desk_gateway.gateway.desk
+    with desk_gateway.crm() as crm:  # the customer has waited long, but Sam is there
+        crm.get_one(Handoff, chat.handoff_id).requested_at = utcnow() - timedelta(
+            seconds=desk.unattended_seconds + 5
+        )
+        crm.commit()
+    assert await desk.call_back_unattended() == []
+    assert handoff_row(desk_gateway, chat.handoff_id).mode == "live"
+    assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF
+    await socket.close()

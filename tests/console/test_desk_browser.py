@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from bot.gateway.tokens import visitor_of
+from tests.browser import browser, page
 from tests.console.conftest import desk_stack, open_handoff_for
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import SECRET_KEY, RunningGateway
 from tests.gateway.standin_rasa import StandInRasa
-from tests.webchat.conftest import browser, page
 
 __all__ = ["browser", "crm_template", "page", "rasa"]
 

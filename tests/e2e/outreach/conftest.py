@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy.orm import Session
 
 from bot.crm.db import make_engine
@@ -28,10 +27,12 @@ from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
 from bot.settings import Settings
+from tests.browser import browser
 from tests.gateway.harness import wait_until
 from tests.gateway.servers import ServerThread, free_port
 from tests.telegram.standin_botapi import TOKEN, StandInBotApi
-from tests.webchat.conftest import CHROMIUM, CHROMIUM_ARGS
+
+__all__ = ["browser"]
 
 LOGINS = {"mo": Role.MARKETER, "alex": Role.AGENT}  # password: <username>-pw
 _chat_ids = count(910_000_001)
@@ -142,11 +143,3 @@ def outreach(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutreachStack
             )
         finally:
             supervisor.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
