@@ -41,6 +41,7 @@ class Settings:
     telegram_webhook_url: str | None
     telegram_webhook_secret: str | None
     gateway_rasa_timeout: float
+    gateway_rasa_patience: float
     gateway_retry_seconds: float
     gateway_max_message_chars: int
     gateway_rate_limit_per_minute: int
@@ -103,6 +104,7 @@ class Settings:
             telegram_webhook_url=_optional_url(env, "TELEGRAM_WEBHOOK_URL"),
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
             gateway_rasa_timeout=_number(env, "GATEWAY_RASA_TIMEOUT", 10.0),
+            gateway_rasa_patience=_number(env, "GATEWAY_RASA_PATIENCE", 120.0),
             gateway_retry_seconds=_number(env, "GATEWAY_RETRY_SECONDS", 15.0),
             gateway_max_message_chars=int(_number(env, "GATEWAY_MAX_MESSAGE_CHARS", 4000)),
             gateway_rate_limit_per_minute=int(_number(env, "GATEWAY_RATE_LIMIT_PER_MINUTE", 20)),
@@ -146,6 +148,7 @@ class Settings:
             "TELEGRAM_WEBHOOK_URL": self.telegram_webhook_url or "",
             "TELEGRAM_WEBHOOK_SECRET": self.telegram_webhook_secret or "",
             "GATEWAY_RASA_TIMEOUT": repr(self.gateway_rasa_timeout),
+            "GATEWAY_RASA_PATIENCE": repr(self.gateway_rasa_patience),
             "GATEWAY_RETRY_SECONDS": repr(self.gateway_retry_seconds),
             "GATEWAY_MAX_MESSAGE_CHARS": str(self.gateway_max_message_chars),
             "GATEWAY_RATE_LIMIT_PER_MINUTE": str(self.gateway_rate_limit_per_minute),

@@ -62,7 +62,12 @@ def _bot_username(telegram: TelegramChannel | None) -> str | None:
 def build_gateway(settings: Settings) -> Gateway:
     """Create the gateway's parts (no I/O: connections open in the app's lifespan)."""
     crm = Crm(settings.database_url)
-    rasa = RasaClient(settings.rasa_url, settings.rasa_token, settings.gateway_rasa_timeout)
+    rasa = RasaClient(
+        settings.rasa_url,
+        settings.rasa_token,
+        settings.gateway_rasa_timeout,
+        patience=settings.gateway_rasa_patience,
+    )
     web_outlet = WebOutlet()
     outlets: dict[Channel, Outlet] = {Channel.WEB: web_outlet}
     telegram_outlet = TelegramOutlet() if settings.telegram_bot_token else None

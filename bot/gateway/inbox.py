@@ -1,6 +1,12 @@
 """The inbox: every stored customer message is answered through Rasa, in order per conversation,
-and the replies are stored and delivered. While Rasa is down or slow the messages wait in the CRM
-(the customer is told so once) and a background sweep retries them until Rasa is back."""
+and the replies are stored and delivered.
+
+While Rasa is slow the gateway keeps waiting for the answer it asked for (up to the Rasa client's
+patience): the customer is told once, after its timeout, that we have their message, and gets the
+answer the moment Rasa gives it. Hanging up would not help: Rasa would drop the turn and the
+message would have to queue again. While Rasa is down (unreachable, errors, or no answer within
+the patience) the messages wait in the CRM (the customer is told so once), new messages do not
+wait for it (the breaker), and a background sweep retries them until Rasa is back."""
 
 from __future__ import annotations
 
@@ -110,9 +116,14 @@ class KeyedLocks:
             if not self._users[key]:
                 del self._users[key], self._locks[key]
 
+    def busy(self, key: str) -> bool:
+        """Someone holds or waits for the key's lock."""
+        return self._users[key] > 0
+
 
 class Breaker:
-    """After Rasa failed, do not make every new message wait for it again until `cooldown` passed."""
+    """After Rasa failed, do not make every new message wait for it again until `cooldown` passed.
+    Slowness does not trip it (see the module's docstring): only being down does."""
 
     def __init__(self, cooldown: float) -> None:
         self.cooldown = cooldown
@@ -204,19 +215,41 @@ class Inbox:
         outlet = self.outlets.get(conversation.channel)
         if live and outlet is not None:
             await outlet.typing(conversation.sender_id, True)
+        finished, speaking = asyncio.Event(), asyncio.Lock()
+        holding = None
+        if live:  # a customer who waits longer than Rasa's timeout is told we have their message
+            holding = asyncio.create_task(self._hold_unless(finished, speaking, conversation))
         try:
             for message in pending:
                 if not (probe or self.breaker.allows()):
                     return False
-                if not await self._answer(conversation, message):
+                if not await self._answer(conversation, message, speaking):
                     return False
                 probe = False
             return True
         finally:
+            finished.set()
+            if holding is not None:
+                await holding
             if live and outlet is not None:
                 await outlet.typing(conversation.sender_id, False)
 
-    async def _answer(self, conversation: ConversationRef, message: PendingMessage) -> bool:
+    async def _hold_unless(
+        self, finished: asyncio.Event, speaking: asyncio.Lock, conversation: ConversationRef
+    ) -> None:
+        """Give the holding answer if the answers are not all out within Rasa's timeout."""
+        try:
+            await asyncio.wait_for(finished.wait(), self.rasa.timeout)
+        except asyncio.TimeoutError:
+            try:
+                async with speaking:  # never between an answer being stored and delivered
+                    await self._hold(conversation)
+            except Exception:  # the answers carry on; a lost holding answer is only logged
+                log.exception("holding answer failed conversation=%s", conversation.id)
+
+    async def _answer(
+        self, conversation: ConversationRef, message: PendingMessage, speaking: asyncio.Lock
+    ) -> bool:
         """Get Rasa's replies to one message, store and deliver them; False if Rasa is unavailable."""
         try:
             replies = await self._replies_for(conversation, message)
@@ -236,16 +269,17 @@ class Inbox:
             )
             return True
         self.breaker.reset()
-        outbound = await self.crm.run(
-            partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
-        )
-        log.info(
-            "inbound answered conversation=%s message=%s replies=%s",
-            conversation.id,
-            message.id,
-            len(outbound),
-        )
-        await self.deliver(conversation.channel, outbound)
+        async with speaking:
+            outbound = await self.crm.run(
+                partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
+            )
+            log.info(
+                "inbound answered conversation=%s message=%s replies=%s",
+                conversation.id,
+                message.id,
+                len(outbound),
+            )
+            await self.deliver(conversation.channel, outbound)
         return True
 
     async def _replies_for(self, conversation: ConversationRef, message: PendingMessage) -> list[Reply]:
@@ -291,11 +325,19 @@ class Inbox:
         return statuses
 
     async def sweep(self) -> None:
-        """Retry waiting inbound messages (oldest conversation first) and failed deliveries."""
+        """Retry waiting inbound messages (oldest conversation first) and failed deliveries.
+
+        The first conversation tried probes Rasa even while the breaker is open; the sweep stops
+        at the first one Rasa fails (it is down: the rest would fail alike). Conversations being
+        answered right now (e.g. waiting for a slow Rasa) are left to that work."""
         conversation_ids = await self.crm.run(partial(transcript.conversations_with_pending, limit=200))
-        for position, conversation_id in enumerate(conversation_ids):
-            if not await self.process(conversation_id, probe=position == 0):
+        probe = True
+        for conversation_id in conversation_ids:
+            if self.locks.busy(f"conversation:{conversation_id}"):
+                continue
+            if not await self.process(conversation_id, probe=probe):
                 break
+            probe = False
         await self.retry_deliveries()
 
     async def retry_deliveries(self) -> None:

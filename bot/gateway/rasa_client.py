@@ -16,7 +16,8 @@ MESSAGE_ID_KEY = "careloop_message_id"  # in the metadata of the user event, to 
 
 
 class RasaUnavailable(RuntimeError):
-    """Rasa (or the action server behind it) did not answer in time or answered with an error."""
+    """Rasa (or the action server behind it) is unreachable, answered with an error, or did not
+    answer within the time allowed (for a customer message: its patience, not its timeout)."""
 
 
 class RasaRefused(RuntimeError):
@@ -71,12 +72,24 @@ class Reply:
 
 
 class RasaClient:
-    """An async client for one Rasa server; `open()` before use, `close()` after."""
+    """An async client for one Rasa server; `open()` before use, `close()` after.
+
+    `timeout` bounds every request except a customer message, which may take up to `patience`:
+    Rasa 3.6 (Sanic) cancels the turn of a request whose caller hangs up and saves nothing of it,
+    so giving up on a slow answer throws Rasa's work away and puts the message back in its queue.
+    """
 
     def __init__(
-        self, url: str, token: str, timeout: float, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        url: str,
+        token: str,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        patience: float | None = None,
     ):
         self.url, self._token, self.timeout = url.rstrip("/"), token, timeout
+        self.patience = max(patience or timeout, timeout)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -98,7 +111,9 @@ class RasaClient:
             "input_channel": channel,
             "metadata": {**metadata, MESSAGE_ID_KEY: message_id},
         }
-        data = await self._request("POST", "/webhooks/rest/webhook", json=body)
+        # A slow answer is waited for; a Rasa that does not even take the connection is down.
+        patient = httpx.Timeout(self.patience, connect=self.timeout)
+        data = await self._request("POST", "/webhooks/rest/webhook", json=body, timeout=patient)
         if not isinstance(data, list):
             raise RasaUnavailable("the REST channel answered with something other than a list")
         return [Reply.parse(item) for item in data if isinstance(item, dict)]
@@ -147,13 +162,18 @@ class RasaClient:
                 replies.append(Reply.parse({"text": event.get("text"), **(event.get("data") or {})}))
         return replies
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(
+        self, method: str, path: str, *, timeout: httpx.Timeout | None = None, **kwargs: Any
+    ) -> Any:
         if self._client is None:
             raise RuntimeError("RasaClient.open() was not called")
+        timeout = timeout or httpx.Timeout(self.timeout)
         try:
-            response = await self._client.request(method, path, **kwargs)
+            response = await self._client.request(method, path, timeout=timeout, **kwargs)
+        except httpx.ConnectTimeout as error:
+            raise RasaUnavailable(f"Rasa did not take the connection within {timeout.connect:g} s") from error
         except httpx.TimeoutException as error:
-            raise RasaUnavailable(f"Rasa did not answer within {self.timeout:g} s") from error
+            raise RasaUnavailable(f"Rasa did not answer within {timeout.read:g} s") from error
         except httpx.TransportError as error:
             raise RasaUnavailable(f"Rasa is unreachable ({type(error).__name__})") from error
         if response.status_code >= 500:

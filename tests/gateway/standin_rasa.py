@@ -43,6 +43,13 @@ class StandInRasa:
         self.on_message: Callable[[dict[str, Any]], None] | None = None  # runs when a message arrives
         self.status = 200  # anything else: answer with this status and no replies
         self.delay = 0.0  # seconds to think before answering (the tracker already has the answer)
+        # A busy Rasa: `workers` turns at a time (one Sanic worker: 1), each taking `think` seconds,
+        # the others queue. Like Rasa 3.6 (Sanic cancels the handler of a request whose client
+        # hung up), a turn whose caller stopped waiting is dropped and nothing of it is saved.
+        self.workers = 0  # 0: no queue, no thinking
+        self.think = 0.0
+        self.dropped: list[dict[str, Any]] = []  # turns dropped because the caller hung up
+        self._capacity: asyncio.Semaphore | None = None
         self.intents = {"EXTERNAL_checkin": [{"text": "Hi again! Is everything fine with your order?"}]}
         self.appended: list[dict[str, Any]] = []  # events posted to trackers: {"sender", "event", …}
         self.paused: set[str] = set()  # a paused conversation answers nothing (Rasa's ConversationPaused)
@@ -69,6 +76,18 @@ class StandInRasa:
             await asyncio.to_thread(self.on_message, body)
         if self.status != 200:
             return JSONResponse({"error": "broken"}, status_code=self.status)
+        if self.workers:
+            turn = asyncio.ensure_future(self._queued_turn())
+            hung_up = asyncio.ensure_future(_hung_up(request))
+            await asyncio.wait({turn, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+            hung_up.cancel()
+            if not turn.done():
+                turn.cancel()
+            await asyncio.gather(turn, hung_up, return_exceptions=True)
+            if turn.cancelled():
+                with self.lock:
+                    self.dropped.append(body)
+                return Response(status_code=499)  # nobody reads it
         replies = [{"recipient_id": body["sender"], **r} for r in self.replies(body)]
         if body["sender"] in self.paused:
             replies = []
@@ -82,6 +101,12 @@ class StandInRasa:
                 self.events[body["sender"]].append({"event": "bot", "text": reply.get("text"), "data": data})
         await asyncio.sleep(self.delay)
         return JSONResponse(replies)
+
+    async def _queued_turn(self) -> None:
+        if self._capacity is None:  # made on the server's own event loop
+            self._capacity = asyncio.Semaphore(self.workers)
+        async with self._capacity:
+            await asyncio.sleep(self.think)
 
     async def trigger_intent(self, request: Request) -> Response:
         if request.query_params.get("token") != TOKEN:
@@ -120,3 +145,9 @@ class StandInRasa:
         with self.lock:
             events = list(self.events.get(request.path_params["sender"], []))
         return JSONResponse({"sender_id": request.path_params["sender"], "events": events})
+
+
+async def _hung_up(request: Request) -> None:
+    """Return when the client closes the connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -110,3 +110,20 @@ async def test_answers_already_given_are_found_in_the_tracker(rasa: StandInRasa)
     assert [r.text for r in found] == ["What can I do for you?"] and len(found[0].buttons) == 2
     assert [r.text for r in first] == ["You said: first"]
     assert missing is None
+
+
+async def test_a_customer_message_is_waited_for_up_to_the_patience_other_calls_only_the_timeout(
+    rasa: StandInRasa,
+) -> None:
+    client = RasaClient(rasa.url, TOKEN, 0.5, patience=5.0)
+    await client.open()
+    rasa.delay = 1.5  # slower than the timeout, well within the patience
+    replies = await client.send_message("web:p", "slow", message_id=1, channel="web", metadata={})
+    patient = RasaClient(rasa.url, TOKEN, 0.5, patience=1.0)
+    await patient.open()
+    with pytest.raises(RasaUnavailable, match="did not answer within 1 s"):
+        await patient.send_message("web:p", "slower", message_id=2, channel="web", metadata={})
+    await patient.close()
+    await client.close()
+
+    assert [r.text for r in replies] == ["You said: slow"]
