@@ -246,7 +246,7 @@ class Desk:
         chat = await self.crm.run(partial(desk.held_chat, handoff_id=handoff_id, agent_id=agent_id))
         outlet = self.inbox.outlets.get(chat.channel)
         if outlet is not None:
-            await outlet.typing(chat.sender_id, on)
+            await outlet.typing(chat.sender_id, on, who="agent")
 
     async def transfer(self, handoff_id: int, agent_id: int, to_agent_id: int) -> str:
         chat, target = await self.crm.run(

@@ -49,7 +49,9 @@ class Outlet(Protocol):
 
     async def deliver(self, message: Outbound) -> DeliveryResult: ...
 
-    async def typing(self, sender_id: str, on: bool) -> None: ...
+    async def typing(self, sender_id: str, on: bool, who: str = "bot") -> None:
+        """Show or clear "<who> is typing" (who: "bot" or "agent", a person at the console)."""
+        ...
 
     async def notify(self, sender_id: str, code: str, text: str, **extra: Any) -> None:
         """Tell the customer why their message was not accepted (not part of the transcript)."""

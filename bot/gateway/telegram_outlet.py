@@ -133,7 +133,7 @@ class TelegramOutlet:
                 await self._sleep(wait)
         raise AssertionError("unreachable")
 
-    async def typing(self, sender_id: str, on: bool) -> None:
+    async def typing(self, sender_id: str, on: bool, who: str = "bot") -> None:
         chat_id = chat_id_of(sender_id)
         if not on or self.bot is None or chat_id is None:
             return  # Telegram clears "typing…" by itself when the answer arrives

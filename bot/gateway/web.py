@@ -66,8 +66,8 @@ class WebOutlet:
             return DeliveryResult(DeliveryStatus.SENT)
         return DeliveryResult(DeliveryStatus.QUEUED, attempted=False)
 
-    async def typing(self, sender_id: str, on: bool) -> None:
-        await self._push(sender_id, {"type": "typing", "on": on})
+    async def typing(self, sender_id: str, on: bool, who: str = "bot") -> None:
+        await self._push(sender_id, {"type": "typing", "on": on, "who": who})
 
     async def notify(self, sender_id: str, code: str, text: str, **extra: Any) -> None:
         await self._push(sender_id, {"type": "notice", "code": code, "text": text, **extra})

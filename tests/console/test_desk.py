@@ -295,6 +295,7 @@ async def test_typing_shows_both_ways(
     await socket.send(json.dumps({"type": "typing", "handoff": chat.handoff_id, "on": True}))
     frame = await chat.visitor.next(lambda f: f["type"] == "typing")
     assert frame["on"] is True
+    assert frame["who"] == "agent"  # the widget says a person is typing, not the bot
 
 
 async def test_internal_notes_never_reach_the_customer(

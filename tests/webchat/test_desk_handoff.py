@@ -75,6 +75,8 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
 
         box = agent.get_by_label("Reply to the customer")
         box.fill("Hi, I'm Alex from the team. What happened?")
+        expect(customer.locator(".cl-typing")).to_be_visible()  # the customer sees a person typing
+        expect(customer.locator(".cl-typing .cl-sr")).to_have_text("Agent is typing")
         box.press("Enter")
         expect(customer.locator(".cl-msg--agent .cl-text")).to_have_text(
             "Hi, I'm Alex from the team. What happened?"

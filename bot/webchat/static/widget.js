@@ -106,8 +106,9 @@
   var status = el("span", { class: "cl-status", role: "status", "aria-live": "polite" });
   var closer = el("button", { type: "button", class: "cl-close", "aria-label": "Close chat", text: "\u00d7" });
   var log = el("ol", { class: "cl-log", role: "log", "aria-live": "polite", "aria-label": "Conversation", tabindex: "0" });
+  var typingWho = el("span", { class: "cl-sr", text: config.title + " is typing" });
   var typing = el("div", { class: "cl-typing", role: "status", hidden: true }, [
-    el("span", { class: "cl-sr", text: config.title + " is typing" }),
+    typingWho,
     el("span", { class: "cl-dot", "aria-hidden": "true" }),
     el("span", { class: "cl-dot", "aria-hidden": "true" }),
     el("span", { class: "cl-dot", "aria-hidden": "true" }),
@@ -186,8 +187,13 @@
     return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   }
 
-  function showTyping(on) {
+  function showTyping(on, who) {
     clearTimeout(state.typingTimer);
+    if (on) {
+      var name = who === "agent" ? AUTHORS.agent : config.title;
+      typingWho.textContent = name + " is typing";
+      typing.setAttribute("data-who", who === "agent" ? "agent" : "bot");
+    }
     typing.hidden = !on;
     if (on) state.typingTimer = setTimeout(function () { typing.hidden = true; }, TYPING_TIMEOUT_MS);
     if (on) scrollDown();
@@ -424,7 +430,7 @@
     } else if (frame.type === "ack") {
       settle(frame.client_id, frame.id, false);
     } else if (frame.type === "typing") {
-      showTyping(!!frame.on);
+      showTyping(!!frame.on, frame.who);
     } else if (frame.type === "notice") {
       if (frame.client_id) settle(frame.client_id, null, true);
       showTyping(false);
