@@ -1,0 +1,82 @@
+"""The reports page for marketers: loyalty, save rate, satisfaction, complaints and handoffs over the
+last 7, 30 or 90 days, and the same figures as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bot.crm.db import session_scope
+from bot.crm.reports import PERIODS, InvalidPeriod, Report, csv_rows, last_days, parse_days, report
+
+if TYPE_CHECKING:
+    from bot.console.app import Console
+
+PERMISSION = "reports"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def routes(console: Console, clock: Callable[[], datetime] = utcnow) -> list[BaseRoute]:
+    """The reports page and its CSV export, for marketers and admins."""
+    pages = ReportPages(console, clock)
+    return [
+        Route("/reports", pages.page, methods=["GET"]),
+        Route("/reports.csv", pages.export, methods=["GET"]),
+    ]
+
+
+class ReportPages:
+    def __init__(self, console: Console, clock: Callable[[], datetime]) -> None:
+        self.console, self.clock = console, clock
+
+    def page(self, request: Request) -> Response:
+        user = self.console.require(request, PERMISSION)
+        raw = request.query_params.get("days")
+        try:
+            figures = self._report(parse_days(raw))
+        except InvalidPeriod as error:
+            response = self.console.page(
+                request, "reports/page.html", user, report=None, error=str(error), asked=raw, periods=PERIODS
+            )
+            response.status_code = 400
+            return response
+        return self.console.page(
+            request, "reports/page.html", user, report=figures, error=None, periods=PERIODS
+        )
+
+    def export(self, request: Request) -> Response:
+        self.console.require(request, PERMISSION)
+        try:
+            figures = self._report(parse_days(request.query_params.get("days")))
+        except InvalidPeriod as error:
+            return Response(f"Bad period: {error}.\n", status_code=400, media_type="text/plain")
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(("section", "group", "figure", "value"))
+        writer.writerows(tuple(_cell(value) for value in row) for row in csv_rows(figures))
+        name = f"careloop-report-{figures.period.days}d-{figures.period.end.date().isoformat()}.csv"
+        return Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    def _report(self, days: int) -> Report:
+        period = last_days(days, now=self.clock())
+        with session_scope(self.console.settings.database_url) as session:
+            return report(session=session, period=period)
+
+
+def _cell(value: str) -> str:
+    """Keep a spreadsheet from running an offer title such as `=HYPERLINK(...)` as a formula."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
