@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -178,6 +178,7 @@ def retention(*, session: Session, period: Period) -> Retention:
             RetentionAttempt.reason,
             RetentionAttempt.outcome,
             Customer.segment,
+            Offer.code,
             Offer.title,
         )
         .join(Customer, Customer.id == RetentionAttempt.customer_id)
@@ -192,8 +193,13 @@ def retention(*, session: Session, period: Period) -> Retention:
     by_segment = _saves(
         ((r.segment.value, r.customer_id, r.outcome) for r in rows), order=[s.value for s in Segment]
     )
-    # Offers count every attempt (key: the attempt's row number), not each customer once.
-    by_offer = _saves(((r.title or NO_OFFER, i, r.outcome) for i, r in enumerate(rows)), order=None)
+    # Offers count every attempt (key: the attempt's row number), not each customer once; grouped by
+    # code, since two offers may share a title, and shown by title.
+    titles = {r.code: r.title for r in rows if r.code is not None}
+    by_offer = [
+        replace(row, label=titles.get(row.label, NO_OFFER))
+        for row in _saves(((r.code or "", i, r.outcome) for i, r in enumerate(rows)), order=None)
+    ]
     overall = _saves((("all", r.customer_id, r.outcome) for r in rows), order=None)
     return Retention(
         attempts=len(rows),

@@ -322,3 +322,15 @@ def test_csv_rows_carry_the_same_figures(session: Session, world: World) -> None
     assert rows[("complaints", "all", "median hours to resolve")] == "30"
     assert rows[("loyalty", "MVC", "customers")] == "2"
     assert rows[("handoffs", "all", "callbacks")] == "1"
+
+
+def test_offers_sharing_a_title_stay_apart(session: Session) -> None:
+    customer = make_customer(session, created_at=OLD)
+    for code, outcome in (("a", RetentionOutcome.ACCEPTED), ("b", RetentionOutcome.DECLINED)):
+        row = offer(session, code, "Stay with us", OfferKind.VALUE_PITCH)
+        attempt(session, customer, LeaveReason.PRICE, row, outcome, ago(1))
+    session.flush()
+    assert report(session=session, period=PERIOD).retention.by_offer == [
+        SaveRow("Stay with us", 1, 1),
+        SaveRow("Stay with us", 1, 0),
+    ]
