@@ -7,8 +7,9 @@ import re
 from rasa_sdk.events import EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn, latest_text
+from bot.actions.checkin import the_complaint
 from bot.crm.handoffs import just_ended
-from bot.crm.models import utcnow
+from bot.crm.models import ComplaintStatus, utcnow
 from bot.crm.surveys import LOW_SCORE, record_comment, record_rating
 
 WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
@@ -23,8 +24,16 @@ def parse_score(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def rated_complaint(turn: Turn) -> int | None:
+    """The customer's resolved case this rating is about (the revisit asks after a fix held)."""
+    complaint = the_complaint(turn)
+    done = (ComplaintStatus.RESOLVED, ComplaintStatus.CLOSED)
+    return complaint.id if complaint is not None and complaint.status in done else None
+
+
 class ActionRecordRating(CRMAction):
-    """Store the 1–5 score; 1–2 opens a recovery case that a person follows up."""
+    """Store the 1–5 score, about the person who just helped or the case just put right; 1–2 opens
+    a recovery case that a person follows up."""
 
     def name(self) -> str:
         return "action_record_rating"
@@ -40,6 +49,7 @@ class ActionRecordRating(CRMAction):
             score=score,
             conversation=turn.conversation,
             handoff_id=handoff_id,
+            complaint_id=None if handoff_id else rated_complaint(turn),
         )
         band = "low" if score <= LOW_SCORE else "mid" if score == 3 else "high"
         case = rated.recovery_case

@@ -23,6 +23,7 @@ from bot.actions.orders import ActionCheckOrderStatus, ActionRequestRefund
 from bot.crm.models import (
     AuditLog,
     Complaint,
+    ComplaintStatus,
     Consent,
     ConsentPurpose,
     Customer,
@@ -32,7 +33,7 @@ from bot.crm.models import (
     utcnow,
 )
 from tests.actions.conftest import context, make_tracker, run_action
-from tests.factories import make_customer, make_order
+from tests.factories import make_complaint, make_customer, make_order
 
 
 @pytest.fixture
@@ -194,6 +195,25 @@ async def test_low_rating_opens_recovery_and_feedback_joins_it(crm: Session, dan
     await run_action(ActionRecordFeedback(), make_tracker("web:dana", text="nobody answered my emails"))
     survey = crm.scalars(select(Survey)).one()
     assert (survey.score, survey.comment) == (1, "nobody answered my emails")
+
+
+@pytest.mark.parametrize(
+    ("status", "linked"), [(ComplaintStatus.CLOSED, True), (ComplaintStatus.OPEN, False)]
+)
+async def test_a_rating_after_a_revisit_belongs_to_the_case_put_right(
+    crm: Session, dana: Customer, status: ComplaintStatus, linked: bool
+) -> None:
+    case = make_complaint(crm, dana, status=status)
+    crm.commit()
+    tracker = make_tracker(
+        "web:dana",
+        intent="rate",
+        entities=[{"entity": "rating", "value": "5"}],
+        slots={"complaint_id": str(case.id)},
+    )
+    await run_action(ActionRecordRating(), tracker)
+    survey = crm.scalars(select(Survey)).one()
+    assert survey.complaint_id == (case.id if linked else None)
 
 
 async def test_clarify_offers_the_likely_intent_then_a_person() -> None:
