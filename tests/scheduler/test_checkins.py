@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from bot.crm.complaints import plan_followup
@@ -29,6 +31,7 @@ from scheduler.checkins import (
     SILENCE_DAYS,
     complaint_followups,
     delivery_checks,
+    enqueue,
     greetings,
     parse_holidays,
     silences,
@@ -58,6 +61,37 @@ def engaged(session: Session, **fields: Any) -> Customer:
     customer = make_customer(session, **fields)
     make_order(session, customer, days_ago=400)
     return customer
+
+
+@contextmanager
+def statements(session: Session) -> Iterator[list[str]]:
+    """Collect the SQL statements the session sends while the block runs."""
+    seen: list[str] = []
+    connection = session.connection()
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+
+
+@contextmanager
+def customers_loaded() -> Iterator[list[int]]:
+    """Collect the ids of the Customer rows loaded as whole objects while the block runs."""
+    seen: list[int] = []
+
+    def record(customer: Customer, _context: Any) -> None:
+        seen.append(customer.id)
+
+    event.listen(Customer, "load", record)
+    try:
+        yield seen
+    finally:
+        event.remove(Customer, "load", record)
 
 
 # Complaint revisits ---------------------------------------------------------------------------
@@ -360,6 +394,29 @@ def test_no_greetings_on_an_ordinary_day(session: Session) -> None:
     assert session.scalars(select(Delivery)).all() == []
 
 
+def test_greetings_do_not_look_at_every_customer_one_by_one(session: Session) -> None:
+    zones = ("Pacific/Auckland", "America/Los_Angeles", "Europe/Berlin", "Asia/Tokyo", "UTC")
+    for n in range(40):  # birthdays from January to November
+        make_customer(session, timezone=zones[n % len(zones)], birthday=date(1980, 1 + n % 11, 1 + n % 28))
+    birthday_child = make_customer(session, timezone="Asia/Tokyo", birthday=date(1980, 6, 14))
+    christmas_day = datetime(2026, 12, 25, 9, 0, tzinfo=UTC)  # 25 December in every one of those zones
+    assert greetings(session=session, now=christmas_day, holidays=HOLIDAYS) == 41
+    session.flush()
+    session.expunge_all()
+
+    with statements(session) as ordinary_day, customers_loaded() as loaded_on_ordinary_day:
+        assert greetings(session=session, now=MID_JUNE, holidays=HOLIDAYS) == 1
+    with statements(session) as holiday_again, customers_loaded() as loaded_on_holiday:
+        assert greetings(session=session, now=christmas_day + timedelta(minutes=1), holidays=HOLIDAYS) == 0
+
+    # Near a birthday only that customer is read; near no holiday nobody else is.
+    assert loaded_on_ordinary_day == [birthday_child.id]
+    assert len([sql for sql in ordinary_day if sql.lstrip().upper().startswith("SELECT")]) <= 2
+    # A holiday walks everyone, in a fixed number of queries rather than one per customer.
+    assert len(holiday_again) <= 3
+    assert loaded_on_holiday == []
+
+
 def test_holiday_calendar_entries() -> None:
     assert parse_holidays(("12-25 Christmas", " 1-1  New Year ", "07-14")) == {
         "12-25": "Christmas",
@@ -372,6 +429,27 @@ def test_holiday_calendar_entries() -> None:
 def test_a_malformed_holiday_entry_is_refused(entry: str) -> None:
     with pytest.raises(ValueError):
         parse_holidays((entry,))
+
+
+def test_a_key_queued_by_another_process_after_the_bulk_read_is_not_queued_twice(session: Session) -> None:
+    customer = make_customer(session)
+    key = f"holiday:12-25:customer:{customer.id}:2026"
+    stale_read: set[str] = set()  # read before the other process queued the key
+    assert enqueue(
+        session=session, key=key, kind=OutreachKind.HOLIDAY, customer_id=customer.id, scheduled_for=NOW
+    )
+
+    again = enqueue(
+        session=session,
+        key=key,
+        kind=OutreachKind.HOLIDAY,
+        customer_id=customer.id,
+        scheduled_for=NOW,
+        existing=stale_read,
+    )
+
+    assert again is False
+    assert [d.idempotency_key for d in deliveries(session, OutreachKind.HOLIDAY)] == [key]
 
 
 # The whole sweep ------------------------------------------------------------------------------
