@@ -229,7 +229,8 @@ def parse_holidays(entries: tuple[str, ...]) -> dict[str, str]:
     calendar = {}
     for entry in entries:
         day, _, name = entry.strip().partition(" ")
-        month_day = datetime.strptime(day, "%m-%d")  # raises on a malformed entry
+        # Parsed within a leap year, so that 02-29 is a date; raises on a malformed entry.
+        month_day = datetime.strptime(f"2000-{day}", "%Y-%m-%d")
         calendar[f"{month_day:%m-%d}"] = name.strip() or "the holidays"
     return calendar
 

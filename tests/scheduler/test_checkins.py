@@ -418,14 +418,17 @@ def test_greetings_do_not_look_at_every_customer_one_by_one(session: Session) ->
 
 
 def test_holiday_calendar_entries() -> None:
-    assert parse_holidays(("12-25 Christmas", " 1-1  New Year ", "07-14")) == {
+    assert parse_holidays(("12-25 Christmas", " 1-1  New Year ", "07-14", "02-29 Leap day")) == {
         "12-25": "Christmas",
         "01-01": "New Year",
         "07-14": "the holidays",
+        "02-29": "Leap day",
     }
 
 
-@pytest.mark.parametrize("entry", ["25-12 Christmas", "12/25 Christmas", "Christmas", "", "02-30 Nope"])
+@pytest.mark.parametrize(
+    "entry", ["25-12 Christmas", "12/25 Christmas", "2026-12-25 Christmas", "Christmas", "", "02-30 Nope"]
+)
 def test_a_malformed_holiday_entry_is_refused(entry: str) -> None:
     with pytest.raises(ValueError):
         parse_holidays((entry,))
