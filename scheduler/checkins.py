@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from collections.abc import Collection
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import and_, exists, extract, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,7 @@ from bot.crm.models import (
     OutreachKind,
     Segment,
 )
-from scheduler.policy import zone_of
+from scheduler.policy import zone_named, zone_of
 
 # A customer is "quiet" after this many days without contact, by segment: valuable customers are
 # missed sooner; below-zero customers are not chased.
@@ -40,9 +41,17 @@ def enqueue(
     payload: dict[str, Any] | None = None,
     campaign_id: int | None = None,
     complaint_id: int | None = None,
+    existing: Collection[str] | None = None,
 ) -> bool:
-    """Create the delivery unless its idempotency key exists; True if created."""
-    if session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)) is not None:
+    """Create the delivery unless its idempotency key exists; True if created.
+
+    A sweep that queues many deliveries at once passes the keys that already exist, read in one
+    query, instead of one look-up per key.
+    """
+    if existing is not None:
+        if key in existing:
+            return False
+    elif session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)) is not None:
         return False
     delivery = Delivery(
         idempotency_key=key,
@@ -148,8 +157,31 @@ def silences(*, session: Session, now: datetime) -> int:
 
 def greetings(*, session: Session, now: datetime, holidays: dict[str, str]) -> int:
     """Birthday and holiday greetings at 10:00 on the day, in each customer's own time zone."""
+    near = dates_around(now)
+    created = birthdays(session=session, now=now, near=near)
+    if any(f"{day:%m-%d}" in holidays for day in near):
+        created += holiday_greetings(session=session, now=now, holidays=holidays, near=near)
+    return created
+
+
+def dates_around(now: datetime) -> tuple[date, date, date]:
+    """Every date it can be in some time zone at `now`: zones run from UTC-12 to UTC+14."""
+    today = now.astimezone(timezone.utc).date()
+    return today - timedelta(days=1), today, today + timedelta(days=1)
+
+
+def birthdays(*, session: Session, now: datetime, near: tuple[date, ...]) -> int:
+    """Greet the customers whose birthday it is where they live; only those born on a near date are read."""
+    born_near = or_(
+        *(
+            and_(
+                extract("month", Customer.birthday) == day.month, extract("day", Customer.birthday) == day.day
+            )
+            for day in near
+        )
+    )
     created = 0
-    for customer in session.scalars(select(Customer).where(Customer.erased_at.is_(None))):
+    for customer in session.scalars(select(Customer).where(Customer.erased_at.is_(None), born_near)).all():
         today = now.astimezone(zone_of(customer)).date()
         if customer.birthday and (customer.birthday.month, customer.birthday.day) == (today.month, today.day):
             created += enqueue(
@@ -159,15 +191,35 @@ def greetings(*, session: Session, now: datetime, holidays: dict[str, str]) -> i
                 customer_id=customer.id,
                 scheduled_for=local_moment(customer, today, GREETING_HOUR),
             )
+    return created
+
+
+def holiday_greetings(
+    *, session: Session, now: datetime, holidays: dict[str, str], near: tuple[date, ...]
+) -> int:
+    """Greet every customer whose own date is a holiday; the keys already queued are read in one query."""
+    patterns = [f"holiday:{day:%m-%d}:customer:%:{day.year}" for day in near if f"{day:%m-%d}" in holidays]
+    existing = set(
+        session.scalars(
+            select(Delivery.idempotency_key).where(or_(*(Delivery.idempotency_key.like(p) for p in patterns)))
+        )
+    )
+    created = 0
+    for customer_id, zone_name in session.execute(
+        select(Customer.id, Customer.timezone).where(Customer.erased_at.is_(None))
+    ).all():
+        zone = zone_named(zone_name)
+        today = now.astimezone(zone).date()
         name = holidays.get(f"{today:%m-%d}")
         if name:
             created += enqueue(
                 session=session,
-                key=f"holiday:{today:%m-%d}:customer:{customer.id}:{today.year}",
+                key=f"holiday:{today:%m-%d}:customer:{customer_id}:{today.year}",
                 kind=OutreachKind.HOLIDAY,
-                customer_id=customer.id,
-                scheduled_for=local_moment(customer, today, GREETING_HOUR),
+                customer_id=customer_id,
+                scheduled_for=datetime.combine(today, GREETING_HOUR, tzinfo=zone),
                 payload={"holiday_name": name},
+                existing=existing,
             )
     return created
 
@@ -177,7 +229,8 @@ def parse_holidays(entries: tuple[str, ...]) -> dict[str, str]:
     calendar = {}
     for entry in entries:
         day, _, name = entry.strip().partition(" ")
-        month_day = datetime.strptime(day, "%m-%d")  # raises on a malformed entry
+        # Parsed within a leap year, so that 02-29 is a date; raises on a malformed entry.
+        month_day = datetime.strptime(f"2000-{day}", "%Y-%m-%d")
         calendar[f"{month_day:%m-%d}"] = name.strip() or "the holidays"
     return calendar
 

@@ -70,8 +70,13 @@ def purpose_of(kind: OutreachKind) -> ConsentPurpose:
 
 
 def zone_of(customer: Customer) -> ZoneInfo:
+    return zone_named(customer.timezone)
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    """The time zone of that name; UTC when it is missing or unknown."""
     try:
-        return ZoneInfo(customer.timezone or "UTC")
+        return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
 
