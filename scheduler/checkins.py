@@ -129,15 +129,19 @@ def delivery_checks(*, session: Session, now: datetime) -> int:
 
 
 def silences(*, session: Session, now: datetime) -> int:
-    """A caring check-in for customers who used to talk or buy and have gone quiet for too long."""
+    """A caring check-in for customers who used to talk or buy and have gone quiet for too long.
+
+    One per quiet spell: the key names the last contact, so a customer who stays quiet hears from
+    us once, and again only after they have been in touch and gone quiet anew.
+    """
     created = 0
     used_to_engage = exists().where(Order.customer_id == Customer.id) | exists().where(
         InteractionEvent.customer_id == Customer.id
     )
     for segment, days in SILENCE_DAYS.items():
         quiet_since = now - timedelta(days=days)
-        for customer_id in session.scalars(
-            select(Customer.id).where(
+        for customer_id, last_contact in session.execute(
+            select(Customer.id, Customer.last_contact_at).where(
                 Customer.segment == segment,
                 Customer.erased_at.is_(None),
                 Customer.last_contact_at < quiet_since,
@@ -147,7 +151,7 @@ def silences(*, session: Session, now: datetime) -> int:
         ):
             created += enqueue(
                 session=session,
-                key=f"silence:customer:{customer_id}:{now:%Y-%m}",
+                key=f"silence:customer:{customer_id}:since:{last_contact:%Y-%m-%d}",
                 kind=OutreachKind.SILENCE,
                 customer_id=customer_id,
                 scheduled_for=now,

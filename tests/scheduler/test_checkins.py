@@ -240,8 +240,10 @@ def test_quiet_customers_hear_from_us_by_segment_threshold(session: Session) -> 
     queued = by_customer(session, OutreachKind.SILENCE)
     assert set(queued) == expected
     assert not set(queued) & not_expected
+    last_contact = {c.id: c.last_contact_at for c in session.scalars(select(Customer))}
     for customer_id, delivery in queued.items():
-        assert delivery.idempotency_key == f"silence:customer:{customer_id}:2026-06"
+        since = f"{last_contact[customer_id]:%Y-%m-%d}"
+        assert delivery.idempotency_key == f"silence:customer:{customer_id}:since:{since}"
         assert delivery.scheduled_for == NOW
 
 
@@ -268,13 +270,19 @@ def test_only_customers_who_engaged_and_were_not_erased_are_chased(session: Sess
     assert set(by_customer(session, OutreachKind.SILENCE)) == {talked.id, bought.id}
 
 
-def test_a_silence_is_queued_once_per_month(session: Session) -> None:
-    engaged(session, segment=Segment.MCC, last_contact_at=NOW - timedelta(days=22))
+def test_a_silence_is_queued_once_per_quiet_spell(session: Session) -> None:
+    customer = engaged(session, segment=Segment.STANDARD, last_contact_at=NOW - timedelta(days=61))
 
     assert silences(session=session, now=NOW) == 1
     assert silences(session=session, now=NOW + timedelta(minutes=1)) == 0
-    assert silences(session=session, now=NOW + timedelta(days=5)) == 0
+    assert silences(session=session, now=NOW + timedelta(days=20)) == 0  # next month, same spell
+    assert silences(session=session, now=NOW + timedelta(days=45)) == 0
     assert len(deliveries(session, OutreachKind.SILENCE)) == 1
+
+    customer.last_contact_at = NOW + timedelta(days=50)  # they wrote back, then went quiet again
+    session.flush()
+    assert silences(session=session, now=NOW + timedelta(days=50 + 61)) == 1
+    assert len(deliveries(session, OutreachKind.SILENCE)) == 2
 
 
 # Greetings ------------------------------------------------------------------------------------
