@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from bot.console import campaigns
+from bot.console import admin, campaigns
 from bot.console.auth import (
     SESSION_COOKIE,
     ConsoleUser,
@@ -139,6 +139,8 @@ def routes(console: Console) -> list[BaseRoute]:
 def create_console_app(settings: Settings, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
     """The console, to be mounted by the gateway at /console."""
     console = Console(settings)
-    app = Starlette(routes=[*extra_routes, *routes(console), *campaigns.routes(console)])
+    app = Starlette(
+        routes=[*extra_routes, *routes(console), *campaigns.routes(console), *admin.routes(console)]
+    )
     app.state.console = console
     return app

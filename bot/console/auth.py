@@ -31,7 +31,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "chats": frozenset({Role.AGENT, Role.ADMIN}),  # the queue, conversations, customer records
     "campaigns": frozenset({Role.MARKETER, Role.ADMIN}),
     "reports": frozenset({Role.MARKETER, Role.ADMIN}),
-    "users": frozenset({Role.ADMIN}),
+    "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
+    "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
 }
 
 

@@ -244,7 +244,9 @@ def test_titles_are_unique_and_an_edit_may_keep_its_own(session: Session) -> Non
     with pytest.raises(CannedError, match="already a canned reply"):
         canned.add_canned_reply(session=session, title="winter HELLO", text="Hi", actor="t")
     with pytest.raises(CannedError, match="already a canned reply"):
-        canned.edit_canned_reply(session=session, reply_id=second.id, title="WINTER hello", text="Bye", actor="t")
+        canned.edit_canned_reply(
+            session=session, reply_id=second.id, title="WINTER hello", text="Bye", actor="t"
+        )
     canned.edit_canned_reply(
         session=session, reply_id=first.id, title="Winter hello", text="Hello again!", actor="t"
     )
