@@ -3,6 +3,7 @@ forms that keep what was typed, changes that end a user's sessions at once, esca
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import shutil
@@ -22,13 +23,16 @@ from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, AuditLog, CannedReply, Role
 from bot.crm.passwords import hash_password
 from bot.settings import Settings
+from tests.console.conftest import ConsoleClient, hand_off
+from tests.gateway.harness import RunningGateway
+from tests.gateway.standin_rasa import StandInRasa
 
 NEW_PASSWORD = "a long new password"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
-def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def admin_crm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated CRM (with the starter canned replies) and one console user per role."""
     path = tmp_path_factory.mktemp("admin-crm") / "crm.db"
     url = f"sqlite:///{path}"
@@ -50,8 +54,8 @@ def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, crm_template: Path) -> Settings:
-    shutil.copy(crm_template, tmp_path / "crm.db")
+def settings(tmp_path: Path, admin_crm: Path) -> Settings:
+    shutil.copy(admin_crm, tmp_path / "crm.db")
     return Settings.from_env(
         {
             "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
@@ -386,3 +390,25 @@ def test_canned_replies_are_shown_escaped(admin: TestClient) -> None:
     page = admin.get("/canned").text
     assert hostile not in page
     assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
+
+
+async def test_an_agent_sees_a_new_canned_reply_in_their_chat(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: dict[str, ConsoleClient]
+) -> None:
+    """Through the real gateway: what an admin adds is on the agent's chat page, escaped."""
+    chat = await hand_off(desk_gateway, rasa)
+    claim = await asyncio.to_thread(console["alex"].post, f"/handoffs/{chat.handoff_id}/claim")
+    assert claim.status_code == 200, claim.text  # canned replies are offered to the agent in charge
+    added = await asyncio.to_thread(
+        console["ada"].post,
+        "/canned",
+        {"title": "Delay <b>sorry</b>", "text": "Sorry for the wait!"},
+        as_json=False,
+    )
+    assert added.status_code == 303, added.text
+    page = await asyncio.to_thread(console["alex"].http.get, f"/chats/{chat.handoff_id}")
+    assert page.status_code == 200
+    assert (
+        'data-text="Sorry for the wait!"' in page.text
+        and "Delay &lt;b&gt;sorry&lt;/b&gt;</button>" in page.text
+    )
