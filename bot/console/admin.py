@@ -3,8 +3,8 @@ canned replies agents pick from (add, edit, deactivate / reactivate).
 
 The rules live in `bot.crm.staff` and `bot.crm.canned`; these pages read forms, check the session's
 CSRF token, and show a refused form again with what the admin typed (never a password). A role
-change or a deactivation ends that user's sessions at their next request, because
-`bot.console.auth.Sessions.read` re-checks both on every request.
+change, a deactivation or a password reset ends that user's sessions at their next request,
+because `bot.console.auth.Sessions.read` re-checks all three on every request.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ USERS_DONE = {
     "role": "Role changed. Their open sessions have ended; they log in again with the new role.",
     "deactivated": "Deactivated. Their open sessions have ended and they can no longer log in.",
     "reactivated": "Reactivated. They can log in again.",
-    "password": "Password changed. The old one no longer works.",
+    "password": "Password changed. The old one no longer works and their open sessions have ended.",
 }
 CANNED_DONE = {
     "added": "Added. Agents see it in their chats now.",

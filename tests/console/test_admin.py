@@ -292,13 +292,17 @@ def test_one_admin_can_deactivate_another(admin: TestClient, app: Starlette, set
     assert agent_named(settings, "alex").active
 
 
-def test_a_password_reset_replaces_the_old_password(
+def test_a_password_reset_replaces_the_old_password_and_ends_open_sessions(
     admin: TestClient, app: Starlette, settings: Settings
 ) -> None:
     alex_id = agent_named(settings, "alex").id
+    open_session = browser(app)
+    login(open_session, "alex")
     short = post(admin, f"/users/{alex_id}/password", password="too short")
     assert short.status_code == 422 and "at least 12 characters" in short.text
+    assert open_session.get("/").status_code == 200  # a refused reset changes nothing
     assert post(admin, f"/users/{alex_id}/password", password=NEW_PASSWORD).status_code == 303
+    assert open_session.get("/").status_code == 303
     client = browser(app)
     token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
     old = client.post("/login", data={"username": "alex", "password": "alex-pw", "csrf_token": token})
