@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from bot.console import campaigns, reports
+from bot.console import admin, campaigns, reports
 from bot.console.auth import (
     SESSION_COOKIE,
     ConsoleUser,
@@ -140,7 +140,13 @@ def create_console_app(settings: Settings, extra_routes: Sequence[BaseRoute] = (
     """The console, to be mounted by the gateway at /console."""
     console = Console(settings)
     app = Starlette(
-        routes=[*extra_routes, *routes(console), *campaigns.routes(console), *reports.routes(console)]
+        routes=[
+            *extra_routes,
+            *routes(console),
+            *campaigns.routes(console),
+            *reports.routes(console),
+            *admin.routes(console),
+        ]
     )
     app.state.console = console
     return app

@@ -1,13 +1,15 @@
 """Console login: Argon2 passwords, signed expiring session cookies, roles, CSRF tokens.
 
-A session is a cookie signed with SECRET_KEY holding the agent id, their role, a CSRF token and
-when it was issued; it expires after SESSION_MAX_AGE and is re-checked against the database on
-every request (a deactivated agent or a changed role takes effect at once). Every state-changing
-request must carry the session's CSRF token (form field `csrf_token` or header `X-CSRF-Token`).
+A session is a cookie signed with SECRET_KEY holding the agent id, their role, a stamp of their
+password hash, a CSRF token and when it was issued; it expires after SESSION_MAX_AGE and is
+re-checked against the database on every request (a deactivated agent, a changed role or a reset
+password takes effect at once). Every state-changing request must carry the session's CSRF token
+(form field `csrf_token` or header `X-CSRF-Token`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -31,7 +33,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "chats": frozenset({Role.AGENT, Role.ADMIN}),  # the queue, conversations, customer records
     "campaigns": frozenset({Role.MARKETER, Role.ADMIN}),
     "reports": frozenset({Role.MARKETER, Role.ADMIN}),
-    "users": frozenset({Role.ADMIN}),
+    "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
+    "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
 }
 
 
@@ -69,7 +72,8 @@ class Sessions:
     def issue(self, agent: Agent) -> tuple[str, str]:
         """A new cookie value and its CSRF token (a fresh token per login)."""
         csrf = secrets.token_urlsafe(32)
-        return self._signer.dumps({"agent": agent.id, "role": agent.role.value, "csrf": csrf}), csrf
+        data = {"agent": agent.id, "role": agent.role.value, "pw": _password_stamp(agent), "csrf": csrf}
+        return self._signer.dumps(data), csrf
 
     def read(self, cookie: str | None, *, session: Session) -> ConsoleUser | None:
         """The logged-in user behind a cookie, or None if missing, forged, expired or deactivated."""
@@ -82,8 +86,15 @@ class Sessions:
         agent = session.get(Agent, data.get("agent"))
         if agent is None or not agent.active or agent.role.value != data.get("role"):
             return None
+        if not hmac.compare_digest(str(data.get("pw", "")), _password_stamp(agent)):
+            return None
         agent.last_seen_at = utcnow()
         return ConsoleUser(agent.id, agent.username, agent.display_name, agent.role, str(data["csrf"]))
+
+
+def _password_stamp(agent: Agent) -> str:
+    """Changes with the password, so a reset ends the sessions opened with the old one."""
+    return hashlib.sha256(agent.password_hash.encode()).hexdigest()[:16]
 
 
 def authenticate(*, session: Session, username: str, password: str) -> Agent | None:
