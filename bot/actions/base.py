@@ -72,6 +72,14 @@ class Turn:
         value = next(self.tracker.get_latest_entity_values(name), None)
         return str(value) if value is not None else None
 
+    def chosen(self, name: str) -> str | None:
+        """An entity the customer chose with a button (a payload's entities name no extractor)."""
+        for entity in self.tracker.latest_message.get("entities") or []:
+            chosen = entity.get("entity") == name and not entity.get("extractor")
+            if chosen and entity.get("value") is not None:
+                return str(entity["value"])
+        return None
+
 
 def product_names(session: Session) -> list[str]:
     return list(session.scalars(select(Product.name).where(Product.active.is_(True))))

@@ -51,8 +51,12 @@ class ActionAcknowledgeComplaint(CRMAction):
             analysis.repeat
             or recent_complaints(session=turn.session, customer_id=customer.id, now=utcnow()) > 0
         )
-        category = turn.entity("complaint_category") or (
-            analysis.category.value if analysis.category else None
+        # A button's choice; else the analysis, which weighs every cue ("the parcel arrived crushed
+        # and the mug is broken" is a delivery) and the catalogue; else the classifier's entity.
+        category = (
+            turn.chosen("complaint_category")
+            or (analysis.category.value if analysis.category else None)
+            or turn.entity("complaint_category")
         )
         number = normalise_order_number(turn.entity("order_id")) or next(iter(analysis.order_numbers), None)
         order = customer_order(session=turn.session, customer_id=customer.id, number=number)

@@ -45,6 +45,42 @@ async def test_angry_message_is_acknowledged_as_angry_and_prefills_the_form(crm:
 
 
 @pytest.mark.parametrize(
+    ("text", "entity", "category"),
+    [
+        # every cue is weighed: a crushed parcel with a broken mug inside is the delivery's fault,
+        # whatever single word the classifier tagged
+        (
+            "My parcel arrived completely crushed and the mug inside is broken",
+            {"entity": "complaint_category", "value": "product_quality", "extractor": "DIETClassifier"},
+            "delivery",
+        ),
+        # the classifier's entity when the words alone tell nothing
+        (
+            "I have a problem with my thing",
+            {"entity": "complaint_category", "value": "technical", "extractor": "DIETClassifier"},
+            "technical",
+        ),
+        # a button the customer pressed always wins (here over words that say delivery)
+        (
+            "the parcel is late",
+            {"entity": "complaint_category", "value": "billing"},
+            "billing",
+        ),
+    ],
+)
+async def test_the_category_weighs_every_cue_but_a_chosen_button_wins(
+    crm: Session,
+    ben,  # type: ignore[no-untyped-def]
+    text: str,
+    entity: dict[str, str],
+    category: str,
+) -> None:
+    tracker = make_tracker("web:ben", text=text, intent="complain", entities=[entity])
+    events, _ = await run_action(ActionAcknowledgeComplaint(), tracker)
+    assert SlotSet("complaint_category", category) in events
+
+
+@pytest.mark.parametrize(
     ("text", "empathy"),
     [
         ("I'd like to report a problem", "calm"),
