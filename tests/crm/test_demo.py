@@ -161,7 +161,7 @@ def test_every_reports_section_has_figures(demo: Session, days: int) -> None:
     assert handoffs.median_minutes_to_claim is not None and handoffs.median_minutes_to_claim > 0
     complaints = report.complaints
     assert complaints.opened > 0 and complaints.resolved > 0
-    assert complaints.sla_share is not None and 0.5 <= complaints.sla_share < 1  # mostly, not always
+    assert complaints.sla_share is not None and 0.3 <= complaints.sla_share < 1  # often late, not always
     assert complaints.median_hours_to_resolve is not None and complaints.median_hours_to_resolve > 0
     assert not report.empty
 
@@ -210,7 +210,7 @@ def test_handoffs_were_worked_and_only_callbacks_wait(demo: Session) -> None:
     }
     for h in handoffs:
         if h.status is HandoffStatus.QUEUED:  # for a newcomer to claim: a callback with something to read
-            assert h.mode == HANDOFF_CALLBACK and h.agent_id is None and h.callback_by is not None
+            assert h.mode == HANDOFF_CALLBACK and h.agent_id is None
             assert demo.scalar(
                 select(func.count(Message.id)).where(Message.conversation_id == h.conversation_id)
             )
