@@ -286,7 +286,6 @@ class History:
                 now=at,
             )
             if accepted:
-                self._stamp_audit(at)
                 todo = retention.apply_offer(session=session, customer=customer, offer=offer, now=at)
                 self._stamp_audit(at)
                 if todo is not None:  # the offer promises a person: a callback, as the live action files it
