@@ -2,7 +2,9 @@
 
 About 500 customers with 18 months of orders, subscriptions, complaints and refunds, every
 segment and temperament, several time zones, birthdays, some opted out of marketing, plus the
-demo console logins. The same seed and day always give the same data.
+demo console logins; and 90 days of care on top (`bot.crm.demo_history`): retention saves,
+handoffs and ratings, so that the reports have something to show. The same seed and day always
+give the same data.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.catalogue import seed_catalogue
+from bot.crm.complaints import SLA_HOURS
+from bot.crm.demo_history import add_recent_history
 from bot.crm.models import (
     Agent,
     Channel,
@@ -162,11 +166,15 @@ def load_demo_data(
     seed_catalogue(session=session, launched_at=now - timedelta(days=HISTORY_DAYS + 30))
     products = list(session.scalars(select(Product).order_by(Product.id)))
     _add_agents(session=session)
-    builder = _Builder(session=session, rng=rng, now=now, products=products)
+    # Later additions draw from streams of their own, so the customers and orders stay as they were.
+    builder = _Builder(session=session, rng=rng, now=now, products=products, timing=random.Random(seed + 1))
     for number in range(1, customers + 1):
         builder.add_customer(number)
     session.flush()
-    return assign_segments(session=session, now=now)
+    counts = assign_segments(session=session, now=now)
+    personas = frozenset(web_external_id(number) for number in range(1, len(PERSONAS) + 1))
+    add_recent_history(session=session, rng=random.Random(seed + 2), now=now, spare=personas)
+    return counts
 
 
 def _add_agents(*, session: Session) -> None:
@@ -180,9 +188,15 @@ def _add_agents(*, session: Session) -> None:
 
 class _Builder:
     def __init__(
-        self, *, session: Session, rng: random.Random, now: datetime, products: list[Product]
+        self,
+        *,
+        session: Session,
+        rng: random.Random,
+        now: datetime,
+        products: list[Product],
+        timing: random.Random,
     ) -> None:
-        self.session, self.rng, self.now = session, rng, now
+        self.session, self.rng, self.now, self.timing = session, rng, now, timing
         self.plans = [p for p in products if p.is_plan]
         self.goods = [p for p in products if not p.is_plan and p.category not in ("machines", "grinders")]
         self.big = [p for p in products if p.category in ("machines", "grinders")]
@@ -334,7 +348,10 @@ class _Builder:
                 if recent
                 else ComplaintStatus.CLOSED
             )
-            resolved = None if recent else created + timedelta(days=rng.randint(1, 6))
+            rng.randint(1, 6)  # was the days to resolve; still drawn, so later customers stay the same
+            # Most cases are resolved within their SLA, some late: what the reports' SLA share measures.
+            hours = SLA_HOURS[severity] * self.timing.uniform(0.2, 1.35)
+            resolved = None if recent else created + timedelta(hours=hours)
             order = rng.choice(orders) if orders and category is not ComplaintCategory.TECHNICAL else None
             self.session.add(
                 Complaint(
@@ -345,8 +362,7 @@ class _Builder:
                     team=TEAMS[category],
                     description=COMPLAINT_TEXTS[category],
                     status=status,
-                    sla_due_at=created
-                    + timedelta(hours={"low": 72, "medium": 24, "high": 4}[severity.value]),
+                    sla_due_at=created + timedelta(hours=SLA_HOURS[severity]),
                     resolution="Resolved and confirmed with the customer." if resolved else None,
                     customer_told=resolved is not None,
                     created_at=created,

@@ -4,33 +4,52 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import reports
 from bot.crm.db import make_engine
 from bot.crm.demo import DEMO_LOGINS, PERSONAS, load_demo_data, web_external_id
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
+    HANDOFF_CALLBACK,
     Agent,
     Complaint,
     Consent,
     ConsentPurpose,
+    Conversation,
+    ConversationStatus,
     Customer,
+    Delivery,
+    DeliveryStatus,
+    Direction,
+    Handoff,
+    HandoffStatus,
+    InteractionEvent,
+    Message,
     Offer,
     Order,
+    OutreachKind,
     Product,
     Refund,
+    RetentionAttempt,
+    RetentionOutcome,
     Segment,
+    Subscription,
+    SubscriptionStatus,
+    Survey,
     Temperament,
 )
 from bot.crm.passwords import verify_password
 from bot.crm.queries import find_customer
+from bot.crm.surveys import LOW_SCORE
 
 TODAY = date(2026, 11, 23)
+NOW = datetime.combine(TODAY, time(12, 0), tzinfo=timezone.utc)  # the demo's "now"
 
 
 def _load(path: Path) -> Session:
@@ -54,6 +73,22 @@ def _digest(session: Session) -> str:
         ).order_by(Customer.id)
     ).all()
     rows += session.execute(select(Order.number, Order.total, Order.placed_at).order_by(Order.id)).all()
+    rows += session.execute(
+        select(
+            RetentionAttempt.customer_id,
+            RetentionAttempt.reason,
+            RetentionAttempt.offer_id,
+            RetentionAttempt.outcome,
+            RetentionAttempt.created_at,
+        ).order_by(RetentionAttempt.id)
+    ).all()
+    rows += session.execute(
+        select(Handoff.customer_id, Handoff.mode, Handoff.status, Handoff.claimed_at).order_by(Handoff.id)
+    ).all()
+    rows += session.execute(
+        select(Survey.customer_id, Survey.score, Survey.handoff_id, Survey.created_at).order_by(Survey.id)
+    ).all()
+    rows += session.execute(select(Complaint.resolved_at).order_by(Complaint.id)).all()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -108,6 +143,101 @@ def test_demo_logins_work(demo: Session) -> None:
 
 def test_same_day_same_data(demo: Session, tmp_path: Path) -> None:
     assert _digest(_load(tmp_path / "again.db")) == _digest(demo)
+
+
+@pytest.mark.parametrize("days", [30, 90])
+def test_every_reports_section_has_figures(demo: Session, days: int) -> None:
+    report = reports.report(session=demo, period=reports.last_days(days, now=NOW))
+    saves = report.retention
+    assert saves.attempts > 0 and 0 < saves.overall.saved < saves.overall.asked  # saves and losses
+    assert len(saves.by_reason) >= 3 and saves.by_segment and saves.by_offer
+    assert report.loyalty.cancellations > 0
+    csat = report.satisfaction
+    assert csat.answers > 0 and csat.average is not None and 3.5 < csat.average < 4.7  # mostly 4-5
+    assert csat.low > 0 and csat.recovery_cases == csat.low  # every low score opened a recovery case
+    assert {row.source for row in csat.by_source} == {"after a handoff", "after a complaint"}
+    handoffs = report.handoffs
+    assert handoffs.requested > handoffs.callbacks > 0 and handoffs.claimed > 0
+    assert handoffs.median_minutes_to_claim is not None and handoffs.median_minutes_to_claim > 0
+    complaints = report.complaints
+    assert complaints.opened > 0 and complaints.resolved > 0
+    assert complaints.sla_share is not None and 0.3 <= complaints.sla_share < 1  # some late, not all
+    assert complaints.median_hours_to_resolve is not None and complaints.median_hours_to_resolve > 0
+    assert not report.empty
+
+
+def test_save_outcomes_agree_with_the_memberships(demo: Session) -> None:
+    outcomes: dict[int, set[RetentionOutcome]] = {}
+    for customer_id, outcome in demo.execute(select(RetentionAttempt.customer_id, RetentionAttempt.outcome)):
+        outcomes.setdefault(customer_id, set()).add(outcome)
+    subscriptions = {s.customer_id: s for s in demo.scalars(select(Subscription))}
+    saved = {c for c, o in outcomes.items() if RetentionOutcome.ACCEPTED in o}
+    assert saved and all(
+        subscriptions[c].status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED) for c in saved
+    )
+    leaving = {c for c, s in subscriptions.items() if s.status is SubscriptionStatus.CANCEL_REQUESTED}
+    assert leaving and not leaving & saved
+    assert all(
+        RetentionOutcome.DECLINED in outcomes[c] or outcomes[c] == {RetentionOutcome.PENDING} for c in leaving
+    )
+    win_backs = set(demo.scalars(select(Delivery.customer_id).where(Delivery.kind == OutreachKind.WIN_BACK)))
+    assert win_backs == leaving  # the no is respected with a caring check-in later
+    attempts = demo.execute(
+        select(RetentionAttempt.customer_id, func.count()).group_by(RetentionAttempt.customer_id)
+    )
+    assert max(n for _, n in attempts) <= 2  # one offer, at most one different second offer
+
+
+def test_low_scores_open_recovery_cases_linked_by_the_csat_event(demo: Session) -> None:
+    low = demo.scalars(select(Survey).where(Survey.score <= LOW_SCORE)).all()
+    events = {
+        e.data["survey_id"]: e.data["recovery_case"]
+        for e in demo.scalars(select(InteractionEvent).where(InteractionEvent.kind == "csat"))
+    }
+    assert low and len(events) == demo.scalar(select(func.count(Survey.id)))
+    for survey in low:
+        case = demo.get_one(Complaint, events[survey.id])
+        assert case.customer_id == survey.customer_id and case.description.startswith("Recovery")
+        assert case.resolved_at is None or case.resolved_at > case.created_at
+
+
+def test_handoffs_were_worked_and_only_callbacks_wait(demo: Session) -> None:
+    handoffs = demo.scalars(select(Handoff)).all()
+    assert {h.status for h in handoffs} == {
+        HandoffStatus.CLOSED,
+        HandoffStatus.RETURNED,
+        HandoffStatus.QUEUED,
+    }
+    for h in handoffs:
+        if h.status is HandoffStatus.QUEUED:  # for a newcomer to claim: a callback with something to read
+            assert h.mode == HANDOFF_CALLBACK and h.agent_id is None
+            assert demo.scalar(
+                select(func.count(Message.id)).where(Message.conversation_id == h.conversation_id)
+            )
+            continue
+        assert h.agent_id is not None and h.requested_at < h.claimed_at < h.closed_at <= NOW
+        assert (h.resolution is not None) == (h.status is HandoffStatus.CLOSED)
+    assert all(s is ConversationStatus.BOT for s in demo.scalars(select(Conversation.status)))
+
+
+def test_nothing_fires_on_first_start_and_the_past_stays_past(demo: Session) -> None:
+    due = select(func.count(Delivery.id)).where(
+        Delivery.status == DeliveryStatus.QUEUED, Delivery.scheduled_for <= NOW
+    )
+    assert demo.scalar(due) == 0  # no burst of old win-backs or check-ins when the scheduler starts
+    unanswered = select(func.count(Message.id)).where(
+        Message.direction == Direction.INBOUND, Message.delivery_status == DeliveryStatus.RECEIVED
+    )
+    assert demo.scalar(unanswered) == 0
+    for column in (RetentionAttempt.created_at, Survey.created_at, Handoff.requested_at, Message.created_at):
+        assert demo.scalar(select(func.max(column))) <= NOW
+
+
+def test_personas_start_with_a_clean_slate(demo: Session) -> None:
+    personas = [find_customer(session=demo, sender_id=f"web:{web_external_id(n)}") for n in range(1, 6)]
+    ids = [c.id for c in personas if c is not None]
+    for model in (RetentionAttempt, Handoff, Survey, Conversation):
+        assert not demo.scalar(select(func.count(model.id)).where(model.customer_id.in_(ids)))
 
 
 def test_refuses_a_crm_that_already_has_customers(demo: Session) -> None:
