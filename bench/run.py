@@ -31,6 +31,7 @@ from bench.report import table_rows
 from bench.stack import Stack, bench_settings, running_stack, telegram_standin
 from bench.stats import latency_summary, ratio
 from bot.crm.db import make_engine
+from bot.crm.demo import demo_day
 from bot.crm.models import Delivery, DeliveryStatus
 from bot.ops.model import ensure_model, training_record
 from bot.settings import PROJECT_ROOT, Settings
@@ -84,7 +85,7 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     run_dir = config.var_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     echo(f"CRM: {config.population} demo customers (built once, then copied) ...")
-    template = crm_template(config.var_dir, config.population, datetime.now(timezone.utc).date())
+    template = crm_template(config.var_dir, config.population, demo_day(datetime.now(timezone.utc)))
     copy_crm(template, run_dir)
     with telegram_standin() as telegram:
         settings = bench_settings(run_dir, telegram.url)

@@ -49,6 +49,7 @@ from bot.crm.models import (
 from bot.crm.passwords import hash_password
 from bot.crm.segments import assign_segments
 
+DEMO_NOON = time(12, 0)  # the demo's "now" is noon (UTC) of the day it is built for
 SEED = 20261123
 HISTORY_DAYS = 548  # 18 months
 TELEGRAM_ID_BASE = 700_000_000
@@ -150,6 +151,12 @@ def web_external_id(number: int) -> str:
     return f"demo-{number:04d}"
 
 
+def demo_day(now: datetime) -> date:
+    """The day whose noon (UTC) is the demo's "now": today from noon on, else yesterday, so that
+    nothing in the demo (a callback request, a rating) lies in the future of the real clock."""
+    return now.date() if now.time() >= DEMO_NOON else now.date() - timedelta(days=1)
+
+
 def is_empty(*, session: Session) -> bool:
     """Whether the CRM has no customers yet."""
     return not session.scalar(select(func.count(Customer.id)))
@@ -162,7 +169,7 @@ def load_demo_data(
     if not is_empty(session=session):
         raise RuntimeError("the CRM already has customers; demo data goes into an empty CRM only")
     rng = random.Random(seed)
-    now = datetime.combine(today, time(12, 0), tzinfo=timezone.utc)
+    now = datetime.combine(today, DEMO_NOON, tzinfo=timezone.utc)
     seed_catalogue(session=session, launched_at=now - timedelta(days=HISTORY_DAYS + 30))
     products = list(session.scalars(select(Product).order_by(Product.id)))
     _add_agents(session=session)
@@ -406,7 +413,7 @@ def main() -> None:
                 return
             sys.exit("the CRM already has customers; demo data goes into an empty CRM only")
         counts = load_demo_data(
-            session=session, today=datetime.now(timezone.utc).date(), customers=args.customers
+            session=session, today=demo_day(datetime.now(timezone.utc)), customers=args.customers
         )
     summary = ", ".join(f"{segment.value} {count}" for segment, count in sorted(counts.items()))
     print(f"loaded demo data: {args.customers} customers ({summary})", file=sys.stderr)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm import reports
 from bot.crm.db import make_engine
-from bot.crm.demo import DEMO_LOGINS, PERSONAS, load_demo_data, web_external_id
+from bot.crm.demo import DEMO_LOGINS, PERSONAS, demo_day, load_demo_data, web_external_id
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
     HANDOFF_CALLBACK,
@@ -256,3 +256,16 @@ def test_demo_data_loads_on_postgresql(pg_url: str) -> None:
         session.close()
         transaction.rollback()
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("clock", "day"),
+    [
+        (datetime(2026, 11, 30, 5, 29, tzinfo=timezone.utc), date(2026, 11, 29)),
+        (datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc), date(2026, 11, 30)),
+        (datetime(2026, 11, 30, 23, 59, tzinfo=timezone.utc), date(2026, 11, 30)),
+    ],
+)
+def test_the_demo_is_built_for_a_noon_that_has_passed(clock: datetime, day: date) -> None:
+    assert demo_day(clock) == day
+    assert datetime.combine(demo_day(clock), time(12, 0), tzinfo=timezone.utc) <= clock

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.crm.db import make_engine
-from bot.crm.demo import load_demo_data
+from bot.crm.demo import demo_day, load_demo_data
 from bot.crm.migrate import upgrade
 from bot.crm.models import Conversation, Message
 from bot.gateway.tokens import visitor_of
@@ -101,7 +101,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     )
     upgrade(settings.database_url)
     with Session(make_engine(settings.database_url)) as session:
-        load_demo_data(session=session, today=datetime.now(timezone.utc).date(), customers=60)
+        load_demo_data(session=session, today=demo_day(datetime.now(timezone.utc)), customers=60)
         session.commit()
     model = ensure_model(settings.models_dir)
     supervisor = Supervisor(careloop_services(settings, model), var_dir / "logs", io.StringIO())
