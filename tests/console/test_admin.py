@@ -155,6 +155,17 @@ def test_the_home_page_links_admins_to_users_and_canned_replies(admin: TestClien
     assert 'href="/users"' in home and 'href="/canned"' in home
 
 
+@pytest.mark.parametrize("who", ["alex", "mo"])
+def test_only_admins_see_the_admin_sections_in_the_menu(app: Starlette, admin: TestClient, who: str) -> None:
+    menu = re.compile(r'<nav aria-label="Console sections">(.*?)</nav>', re.S)
+    on_a_page = menu.search(admin.get("/canned").text).group(1)  # type: ignore[union-attr]
+    assert 'href="/users"' in on_a_page and 'href="/canned"' in on_a_page
+    other = browser(app)
+    login(other, who)
+    theirs = menu.search(other.get("/").text).group(1)  # type: ignore[union-attr]
+    assert "/users" not in theirs and "/canned" not in theirs
+
+
 def test_every_change_needs_the_session_csrf_token(admin: TestClient, settings: Settings) -> None:
     alex = agent_named(settings, "alex")
     changes = [
