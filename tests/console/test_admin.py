@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import shutil
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from bot.crm.db import make_engine
 from bot.crm.desk import canned_replies
 from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, AuditLog, CannedReply, Role
-from bot.crm.passwords import hash_password
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient, hand_off
+from tests.console.logins import add_console_users, console_settings
 from tests.gateway.harness import RunningGateway
 from tests.gateway.standin_rasa import StandInRasa
 
@@ -39,15 +38,7 @@ def admin_crm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        for username, role in (("ada", Role.ADMIN), ("alex", Role.AGENT), ("mo", Role.MARKETER)):
-            session.add(
-                Agent(
-                    username=username,
-                    display_name=username.title(),
-                    role=role,
-                    password_hash=hash_password(f"{username}-pw"),
-                )
-            )
+        add_console_users(session)
         session.commit()
     engine.dispose()
     return path
@@ -56,14 +47,7 @@ def admin_crm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, admin_crm: Path) -> Settings:
     shutil.copy(admin_crm, tmp_path / "crm.db")
-    return Settings.from_env(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
-            "RASA_TOKEN": "t" * 32,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CARELOOP_ENV": "test",
-        }
-    )
+    return console_settings(f"sqlite:///{tmp_path / 'crm.db'}")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Role
 from bot.crm.passwords import hash_password
 from bot.settings import Settings
+from tests.console.logins import add_console_users, console_settings
 
 
 @pytest.fixture
@@ -27,15 +27,7 @@ def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     upgrade(url)
     with Session(make_engine(url)) as session:
-        for username, role in (("ada", Role.ADMIN), ("alex", Role.AGENT), ("mo", Role.MARKETER)):
-            session.add(
-                Agent(
-                    username=username,
-                    display_name=username.title(),
-                    role=role,
-                    password_hash=hash_password(f"{username}-pw"),
-                )
-            )
+        add_console_users(session)
         session.add(
             Agent(
                 username="gone",
@@ -46,14 +38,7 @@ def settings(tmp_path: Path) -> Settings:
             )
         )
         session.commit()
-    return Settings.from_env(
-        {
-            "DATABASE_URL": url,
-            "RASA_TOKEN": "t" * 32,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CARELOOP_ENV": "test",
-        }
-    )
+    return console_settings(url)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ cancel, editing until sending starts, and each delivery's status with its reason
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,19 +19,17 @@ from bot.crm.consent import set_consent
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
-    Agent,
     Campaign,
     CampaignStatus,
     ConsentPurpose,
     Delivery,
     DeliveryStatus,
     OutreachKind,
-    Role,
     Segment,
 )
-from bot.crm.passwords import hash_password
 from bot.settings import Settings
 from scheduler.campaigns import fan_out
+from tests.console.logins import add_console_users, console_settings
 from tests.factories import make_customer
 
 
@@ -44,15 +41,7 @@ def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:
-        for username, role in (("ada", Role.ADMIN), ("alex", Role.AGENT), ("mo", Role.MARKETER)):
-            session.add(
-                Agent(
-                    username=username,
-                    display_name=username.title(),
-                    role=role,
-                    password_hash=hash_password(f"{username}-pw"),
-                )
-            )
+        add_console_users(session)
         anna = make_customer(
             session, first_name="Anna", last_name="Berger", segment=Segment.MVC, tags=["beans"]
         )
@@ -74,14 +63,7 @@ def crm_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, crm_template: Path) -> Settings:
     shutil.copy(crm_template, tmp_path / "crm.db")
-    return Settings.from_env(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'crm.db'}",
-            "RASA_TOKEN": "t" * 32,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CARELOOP_ENV": "test",
-        }
-    )
+    return console_settings(f"sqlite:///{tmp_path / 'crm.db'}")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,20 +17,18 @@ from bot.console.app import create_console_app
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
-    Agent,
     ComplaintCategory,
     LeaveReason,
     Offer,
     OfferKind,
     RetentionAttempt,
     RetentionOutcome,
-    Role,
     Segment,
     Survey,
 )
-from bot.crm.passwords import hash_password
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient
+from tests.console.logins import add_console_users, console_settings
 from tests.factories import make_complaint, make_customer
 
 HOSTILE = "<script>alert('x')</script>"
@@ -42,24 +39,9 @@ def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     upgrade(url)
     with Session(make_engine(url)) as session:
-        for username, role in (("ada", Role.ADMIN), ("alex", Role.AGENT), ("mo", Role.MARKETER)):
-            session.add(
-                Agent(
-                    username=username,
-                    display_name=username.title(),
-                    role=role,
-                    password_hash=hash_password(f"{username}-pw"),
-                )
-            )
+        add_console_users(session)
         session.commit()
-    return Settings.from_env(
-        {
-            "DATABASE_URL": url,
-            "RASA_TOKEN": "t" * 32,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CARELOOP_ENV": "test",
-        }
-    )
+    return console_settings(url)
 
 
 @pytest.fixture

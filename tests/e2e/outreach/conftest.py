@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
-from bot.crm.models import Agent, Channel, ChannelIdentity, Customer, Role
-from bot.crm.passwords import hash_password
+from bot.crm.models import Channel, ChannelIdentity, Customer, Role
 from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
 from bot.settings import Settings
 from tests.browser import browser
+from tests.console.logins import add_console_users
 from tests.gateway.harness import wait_until
 from tests.gateway.servers import ServerThread, free_port
 from tests.telegram.standin_botapi import TOKEN, StandInBotApi
@@ -105,15 +105,7 @@ def outreach(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OutreachStack
         )
         upgrade(settings.database_url)
         with Session(make_engine(settings.database_url)) as session:
-            for username, role in LOGINS.items():
-                session.add(
-                    Agent(
-                        username=username,
-                        display_name=username.title(),
-                        role=role,
-                        password_hash=hash_password(f"{username}-pw"),
-                    )
-                )
+            add_console_users(session, LOGINS)
             session.commit()
         model = ensure_model(settings.models_dir)
         services = [
