@@ -179,7 +179,17 @@ def record_cancellation(
         subscription.status = SubscriptionStatus.CANCEL_REQUESTED
         subscription.cancel_requested_at = now
     key = f"win_back:customer:{customer.id}:{now.date().isoformat()}"
-    delivery = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+    # One win-back at a time: asking to cancel again (another day) keeps the one already planned.
+    delivery = session.scalar(
+        select(Delivery)
+        .where(
+            Delivery.customer_id == customer.id,
+            Delivery.kind == OutreachKind.WIN_BACK,
+            Delivery.status == DeliveryStatus.QUEUED,
+        )
+        .order_by(Delivery.id.desc())
+        .limit(1)
+    ) or session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
     if delivery is None:
         delivery = Delivery(
             idempotency_key=key,

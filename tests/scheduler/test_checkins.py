@@ -516,3 +516,15 @@ def test_a_cancellation_plans_one_win_back_six_weeks_later(session: Session) -> 
         SubscriptionStatus.CANCEL_REQUESTED,
         NOW,
     )
+
+    # Asking again another day keeps the win-back already planned; once it went, a new one is planned.
+    later = record_cancellation(
+        session=session, customer=customer, conversation=None, now=NOW + timedelta(days=3)
+    )
+    assert later.id == first.id
+    first.status = DeliveryStatus.SENT
+    session.flush()
+    after = record_cancellation(
+        session=session, customer=customer, conversation=None, now=NOW + timedelta(days=60)
+    )
+    assert after.id != first.id and len(deliveries(session, OutreachKind.WIN_BACK)) == 2
