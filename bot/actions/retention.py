@@ -215,16 +215,12 @@ class ActionFinishCancellation(CRMAction):
         return "action_finish_cancellation"
 
     def act(self, turn: Turn) -> list[EventType]:
-        answer = (turn.tracker.get_slot("exit_answer") or "")[:2000]
-        attempts = attempts_so_far(turn)
-        if attempts:
-            attempts[-1].exit_answer = answer
-        log_interaction(
+        retention.record_exit_answer(
             session=turn.session,
             customer=turn.customer,
             conversation=turn.conversation,
-            kind="exit_answer",
-            data={"attempt_id": attempts[-1].id if attempts else None},
+            attempts=attempts_so_far(turn),
+            answer=turn.tracker.get_slot("exit_answer") or "",
         )
         return [
             SlotSet("offer_human", turn.customer.segment is Segment.MVC),

@@ -301,17 +301,15 @@ class History:
                 delivery.scheduled_for,
                 1,
             )
-        last = retention.attempts_in(
-            session=session, conversation_id=conversation.id, customer_id=customer.id, since=start
-        )[-1]
-        last.exit_answer = EXIT_ANSWERS[reason]
         self._say(conversation, Author.CUSTOMER, EXIT_ANSWERS[reason], at)
-        log_interaction(
+        retention.record_exit_answer(
             session=session,
             customer=customer,
             conversation=conversation,
-            kind="exit_answer",
-            data={"attempt_id": last.id},
+            attempts=retention.attempts_in(
+                session=session, conversation_id=conversation.id, customer_id=customer.id, since=start
+            ),
+            answer=EXIT_ANSWERS[reason],
             now=at,
         )
 

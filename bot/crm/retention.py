@@ -169,6 +169,28 @@ def decide(
     )
 
 
+def record_exit_answer(
+    *,
+    session: Session,
+    customer: Customer,
+    conversation: Conversation | None,
+    attempts: list[RetentionAttempt],
+    answer: str,
+    now: datetime | None = None,
+) -> None:
+    """Keep the leaving customer's answer to the exit question with their last save attempt."""
+    if attempts:
+        attempts[-1].exit_answer = answer[:2000]
+    log_interaction(
+        session=session,
+        customer=customer,
+        conversation=conversation,
+        kind="exit_answer",
+        data={"attempt_id": attempts[-1].id if attempts else None},
+        now=now,
+    )
+
+
 def record_cancellation(
     *, session: Session, customer: Customer, conversation: Conversation | None, now: datetime | None = None
 ) -> Delivery:
