@@ -16,11 +16,10 @@ def rasa_service(settings: Settings, model: Path) -> Service:
     return Service(
         name="rasa",
         argv=[
-            str(VENVS / "rasa" / "bin" / "rasa"),
-            "run",
+            # `rasa run --auth-token`, the token passed through the environment (not visible in ps)
+            str(VENVS / "rasa" / "bin" / "python"),
+            str(PROJECT_ROOT / "bot" / "ops" / "rasa_run.py"),
             "--enable-api",
-            "--auth-token",
-            settings.rasa_token,
             "--model",
             str(model),
             "--endpoints",

@@ -87,3 +87,11 @@ def test_the_gateway_starts_after_rasa_and_make_run_prints_the_shop(tmp_path: Pa
     text = describe(settings, services)
     assert "http://127.0.0.1:8123/" in text and "demo shop page" in text
     assert "off (set TELEGRAM_BOT_TOKEN" in text
+
+
+def test_rasa_gets_its_token_from_the_environment_not_the_command_line(tmp_path: Path) -> None:
+    settings = Settings.from_env({**BASE, "CARELOOP_VAR_DIR": str(tmp_path)})
+    rasa = next(s for s in careloop_services(settings, tmp_path / "model.tar.gz") if s.name == "rasa")
+    assert settings.rasa_token and not any(settings.rasa_token in part for part in rasa.argv)  # ps shows argv
+    assert rasa.env["RASA_TOKEN"] == settings.rasa_token
+    assert rasa.argv[1].endswith("bot/ops/rasa_run.py") and "--enable-api" in rasa.argv
