@@ -8,8 +8,9 @@ scheduler finds a scheduled campaign in the CRM at its next sweep, so nothing el
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -380,15 +381,35 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
     elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
         reason = f"will retry: {delivery.error}"
     scheduled = _aware(delivery.scheduled_for)
+    zone = _zone(customer.timezone)
+    waiting = delivery.status is DeliveryStatus.QUEUED
     return {
         "customer": customer.display_name,
         "customer_id": customer.id,
         "timezone": customer.timezone,
         "status": status,
         "reason": reason,
-        "due": scheduled if delivery.status is DeliveryStatus.QUEUED and scheduled > now else None,
-        "sent_at": _aware(delivery.sent_at),
-        "replied_at": _aware(delivery.replied_at),
+        "due": _local(scheduled, zone) if waiting and scheduled > now else None,
+        "sent_at": _local(_aware(delivery.sent_at), zone),
+        "replied_at": _local(_aware(delivery.replied_at), zone),
+    }
+
+
+def _zone(name: str | None) -> tzinfo:
+    try:
+        return ZoneInfo(name) if name else timezone.utc
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def _local(moment: datetime | None, zone: tzinfo) -> dict[str, str] | None:
+    """A time as the customer lived it (campaigns go out at each customer's local time), with UTC."""
+    if moment is None:
+        return None
+    return {
+        "local": moment.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        "utc": moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "iso": moment.isoformat(),
     }
 
 

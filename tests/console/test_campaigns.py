@@ -8,6 +8,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -320,7 +321,7 @@ def test_the_campaign_page_shows_progress_figures_and_why_each_delivery_did_not_
     client.post("/campaigns/new", data=campaign_form(csrf, segments=[]))
     now = datetime.now(timezone.utc)
     with crm(settings) as session:
-        customers = [make_customer(session, first_name=f"Figure{n}") for n in range(6)]
+        customers = [make_customer(session, first_name=f"Figure{n}", timezone="Asia/Tokyo") for n in range(6)]
         outcomes: list[dict[str, Any]] = [
             {"status": DeliveryStatus.SENT, "sent_at": now - timedelta(hours=1), "replied_at": now},
             {"status": DeliveryStatus.SENT, "sent_at": now - timedelta(hours=1)},
@@ -353,7 +354,10 @@ def test_the_campaign_page_shows_progress_figures_and_why_each_delivery_did_not_
         name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
         for name, row in re.findall(r"<tr class=\"delivery-\w+\">\s*<td>(Figure\d)(.*?)</tr>", page, re.S)
     }
-    assert "sent" in rows["Figure0"] and "UTC" in rows["Figure0"]
+    sent_in_tokyo = (now - timedelta(hours=1)).astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m-%d %H:%M")
+    assert "sent" in rows["Figure0"] and sent_in_tokyo in rows["Figure0"]  # the customer's own time
+    sent_utc = (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M UTC")
+    assert f'title="{sent_utc}">{sent_in_tokyo}</time>' in page  # UTC on hover
     assert "skipped no consent" in rows["Figure2"]
     assert "skipped frequency cap" in rows["Figure3"]
     assert "failed 503 rasa_unavailable" in rows["Figure4"]
