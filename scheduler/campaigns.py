@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
@@ -330,7 +330,7 @@ def fan_out(*, session: Session, campaign: Campaign, occurrence: date, now: date
             entities[f"campaign_button_{n}"] = label
         created += enqueue(
             session=session,
-            key=f"campaign:{campaign.id}:{occurrence.isoformat()}:customer:{customer.id}",
+            key=f"{occurrence_key_prefix(campaign.id)}{occurrence.isoformat()}:customer:{customer.id}",
             kind=OutreachKind.CAMPAIGN,
             customer_id=customer.id,
             campaign_id=campaign.id,
@@ -395,6 +395,49 @@ def figures(*, session: Session, campaign_id: int) -> dict[str, int]:
     )
     counts["total"] = sum(v for k, v in counts.items() if k != "replied")
     return counts
+
+
+def occurrence_key_prefix(campaign_id: int) -> str:
+    """Deliveries of one campaign are keyed `campaign:<id>:<occurrence date>:customer:<id>`."""
+    return f"campaign:{campaign_id}:"
+
+
+def occurrence_figures(
+    *, session: Session, campaign_id: int, limit: int = 14
+) -> list[tuple[date, dict[str, int]]]:
+    """The newest `limit` occurrences of a (recurring) campaign, each with its own figures, in the
+    shape of `figures` (skips by reason, replies, total)."""
+    prefix = occurrence_key_prefix(campaign_id)
+    day = func.substr(Delivery.idempotency_key, len(prefix) + 1, 10)
+    replied = func.sum(case((Delivery.replied_at.is_not(None), 1), else_=0))
+    newest = (
+        select(day.label("day"))
+        .where(Delivery.campaign_id == campaign_id)
+        .group_by(day)
+        .order_by(day.desc())
+        .limit(limit)
+        .subquery()
+    )
+    rows = session.execute(
+        select(day, Delivery.status, Delivery.skip_reason, func.count(Delivery.id), replied)
+        .where(Delivery.campaign_id == campaign_id, day.in_(select(newest.c.day)))
+        .group_by(day, Delivery.status, Delivery.skip_reason)
+    ).all()
+    by_day: dict[str, dict[str, int]] = {}
+    for key, status, reason, count, replies in rows:
+        counts = by_day.setdefault(key, {"replied": 0, "total": 0})
+        label = f"skipped:{reason}" if status is DeliveryStatus.SKIPPED else status.value
+        counts[label] = counts.get(label, 0) + count
+        counts["replied"] += int(replies or 0)
+        counts["total"] += count
+    return [(_day(key), by_day[key]) for key in sorted(by_day, reverse=True) if _day(key) is not None]
+
+
+def _day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # a key written by hand, not by `fan_out`
+        return None
 
 
 def delivery_rows(

@@ -37,6 +37,7 @@ from scheduler.campaigns import (
     delivery_rows,
     editable,
     figures,
+    occurrence_figures,
     preview_for,
     update_campaign,
 )
@@ -261,6 +262,9 @@ class CampaignPages:
         with self._session() as session:
             campaign = self._campaign(session, campaign_id)
             counts = figures(session=session, campaign_id=campaign_id)
+            schedule = Schedule.parse(campaign.schedule)
+            recurring = schedule.every != "once"
+            occurrences = occurrence_figures(session=session, campaign_id=campaign_id) if recurring else []
             rows = delivery_rows(
                 session=session,
                 campaign_id=campaign_id,
@@ -284,7 +288,8 @@ class CampaignPages:
                 "consenting": shown.consenting,
                 "sample": shown.sample.display_name if shown.sample else None,
                 "sample_text": shown.text,
-                "schedule": Schedule.parse(campaign.schedule),
+                "schedule": schedule,
+                "occurrences": [(day, _progress(c)) for day, c in occurrences],
                 "actions": [
                     (a, ACTION_LABELS[a])
                     for a, (sources, _) in TRANSITIONS.items()

@@ -23,6 +23,7 @@ from bot.crm.models import (
     Campaign,
     CampaignStatus,
     ConsentPurpose,
+    Customer,
     Delivery,
     DeliveryStatus,
     OutreachKind,
@@ -366,3 +367,34 @@ def test_the_campaign_page_shows_progress_figures_and_why_each_delivery_did_not_
     assert "Figure4" in only_failed and "Figure0" not in only_failed
     listing = client.get("/campaigns").text
     assert re.search(r"Winter roast.*?<td class=\"num\">6</td>\s*<td class=\"num\">2</td>", listing, re.S)
+
+
+def test_a_recurring_campaign_shows_its_figures_per_send_day(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    client.post("/campaigns/new", data=campaign_form(csrf, segments=[], every="week"))
+    first = datetime.now(timezone.utc).date()
+    with crm(settings) as session:
+        campaign = session.get_one(Campaign, 1)
+        for day in (first, first + timedelta(days=7)):
+            fan_out(session=session, campaign=campaign, occurrence=day, now=datetime.now(timezone.utc))
+        session.commit()
+        anna_first_week = session.scalars(
+            select(Delivery)
+            .join(Customer, Customer.id == Delivery.customer_id)
+            .where(Customer.first_name == "Anna", Delivery.idempotency_key.contains(first.isoformat()))
+        ).one()
+        anna_first_week.status = DeliveryStatus.SENT
+        anna_first_week.sent_at = anna_first_week.replied_at = datetime.now(timezone.utc)
+        session.commit()
+    page = client.get("/campaigns/1").text
+    days = {
+        day: [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', row)]
+        for day, row in re.findall(r'<tr data-day="([\d-]+)">(.*?)</tr>', page, re.S)
+    }
+    # sent, waiting, failed, skipped, replied: Anna's first week went out and was answered; the
+    # rest waits for the sender (whose gate checks consent when it sends).
+    assert days[first.isoformat()] == [1, 2, 0, 0, 1]
+    assert days[(first + timedelta(days=7)).isoformat()] == [0, 3, 0, 0, 0]
+    assert list(days) == sorted(days, reverse=True)  # newest first
+    once = client.post("/campaigns/new", data=campaign_form(csrf, name="One-off"))
+    assert 'data-testid="occurrences"' not in client.get(once.headers["location"]).text

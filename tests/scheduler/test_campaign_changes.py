@@ -3,7 +3,7 @@ sending starts, a pause that a sweep cannot overwrite, and why a delivery is wai
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,12 @@ from scheduler.campaigns import (
     create_campaign,
     editable,
     fan_out,
+    occurrence_figures,
     update_campaign,
 )
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
+from tests.factories import make_customer
 from tests.scheduler.standin_gateway import StandInGateway
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
@@ -213,3 +215,33 @@ def test_a_delivery_delayed_by_quiet_hours_says_so_until_it_is_sent(factory: ses
     with factory() as session:
         delivery = session.scalars(select(Delivery)).one()
         assert (delivery.status, delivery.skip_reason) == (DeliveryStatus.SENT, None)
+
+
+def test_figures_per_occurrence_of_a_weekly_campaign(session: Session) -> None:
+    weekly = create_campaign(
+        session=session,
+        name="Weekly tips",
+        message="Hi {first_name}!",
+        audience={},
+        schedule={"date": "2026-06-20", "time": "10:00", "every": "week"},
+        now=NOW,
+    )
+    customers = [make_customer(session) for _ in range(3)]
+    session.flush()
+    days = [date(2026, 6, 20) + timedelta(days=7 * week) for week in range(4)]
+    for day in days:
+        fan_out(session=session, campaign=weekly, occurrence=day, now=NOW)
+    session.flush()
+    deliveries = session.scalars(select(Delivery).where(Delivery.campaign_id == weekly.id)).all()
+    assert len(deliveries) == 4 * len(customers)
+    for delivery in deliveries:
+        if days[1].isoformat() in delivery.idempotency_key:
+            delivery.status, delivery.sent_at, delivery.replied_at = DeliveryStatus.SENT, NOW, NOW
+        elif days[2].isoformat() in delivery.idempotency_key:
+            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "no_consent"
+    session.flush()
+    newest_three = occurrence_figures(session=session, campaign_id=weekly.id, limit=3)
+    assert [day for day, _ in newest_three] == [days[3], days[2], days[1]]
+    assert newest_three[0][1] == {"queued": 3, "replied": 0, "total": 3}
+    assert newest_three[1][1] == {"skipped:no_consent": 3, "replied": 0, "total": 3}
+    assert newest_three[2][1] == {"sent": 3, "replied": 3, "total": 3}
