@@ -96,6 +96,8 @@ class HandedOffRouter(Protocol):
 
     async def customer_typing(self, sender_id: str, on: bool) -> None: ...
 
+    async def sweep(self) -> None: ...
+
 
 class KeyedLocks:
     """One asyncio lock per key, forgotten when nobody holds or waits for it."""
@@ -325,7 +327,8 @@ class Inbox:
         return statuses
 
     async def sweep(self) -> None:
-        """Retry waiting inbound messages (oldest conversation first) and failed deliveries.
+        """Retry waiting inbound messages (oldest conversation first) and failed deliveries, and
+        give Rasa what it missed of handed-off conversations (the desk).
 
         The first conversation tried probes Rasa even while the breaker is open; the sweep stops
         at the first one Rasa fails (it is down: the rest would fail alike). Conversations being
@@ -338,6 +341,8 @@ class Inbox:
             if not await self.process(conversation_id, probe=probe):
                 break
             probe = False
+        if self.desk is not None:
+            await self.desk.sweep()
         await self.retry_deliveries()
 
     async def retry_deliveries(self) -> None:
@@ -383,12 +388,13 @@ def _load_pending(session: Session, *, conversation_id: int) -> tuple[Conversati
     conversation = session.get_one(Conversation, conversation_id)
     ref = conversation_ref(session, conversation)
     pending = [
-        _pending(m) for m in transcript.pending_inbound(session=session, conversation_id=conversation_id)
+        pending_message(m)
+        for m in transcript.pending_inbound(session=session, conversation_id=conversation_id)
     ]
     return ref, pending
 
 
-def _pending(message: Message) -> PendingMessage:
+def pending_message(message: Message) -> PendingMessage:
     payload = message.payload or {}
     rasa_text = str(payload.get("rasa_text") or for_rasa(message.text or ""))
     return PendingMessage(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))

@@ -132,6 +132,29 @@ class RasaClient:
         path = f"/conversations/{_quote(sender_id)}/tracker/events"
         await self._request("POST", path, json=events, params={"token": self._token})
 
+    async def parse(self, text: str) -> dict[str, Any]:
+        """What Rasa's NLU reads in a text (intent, entities), without a conversation turn."""
+        data = await self._request("POST", "/model/parse", json={"text": text}, params={"token": self._token})
+        if not isinstance(data, dict):
+            raise RasaUnavailable("Rasa's parse answered with something other than an object")
+        return data
+
+    async def add_user_message(
+        self, sender_id: str, text: str, *, message_id: int, sent_at: float, channel: str
+    ) -> None:
+        """Add a customer message to the tracker as history, with its NLU reading, without a turn
+        (nothing is predicted): for messages Rasa missed while a person was in charge."""
+        event = {
+            "event": "user",
+            "text": text,
+            "parse_data": await self.parse(text),
+            "timestamp": sent_at,
+            "input_channel": channel,
+            "message_id": str(message_id),
+            "metadata": {MESSAGE_ID_KEY: message_id, "added_late": True},
+        }
+        await self.append_events(sender_id, [event])
+
     async def pause(self, sender_id: str) -> None:
         """Silence the bot in this conversation: a person is in charge (ConversationPaused)."""
         await self.append_events(sender_id, [{"event": "pause"}])

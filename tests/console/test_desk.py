@@ -246,6 +246,40 @@ async def test_with_rasa_down_the_agent_still_gets_the_message(
         lambda: alex.state(chat.handoff_id)["messages"][-1]["text"] == "Hello?", what="the second message"
     )
 
+    rasa.status = 200  # Rasa is back: the sweep gives its tracker both messages, in order, as history
+    late = wait_until(
+        lambda: (
+            [e for e in rasa.appended if e["sender"] == chat.sender_id and e["event"] == "user"][-2:]
+            if not any(m.error for m in desk_gateway.messages(chat.sender_id))
+            else None
+        ),
+        what="the missed messages added to the tracker",
+    )
+    assert [e["text"] for e in late] == ["Are you still there?", "Hello?"]
+    assert late[0]["parse_data"]["intent"]["name"] == "chitchat" and late[0]["metadata"]["added_late"]
+    assert late[0]["timestamp"] <= late[1]["timestamp"]
+    assert [m.author for m in desk_gateway.messages(chat.sender_id)].count(Author.BOT) == 1  # still silent
+
+
+async def test_a_hand_back_first_gives_rasa_what_it_missed(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    alex = console["alex"]
+    chat = await claimed(desk_gateway, rasa, alex)
+    rasa.status = 503
+    await chat.visitor.say("It's the blue one")
+    wait_until(
+        lambda: any(m.error for m in desk_gateway.messages(chat.sender_id)), what="the tracker failure noted"
+    )
+    rasa.status = 200  # and the agent hands back at once
+    response = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/handback")
+    assert response.status_code == 200, response.text
+    # Whether the sweep or the hand-back itself added it: the tracker has it before the bot resumes.
+    trail = [e.get("text") or e["event"] for e in rasa.appended if e["sender"] == chat.sender_id]
+    last_resume = max(n for n, event in enumerate(trail) if event == "resume")
+    assert "It's the blue one" in trail[:last_resume]
+    assert not any(m.error for m in desk_gateway.messages(chat.sender_id))
+
 
 async def test_the_agents_reply_reaches_the_customer_with_its_delivery_status(
     desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles

@@ -67,6 +67,7 @@ class StandInRasa:
                 Route("/conversations/{sender:path}/trigger_intent", self.trigger_intent, methods=["POST"]),
                 Route("/conversations/{sender:path}/tracker/events", self.append, methods=["POST"]),
                 Route("/conversations/{sender:path}/tracker", self.tracker, methods=["GET"]),
+                Route("/model/parse", self.parse, methods=["POST"]),
             ]
         )
 
@@ -138,6 +139,15 @@ class StandInRasa:
                 elif event.get("event") == "resume":
                     self.paused.discard(sender)
         return JSONResponse({"sender_id": sender, "events": self.events[sender]})
+
+    async def parse(self, request: Request) -> Response:
+        """Rasa's NLU reading of a text: here every text is `chitchat`, with full confidence."""
+        if request.query_params.get("token") != TOKEN:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if self.status != 200:
+            return JSONResponse({"error": "broken"}, status_code=self.status)
+        text = (await request.json()).get("text", "")
+        return JSONResponse({"text": text, "intent": {"name": "chitchat", "confidence": 1.0}, "entities": []})
 
     async def tracker(self, request: Request) -> Response:
         if request.query_params.get("token") != TOKEN:
