@@ -29,6 +29,9 @@ from scheduler.policy import zone_named, zone_of
 SILENCE_DAYS = {Segment.MVC: 30, Segment.MCC: 21, Segment.STANDARD: 60}
 GREETING_HOUR = time(10, 0)  # local time for birthday and holiday greetings
 DELIVERY_CHECK_AFTER = timedelta(days=2)
+# Up to this long after arrival the check is still about the delivery: a scheduler that was down
+# for a few days still asks; later, the question would come out of nowhere.
+DELIVERY_CHECK_UNTIL = timedelta(days=5)
 
 
 def enqueue(
@@ -107,9 +110,9 @@ def complaint_followups(*, session: Session, now: datetime) -> int:
 
 
 def delivery_checks(*, session: Session, now: datetime) -> int:
-    """A short satisfaction check two days after an order arrived."""
+    """A short satisfaction check two days after an order arrived (at the latest five)."""
     created = 0
-    window_start = now - DELIVERY_CHECK_AFTER - timedelta(days=1)
+    window_start = now - DELIVERY_CHECK_UNTIL
     for order in session.scalars(
         select(Order).where(
             Order.status == OrderStatus.DELIVERED,
