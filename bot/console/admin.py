@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
+from bot.console.once import ShownOnce
 from bot.crm import canned, staff
 from bot.crm.canned import CannedError
 from bot.crm.db import session_scope
@@ -36,6 +37,7 @@ USERS_DONE = {
     "deactivated": "Deactivated. Their open sessions have ended and they can no longer log in.",
     "reactivated": "Reactivated. They can log in again.",
     "password": "Password changed. The old one no longer works and their open sessions have ended.",
+    "shown": "A generated password is shown only once. If it was not noted, reset the password again.",
 }
 CANNED_DONE = {
     "added": "Added. Agents see it in their chats now.",
@@ -114,10 +116,25 @@ class _Pages:
 class UserPages(_Pages):
     permission = "users"
 
+    def __init__(self, console: Console) -> None:
+        super().__init__(console)
+        self.shown_once = ShownOnce()
+
     def list_page(self, request: Request) -> Response:
         user = self.console.require(request, self.permission)
         done = USERS_DONE.get(request.query_params.get("done", ""))
-        return self._page(request, user, done=done)
+        token = request.query_params.get("shown", "")
+        if not token:
+            return self._page(request, user, done=done)
+        shown = self.shown_once.take(user.id, token)
+        if shown is None:  # a reload, a shared link or too late: it is never shown twice
+            return self._page(request, user, done=USERS_DONE["shown"])
+        return self._page(request, user, shown_password=shown)
+
+    def _show_once(self, request: Request, user: ConsoleUser, username: str, password: str) -> Response:
+        """Redirect to the list, which shows the generated password this once (see bot/console/once)."""
+        token = self.shown_once.put(user.id, (username, password))
+        return self._redirect(request, f"/users?shown={token}")
 
     async def create(self, request: Request) -> Response:
         user, form = await self._post(request)
@@ -144,7 +161,7 @@ class UserPages(_Pages):
         except StaffError as error:
             return self._page(request, user, form=typed, error=error, status=422)
         if generated:
-            return self._page(request, user, shown_password=(username, password))
+            return self._show_once(request, user, username, password)
         return self._redirect(request, "/users?done=created")
 
     async def change_role(self, request: Request) -> Response:
@@ -202,7 +219,7 @@ class UserPages(_Pages):
         except StaffError as error:
             return self._page(request, user, error=error, status=422)
         if generated:
-            return self._page(request, user, shown_password=(username, password))
+            return self._show_once(request, user, username, password)
         return self._redirect(request, "/users?done=password")
 
     async def _row_action(self, request: Request, user: ConsoleUser, change: Any, done: str) -> Response:

@@ -198,11 +198,30 @@ def test_an_admin_creates_a_user_who_can_then_log_in(
 
 def test_a_user_without_a_typed_password_gets_one_shown_once(admin: TestClient, app: Starlette) -> None:
     response = post(admin, "/users", username="gen", display_name="Gen", role="marketer", password="")
-    assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
-    shown = re.search(r"The password for <strong>gen</strong> is\s+<code>([^<]+)</code>", response.text)
+    # Post, redirect, show: a reload neither resubmits the form nor shows the password again.
+    assert response.status_code == 303 and response.headers["location"].startswith("/users?shown=")
+    page = admin.get(response.headers["location"])
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    shown = re.search(r"The password for <strong>gen</strong> is\s+<code>([^<]+)</code>", page.text)
     assert shown is not None
+    reloaded = admin.get(response.headers["location"]).text
+    assert shown.group(1) not in reloaded and "is shown only once" in reloaded
     assert shown.group(1) not in admin.get("/users").text
     login(browser(app), "gen", shown.group(1))
+
+
+def test_a_generated_password_is_shown_only_to_the_admin_who_made_it(
+    admin: TestClient, app: Starlette
+) -> None:
+    location = post(admin, "/users", username="gen2", display_name="Gen", role="agent", password="")
+    other_admin = browser(app)
+    login(other_admin, "ada")  # the same admin in another browser may see it…
+    post(admin, "/users", username="eve.admin", display_name="Eve", role="admin", password=NEW_PASSWORD)
+    eve = browser(app)
+    login(eve, "eve.admin", NEW_PASSWORD)
+    taken = eve.get(location.headers["location"]).text  # …another admin with the link gets nothing
+    assert "The password for" not in taken and "is shown only once" in taken
+    assert "The password for <strong>gen2</strong>" in other_admin.get(location.headers["location"]).text
 
 
 @pytest.mark.parametrize(
@@ -304,6 +323,18 @@ def test_a_password_reset_replaces_the_old_password_and_ends_open_sessions(
     assert old.status_code == 401
     login(client, "alex", NEW_PASSWORD)
     assert post(admin, "/users/999999/password", password=NEW_PASSWORD).status_code == 404
+
+
+def test_a_generated_reset_password_survives_a_reload_of_the_page(
+    admin: TestClient, app: Starlette, settings: Settings
+) -> None:
+    reset = post(admin, f"/users/{agent_named(settings, 'alex').id}/password", password="")
+    assert reset.status_code == 303
+    page = admin.get(reset.headers["location"]).text
+    shown = re.search(r"The password for <strong>alex</strong> is\s+<code>([^<]+)</code>", page)
+    assert shown is not None
+    admin.get(reset.headers["location"])  # the reload: nothing is generated or set again
+    login(browser(app), "alex", shown.group(1))
 
 
 def test_user_data_is_shown_escaped(admin: TestClient, settings: Settings) -> None:
