@@ -2,10 +2,9 @@
 agents' messages go out through the customer's channel, and the agent console sees it all live.
 
 While a conversation is handed off, a customer's stored message is shown to the agent and marked
-processed at once; it is also sent to Rasa so that the tracker has it (Rasa answers nothing: the
-conversation is paused), but an unreachable Rasa never holds it back: what it missed is added to
-its tracker as history once it is back. Handing back resumes the conversation in Rasa first (after
-that catch-up), so the bot is never silent in a conversation nobody holds."""
+processed at once, and Rasa's tracker gets its copy (bot/gateway/tracker_copy.py). Handing back
+brings that copy up to date and resumes the conversation in Rasa first, so the bot is never silent
+in a conversation nobody holds."""
 
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -32,8 +30,6 @@ from bot.crm.models import (
     HANDOFF_CALLBACK,
     Agent,
     Author,
-    Conversation,
-    ConversationStatus,
     Customer,
     DeliveryStatus,
     HandoffStatus,
@@ -41,15 +37,15 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.gateway import wording
-from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, pending_message, store_bot_replies
+from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
+from bot.gateway.tracker_copy import TrackerCopy
 
 log = logging.getLogger(__name__)
 
 HANDBACK_INTENT = "EXTERNAL_handback"
-NOT_IN_TRACKER = "not in Rasa's tracker: "
 SEND_TIMEOUT = 5.0
 DESK_NOTICE = "desk"  # payload kind of the gateway's own messages about the handoff
 BOT_UNREACHABLE = (
@@ -151,6 +147,7 @@ class Desk:
         self.poll_seconds = poll_seconds
         self.sweep_seconds = min(10.0, away_seconds / 4)
         self._queue_seen: object = None
+        self.tracker = TrackerCopy(inbox)
         inbox.desk = self
 
     # ---- customer side -------------------------------------------------------------------------
@@ -166,68 +163,15 @@ class Desk:
         if live and outlet is not None:
             await outlet.typing(conversation.sender_id, False)  # no bot answer is coming
         for message in pending:
-            await self._to_tracker(conversation, message)
-
-    async def _to_tracker(self, conversation: ConversationRef, message: PendingMessage) -> None:
-        if not self.inbox.breaker.allows():
-            await self._missed(message, "Rasa was unavailable")
-            return
-        try:
-            replies = await self.rasa.send_message(
-                conversation.sender_id,
-                message.rasa_text,
-                message_id=message.id,
-                channel=conversation.channel.value,
-                metadata=conversation.metadata,
-            )
-        except RasaUnavailable as error:
-            self.inbox.breaker.trip()
-            await self._missed(message, str(error))
-            return
-        except RasaRefused as error:
-            await self._missed(message, str(error))
-            return
-        self.inbox.breaker.reset()
-        if replies:  # Rasa is not paused (e.g. a pause was lost): the person stays in charge
-            log.warning("rasa answered in a handed-off conversation=%s: pausing it again", conversation.id)
-            await self._pause(conversation.sender_id)
-
-    async def catch_up(self, conversation_id: int) -> int:
-        """Give Rasa's tracker the customer messages it missed while it was down, oldest first, as
-        history (nothing is answered: a person is in charge). Runs in the inbox's sweep and before
-        a chat is handed back, so the bot picks up knowing what was said; the caller holds the
-        conversation. Raises RasaUnavailable / RasaRefused if Rasa cannot take them."""
-        missed = await self.crm.run(partial(_missed_by_tracker, conversation_id=conversation_id))
-        for late in missed:
-            await self.rasa.add_user_message(
-                late.sender_id,
-                late.text,
-                message_id=late.message_id,
-                sent_at=late.sent_at,
-                channel=late.channel,
-            )
-            await self.crm.run(partial(_caught_up, message_id=late.message_id))
-            log.info("handed-off message=%s added to the tracker late", late.message_id)
-        return len(missed)
+            if await self.tracker.give(conversation, message):  # Rasa was not paused (a pause was lost)
+                log.warning(
+                    "rasa answered in a handed-off conversation=%s: pausing it again", conversation.id
+                )
+                await self._pause(conversation.sender_id)
 
     async def sweep(self) -> None:
-        """Part of the inbox's sweep: once Rasa answers again, catch the trackers up."""
-        if not self.inbox.breaker.allows():
-            return
-        for conversation_id in await self.crm.run(_conversations_missed_by_tracker):
-            try:
-                async with self.inbox.locks.hold(f"conversation:{conversation_id}"):
-                    await self.catch_up(conversation_id)
-            except RasaUnavailable as error:
-                self.inbox.breaker.trip()
-                log.warning("tracker catch-up stopped: %s", error)
-                return
-            except RasaRefused as error:
-                log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
-
-    async def _missed(self, message: PendingMessage, why: str) -> None:
-        log.warning("handed-off message=%s not in the tracker: %s", message.id, why)
-        await self.crm.run(partial(_note_error, message_id=message.id, error=NOT_IN_TRACKER + why))
+        """Part of the inbox's sweep: Rasa's trackers catch up with what they missed."""
+        await self.tracker.sweep()
 
     def changed(self, sender_id: str) -> None:
         """Something in this conversation changed: the agents watching it refresh."""
@@ -327,7 +271,7 @@ class Desk:
         if status == HandoffStatus.CLOSED and not (resolution or "").strip():
             raise DeskError("Write what was resolved before closing.", 400)
         try:  # Rasa first: if it cannot take over, the person keeps the chat
-            await self.catch_up(chat.conversation_id)
+            await self.tracker.catch_up(chat.conversation_id)
             await self.rasa.resume(chat.sender_id)
         except (RasaUnavailable, RasaRefused) as error:
             log.warning("resume failed handoff=%s: %s", chat.handoff_id, error)
@@ -439,62 +383,6 @@ def _mark_routed(session: Session, *, message_ids: list[int]) -> None:
         transcript.mark_processed(session=session, message_id=message_id)
         message = session.get_one(Message, message_id)
         message.payload = {**(message.payload or {}), "routed": "agent"}
-
-
-_MISSED = (
-    Conversation.status == ConversationStatus.HANDED_OFF,
-    Message.author == Author.CUSTOMER,
-    Message.error.startswith(NOT_IN_TRACKER, autoescape=True),
-)
-
-
-@dataclass(frozen=True)
-class LateMessage:
-    message_id: int
-    sender_id: str
-    channel: str
-    text: str
-    sent_at: float  # POSIX time
-
-
-def _missed_by_tracker(session: Session, *, conversation_id: int) -> list[LateMessage]:
-    """The customer messages of a handed-off conversation that Rasa's tracker has not got."""
-    query = (
-        select(Message, Conversation)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.conversation_id == conversation_id, *_MISSED)
-        .order_by(Message.id)
-    )
-    return [
-        LateMessage(
-            message.id,
-            conversation.sender_id,
-            conversation.channel.value,
-            pending_message(message).rasa_text,
-            message.created_at.timestamp(),
-        )
-        for message, conversation in session.execute(query).tuples()
-    ]
-
-
-def _conversations_missed_by_tracker(session: Session, limit: int = 100) -> list[int]:
-    query = (
-        select(Message.conversation_id)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(*_MISSED)
-        .group_by(Message.conversation_id)
-        .order_by(func.min(Message.id))
-        .limit(limit)
-    )
-    return list(session.scalars(query))
-
-
-def _caught_up(session: Session, *, message_id: int) -> None:
-    session.get_one(Message, message_id).error = None
-
-
-def _note_error(session: Session, *, message_id: int, error: str) -> None:
-    session.get_one(Message, message_id).error = error[: transcript.MAX_ERROR]
 
 
 def _claim(

@@ -1,0 +1,146 @@
+"""Rasa's copy of a conversation a person is in charge of.
+
+While a conversation is handed off, each customer message is also sent to Rasa so that its tracker
+has it (Rasa answers nothing: the conversation is paused). An unreachable Rasa never holds a
+message back: the transcript notes that the tracker missed it, and once Rasa is back (the inbox's
+sweep) or before the chat is handed back, the missed messages are added to the tracker as history,
+with Rasa's reading of each, so the bot picks up knowing what was said.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.crm import transcript
+from bot.crm.models import Author, Conversation, ConversationStatus, Message
+from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, pending_message
+from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
+
+log = logging.getLogger(__name__)
+
+NOT_IN_TRACKER = "not in Rasa's tracker: "
+
+
+class TrackerCopy:
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox, self.crm, self.rasa = inbox, inbox.crm, inbox.rasa
+
+    async def give(self, conversation: ConversationRef, message: PendingMessage) -> bool:
+        """Send a routed message to Rasa's tracker; True if Rasa answered it (it was not paused)."""
+        if not self.inbox.breaker.allows():
+            await self._missed(message, "Rasa was unavailable")
+            return False
+        try:
+            replies = await self.rasa.send_message(
+                conversation.sender_id,
+                message.rasa_text,
+                message_id=message.id,
+                channel=conversation.channel.value,
+                metadata=conversation.metadata,
+            )
+        except RasaUnavailable as error:
+            self.inbox.breaker.trip()
+            await self._missed(message, str(error))
+            return False
+        except RasaRefused as error:
+            await self._missed(message, str(error))
+            return False
+        self.inbox.breaker.reset()
+        return bool(replies)
+
+    async def catch_up(self, conversation_id: int) -> int:
+        """Give Rasa's tracker the customer messages it missed while it was down, oldest first, as
+        history (nothing is answered: a person is in charge). The caller holds the conversation.
+        Raises RasaUnavailable / RasaRefused if Rasa cannot take them."""
+        missed = await self.crm.run(partial(_missed_by_tracker, conversation_id=conversation_id))
+        for late in missed:
+            await self.rasa.add_user_message(
+                late.sender_id,
+                late.text,
+                message_id=late.message_id,
+                sent_at=late.sent_at,
+                channel=late.channel,
+            )
+            await self.crm.run(partial(_caught_up, message_id=late.message_id))
+            log.info("handed-off message=%s added to the tracker late", late.message_id)
+        return len(missed)
+
+    async def sweep(self) -> None:
+        """Part of the inbox's sweep: once Rasa answers again, catch the trackers up."""
+        if not self.inbox.breaker.allows():
+            return
+        for conversation_id in await self.crm.run(_conversations_missed_by_tracker):
+            try:
+                async with self.inbox.locks.hold(f"conversation:{conversation_id}"):
+                    await self.catch_up(conversation_id)
+            except RasaUnavailable as error:
+                self.inbox.breaker.trip()
+                log.warning("tracker catch-up stopped: %s", error)
+                return
+            except RasaRefused as error:
+                log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
+
+    async def _missed(self, message: PendingMessage, why: str) -> None:
+        log.warning("handed-off message=%s not in the tracker: %s", message.id, why)
+        await self.crm.run(partial(_note_error, message_id=message.id, error=NOT_IN_TRACKER + why))
+
+
+_MISSED = (
+    Conversation.status == ConversationStatus.HANDED_OFF,
+    Message.author == Author.CUSTOMER,
+    Message.error.startswith(NOT_IN_TRACKER, autoescape=True),
+)
+
+
+@dataclass(frozen=True)
+class LateMessage:
+    message_id: int
+    sender_id: str
+    channel: str
+    text: str
+    sent_at: float  # POSIX time
+
+
+def _missed_by_tracker(session: Session, *, conversation_id: int) -> list[LateMessage]:
+    """The customer messages of a handed-off conversation that Rasa's tracker has not got."""
+    query = (
+        select(Message, Conversation)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.conversation_id == conversation_id, *_MISSED)
+        .order_by(Message.id)
+    )
+    return [
+        LateMessage(
+            message.id,
+            conversation.sender_id,
+            conversation.channel.value,
+            pending_message(message).rasa_text,
+            message.created_at.timestamp(),
+        )
+        for message, conversation in session.execute(query).tuples()
+    ]
+
+
+def _conversations_missed_by_tracker(session: Session, limit: int = 100) -> list[int]:
+    query = (
+        select(Message.conversation_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(*_MISSED)
+        .group_by(Message.conversation_id)
+        .order_by(func.min(Message.id))
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def _caught_up(session: Session, *, message_id: int) -> None:
+    session.get_one(Message, message_id).error = None
+
+
+def _note_error(session: Session, *, message_id: int, error: str) -> None:
+    session.get_one(Message, message_id).error = error[: transcript.MAX_ERROR]
