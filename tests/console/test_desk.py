@@ -67,6 +67,19 @@ async def claimed(
     return chat
 
 
+async def said_while_rasa_is_down(
+    gateway: RunningGateway, rasa: StandInRasa, chat: HandedOff, text: str
+) -> Message:
+    """Rasa goes down; the customer says `text`; it is routed with the tracker failure noted."""
+    rasa.status = 503
+    await chat.visitor.say(text)
+    message: Message = wait_until(
+        lambda: next((m for m in gateway.messages(chat.sender_id) if m.text == text and m.error), None),
+        what="the message routed with the tracker failure noted",
+    )
+    return message
+
+
 # ---- who may do what ------------------------------------------------------------------------
 
 
@@ -220,21 +233,8 @@ async def test_with_rasa_down_the_agent_still_gets_the_message(
 ) -> None:
     alex = console["alex"]
     chat = await claimed(desk_gateway, rasa, alex)
-    rasa.status = 503
 
-    await chat.visitor.say("Are you still there?")
-
-    message = wait_until(
-        lambda: next(
-            (
-                m
-                for m in desk_gateway.messages(chat.sender_id)
-                if m.text == "Are you still there?" and m.error
-            ),
-            None,
-        ),
-        what="the message routed with the tracker failure noted",
-    )
+    message = await said_while_rasa_is_down(desk_gateway, rasa, chat, "Are you still there?")
     assert message.delivery_status == DeliveryStatus.PROCESSED
     assert message.error is not None and message.error.startswith("not in Rasa's tracker")
     assert alex.state(chat.handoff_id)["messages"][-1]["text"] == "Are you still there?"
@@ -266,11 +266,7 @@ async def test_a_hand_back_first_gives_rasa_what_it_missed(
 ) -> None:
     alex = console["alex"]
     chat = await claimed(desk_gateway, rasa, alex)
-    rasa.status = 503
-    await chat.visitor.say("It's the blue one")
-    wait_until(
-        lambda: any(m.error for m in desk_gateway.messages(chat.sender_id)), what="the tracker failure noted"
-    )
+    await said_while_rasa_is_down(desk_gateway, rasa, chat, "It's the blue one")
     rasa.status = 200  # and the agent hands back at once
     response = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/handback")
     assert response.status_code == 200, response.text
