@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -24,9 +24,11 @@ from bot.crm.models import (
 )
 from bot.crm.queries import record_audit
 from scheduler.audience import Audience, InvalidAudience, check_message, render
-from scheduler.checkins import enqueue, local_moment
+from scheduler.checkins import enqueue
+from scheduler.policy import zone_of
 
 EVERY = ("once", "day", "week")
+ZONES = ("local", "utc")  # each customer's own time, or one moment for everyone
 REPLY_WINDOW = timedelta(hours=48)
 MAX_BUTTONS = 2
 # The first and last places on Earth where a local date and time happens.
@@ -47,11 +49,13 @@ TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
 
 @dataclass(frozen=True)
 class Schedule:
-    """When: a local date and time in each customer's own zone, once or repeating."""
+    """When: a date and time in each customer's own zone (`zone` "local"), or one moment for
+    everyone (`zone` "utc", e.g. "send now"); once or repeating."""
 
     start: date
     at: time
     every: str = "once"
+    zone: str = "local"
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Schedule:
@@ -63,10 +67,14 @@ class Schedule:
         every = str(data.get("every", "once"))
         if every not in EVERY:
             raise InvalidAudience(f"every must be one of {', '.join(EVERY)}")
-        return cls(start, at, every)
+        zone = str(data.get("zone", "local"))
+        if zone not in ZONES:
+            raise InvalidAudience(f"zone must be one of {', '.join(ZONES)}")
+        return cls(start, at, every, zone)
 
     def as_dict(self) -> dict[str, str]:
-        return {"date": self.start.isoformat(), "time": self.at.strftime("%H:%M"), "every": self.every}
+        data = {"date": self.start.isoformat(), "time": self.at.strftime("%H:%M"), "every": self.every}
+        return data if self.zone == "local" else {**data, "zone": self.zone}
 
     def occurrences_until(self, day: date) -> list[date]:
         """Every occurrence from the start up to and including `day`."""
@@ -79,16 +87,20 @@ class Schedule:
 
     def first_send(self, zone: timezone) -> datetime:
         """The first occurrence's moment for a customer in `zone`."""
-        return datetime.combine(self.start, self.at, tzinfo=zone)
+        return self.moment(self.start, zone)
+
+    def moment(self, day: date, zone: tzinfo) -> datetime:
+        """An occurrence's moment for a customer in `zone` (the same moment everywhere in UTC mode)."""
+        return datetime.combine(day, self.at, tzinfo=timezone.utc if self.zone == "utc" else zone)
 
 
 def check_not_past(schedule: Schedule, now: datetime) -> None:
-    """Refuse a first send that has already passed in every time zone on Earth."""
+    """Refuse a first send that has already passed in every time zone on Earth (in UTC mode: passed)."""
     if schedule.first_send(LATEST_ZONE) <= now:
-        raise InvalidAudience(
-            f"{schedule.start.isoformat()} {schedule.at.strftime('%H:%M')} has already passed in every "
-            "time zone: choose a later date or time"
-        )
+        when = f"{schedule.start.isoformat()} {schedule.at.strftime('%H:%M')}"
+        everywhere = schedule.zone == "local"
+        where = " has already passed in every time zone" if everywhere else " UTC has already passed"
+        raise InvalidAudience(f"{when}{where}: choose a later date or time")
 
 
 def begun_somewhere(schedule: Schedule, now: datetime) -> bool:
@@ -334,16 +346,17 @@ def fan_out(*, session: Session, campaign: Campaign, occurrence: date, now: date
             kind=OutreachKind.CAMPAIGN,
             customer_id=customer.id,
             campaign_id=campaign.id,
-            scheduled_for=local_moment(customer, occurrence, schedule.at),
+            scheduled_for=schedule.moment(occurrence, zone_of(customer)),
             payload=entities,
         )
     return created
 
 
 def due_occurrences(*, campaign: Campaign, now: datetime) -> list[date]:
-    """Occurrences whose local day has begun somewhere on Earth (UTC+14), up to today's."""
+    """Occurrences whose day has begun somewhere on Earth (UTC+14; in UTC mode, in UTC), up to today's."""
     schedule = Schedule.parse(campaign.schedule)
-    return schedule.occurrences_until((now + timedelta(hours=14)).date())
+    ahead = timedelta(hours=14) if schedule.zone == "local" else timedelta(0)
+    return schedule.occurrences_until((now + ahead).date())
 
 
 def attribute_replies(*, session: Session, now: datetime) -> int:

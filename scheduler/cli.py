@@ -33,9 +33,15 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--audience", default="{}", help='JSON, e.g. {"segments": ["MVC"], "channels": ["telegram"]}'
     )
-    create.add_argument("--date", required=True, help="YYYY-MM-DD (in each customer's time zone)")
-    create.add_argument("--time", default="10:00", help="HH:MM local time")
+    create.add_argument("--date", required=True, help="YYYY-MM-DD (customers' own; UTC with --zone utc)")
+    create.add_argument("--time", default="10:00", help="HH:MM (local time, or UTC with --zone utc)")
     create.add_argument("--every", choices=("once", "day", "week"), default="once")
+    create.add_argument(
+        "--zone",
+        choices=("local", "utc"),
+        default="local",
+        help="local: --time in each customer's own zone (default); utc: one moment for everyone",
+    )
     create.add_argument("--button", action="append", default=[], help="a quick reply (at most two)")
     verbs.add_parser("list", help="all campaigns")
     for verb in ("show", *ACTIONS):
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 name=args.name,
                 message=args.message,
                 audience=audience,
-                schedule={"date": args.date, "time": args.time, "every": args.every},
+                schedule={"date": args.date, "time": args.time, "every": args.every, "zone": args.zone},
                 buttons=args.button,
                 now=now,
             )

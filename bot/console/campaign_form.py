@@ -6,7 +6,8 @@ checking itself is `scheduler.campaigns.check_campaign`'s.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -33,6 +34,7 @@ class CampaignForm:
     date: str = ""
     time: str = "10:00"
     every: str = "once"
+    zone: str = "local"  # "local": each customer's own time; "utc": one moment for everyone
     button_1: str = ""
     button_2: str = ""
 
@@ -43,7 +45,7 @@ class CampaignForm:
             if f.name in MULTI:
                 values[f.name] = [str(v) for v in form.getlist(f.name)]
             else:
-                values[f.name] = str(form.get(f.name, "")).replace("\r\n", "\n")
+                values[f.name] = str(form.get(f.name, f.default)).replace("\r\n", "\n")  # absent: default
         return cls(**values)
 
     @classmethod
@@ -65,6 +67,7 @@ class CampaignForm:
             date=str(schedule.get("date", "")),
             time=str(schedule.get("time", "10:00")),
             every=str(schedule.get("every", "once")),
+            zone=str(schedule.get("zone", "local")),
             button_1=labels[0],
             button_2=labels[1],
         )
@@ -83,7 +86,13 @@ class CampaignForm:
         return audience
 
     def schedule(self) -> dict[str, str]:
-        return {"date": self.date.strip(), "time": self.time.strip(), "every": self.every}
+        return {"date": self.date.strip(), "time": self.time.strip(), "every": self.every, "zone": self.zone}
+
+    def sending_now(self, now: datetime) -> CampaignForm:
+        """The same campaign, once, to everyone at the next whole minute (UTC): "Send now".
+        Quiet hours still hold it for customers for whom it is night."""
+        at = (now.astimezone(timezone.utc) + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        return replace(self, date=at.date().isoformat(), time=at.strftime("%H:%M"), every="once", zone="utc")
 
     def buttons(self) -> list[str]:
         return [self.button_1, self.button_2]

@@ -29,6 +29,7 @@ from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
 from scheduler.campaigns import (
     EVERY,
     TRANSITIONS,
+    ZONES,
     Schedule,
     begun_somewhere,
     change_status,
@@ -113,6 +114,8 @@ class CampaignPages:
         form, intent = await self._read(request, user)
         if intent == "preview":
             return await run_in_threadpool(self._preview_page, request, user, form, None)
+        if intent == "now":
+            form = form.sending_now(self.clock())
         try:
             campaign_id = await run_in_threadpool(self._create, user, form, intent == "draft")
         except InvalidAudience as error:
@@ -136,6 +139,8 @@ class CampaignPages:
         form, intent = await self._read(request, user)
         if intent == "preview":
             return await run_in_threadpool(self._preview_page, request, user, form, campaign_id)
+        if intent == "now":
+            form = form.sending_now(self.clock())
         try:
             await run_in_threadpool(self._update, user, campaign_id, form)
         except InvalidAudience as error:
@@ -212,6 +217,7 @@ class CampaignPages:
             temperaments=[t.value for t in Temperament],
             channels=[c.value for c in Channel],
             every=EVERY,
+            zones=ZONES,
         )
         response.status_code = status
         return response
@@ -330,7 +336,7 @@ class CampaignPages:
         form = await self._form_data(request)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         intent = str(form.get("intent", "preview"))
-        if intent not in ("preview", "draft", "schedule"):
+        if intent not in ("preview", "draft", "schedule", "now"):
             raise HTTPException(400, detail="Unknown form action.")
         return CampaignForm.read(form), intent
 

@@ -398,3 +398,23 @@ def test_a_recurring_campaign_shows_its_figures_per_send_day(client: TestClient,
     assert list(days) == sorted(days, reverse=True)  # newest first
     once = client.post("/campaigns/new", data=campaign_form(csrf, name="One-off"))
     assert 'data-testid="occurrences"' not in client.get(once.headers["location"]).text
+
+
+def test_send_now_sends_once_to_everyone_at_the_next_minute(client: TestClient, settings: Settings) -> None:
+    csrf = login(client, "mo")
+    before = datetime.now(timezone.utc)
+    response = client.post(
+        "/campaigns/new", data=campaign_form(csrf, "now", date="", time="", every="week", segments=[])
+    )
+    after = datetime.now(timezone.utc)
+    assert response.status_code == 303 and response.headers["location"] == "/campaigns/1?done=scheduled"
+    [campaign] = campaigns(settings)
+    assert campaign.status is CampaignStatus.SCHEDULED
+    schedule = campaign.schedule
+    assert (schedule["every"], schedule["zone"]) == ("once", "utc")
+    moment = datetime.fromisoformat(f"{schedule['date']}T{schedule['time']}+00:00")
+    assert before < moment <= after + timedelta(minutes=1) and moment.second == 0
+    page = client.get(response.headers["location"]).text
+    assert "UTC, the same moment for everyone" in page
+    form = client.get("/campaigns/1/edit").text  # the form keeps the mode
+    assert re.search(r'<option value="utc"\s+selected>', form)

@@ -30,6 +30,7 @@ from scheduler.campaigns import (
     change_status,
     check_not_past,
     create_campaign,
+    due_occurrences,
     editable,
     fan_out,
     occurrence_figures,
@@ -245,3 +246,32 @@ def test_figures_per_occurrence_of_a_weekly_campaign(session: Session) -> None:
     assert newest_three[0][1] == {"queued": 3, "replied": 0, "total": 3}
     assert newest_three[1][1] == {"skipped:no_consent": 3, "replied": 0, "total": 3}
     assert newest_three[2][1] == {"sent": 3, "replied": 3, "total": 3}
+
+
+def test_in_utc_mode_everyone_gets_it_at_the_same_moment(session: Session) -> None:
+    at_once = create_campaign(
+        session=session,
+        name="Flash sale",
+        message="Hi {first_name}!",
+        audience={},
+        schedule={"date": "2026-06-15", "time": "12:01", "every": "once", "zone": "utc"},
+        now=NOW,
+    )
+    assert at_once.schedule == {"date": "2026-06-15", "time": "12:01", "every": "once", "zone": "utc"}
+    for zone in ("Europe/Berlin", "Asia/Tokyo", "America/Los_Angeles"):
+        make_customer(session, timezone=zone)
+    session.flush()
+    assert due_occurrences(campaign=at_once, now=NOW) == [date(2026, 6, 15)]
+    fan_out(session=session, campaign=at_once, occurrence=date(2026, 6, 15), now=NOW)
+    session.flush()
+    moments = {
+        d.scheduled_for for d in session.scalars(select(Delivery).where(Delivery.campaign_id == at_once.id))
+    }
+    assert moments == {datetime(2026, 6, 15, 12, 1, tzinfo=timezone.utc)}
+    # Tomorrow's UTC date has begun in Kiribati but not in UTC: nothing due for it yet.
+    tomorrow = Schedule.parse({"date": "2026-06-16", "time": "00:00", "zone": "utc"})
+    assert not begun_somewhere(tomorrow, NOW)
+    with pytest.raises(InvalidAudience, match="12:00 UTC has already passed"):
+        check_not_past(Schedule.parse({"date": "2026-06-15", "time": "12:00", "zone": "utc"}), NOW)
+    with pytest.raises(InvalidAudience, match="zone must be one of local, utc"):
+        Schedule.parse({"date": "2026-06-15", "time": "12:00", "zone": "mars"})

@@ -135,6 +135,10 @@ def test_cli_creates_previews_and_pauses(
     assert "now paused" in capsys.readouterr().out
     main(["campaign", "show", "1"])
     assert "Winter (paused)" in capsys.readouterr().out
+    main(["campaign", "create", "--name", "Flash", "--message", "Hi", "--date", later, "--zone", "utc"])
+    capsys.readouterr()
+    main(["campaign", "show", "2"])
+    assert "'zone': 'utc'" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="a paused campaign cannot be paused"):
         main(["campaign", "pause", "1"])
     with pytest.raises(SystemExit, match="unknown placeholder"):
