@@ -89,7 +89,7 @@ def test_a_marketer_creates_previews_schedules_watches_pauses_and_cancels(
     )
     page.get_by_label("Button 1 (optional)").fill("Tell me more")
     page.get_by_label("Date").fill(local.date().isoformat())
-    page.get_by_label("Local time").fill(local.strftime("%H:%M"))
+    page.get_by_label("Time", exact=True).fill(local.strftime("%H:%M"))
     # Weekly: the next occurrence is days away, so it stays "sending" (pausable) after today's.
     page.get_by_label("Repeat").select_option("week")
 
