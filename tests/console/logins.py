@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
 
+from bot.crm.db import make_engine
+from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Role
 from bot.crm.passwords import hash_password
 from bot.settings import Settings
@@ -37,3 +41,32 @@ def console_settings(database_url: str) -> Settings:
             "CARELOOP_ENV": "test",
         }
     )
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_of(client: TestClient) -> str:
+    """The session's CSRF token, as the console's home page carries it."""
+    return CSRF.search(client.get("/").text).group(1)  # type: ignore[union-attr]
+
+
+def login(client: TestClient, username: str, password: str | None = None) -> str:
+    """Log in through the login form (password `<username>-pw` by default); return the CSRF token."""
+    token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
+    response = client.post(
+        "/login",
+        data={"username": username, "password": password or f"{username}-pw", "csrf_token": token},
+    )
+    assert response.status_code == 303, response.text
+    return csrf_of(client)
+
+
+def console_crm(database_url: str) -> None:
+    """A migrated CRM at `database_url` with the test users."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    with Session(engine) as session:
+        add_console_users(session)
+        session.commit()
+    engine.dispose()

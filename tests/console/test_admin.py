@@ -18,29 +18,21 @@ from starlette.testclient import TestClient
 from bot.console.app import create_console_app
 from bot.crm.db import make_engine
 from bot.crm.desk import canned_replies
-from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, AuditLog, CannedReply, Role
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient, hand_off
-from tests.console.logins import add_console_users, console_settings
+from tests.console.logins import CSRF, console_crm, console_settings, csrf_of, login
 from tests.gateway.harness import RunningGateway
 from tests.gateway.standin_rasa import StandInRasa
 
 NEW_PASSWORD = "a long new password"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture(scope="module")
 def admin_crm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated CRM (with the starter canned replies) and one console user per role."""
     path = tmp_path_factory.mktemp("admin-crm") / "crm.db"
-    url = f"sqlite:///{path}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session:
-        add_console_users(session)
-        session.commit()
-    engine.dispose()
+    console_crm(f"sqlite:///{path}")
     return path
 
 
@@ -66,23 +58,8 @@ def admin(app: Starlette) -> TestClient:
     return client
 
 
-def login(client: TestClient, username: str, password: str | None = None) -> str:
-    """Log in; return the session's CSRF token."""
-    token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
-    response = client.post(
-        "/login",
-        data={"username": username, "password": password or f"{username}-pw", "csrf_token": token},
-    )
-    assert response.status_code == 303, response.text
-    return csrf(client)
-
-
-def csrf(client: TestClient) -> str:
-    return CSRF.search(client.get("/").text).group(1)  # type: ignore[union-attr]
-
-
 def post(client: TestClient, path: str, **data: str) -> httpx.Response:
-    return client.post(path, data={"csrf_token": csrf(client), **data})
+    return client.post(path, data={"csrf_token": csrf_of(client), **data})
 
 
 def crm(settings: Settings) -> Session:

@@ -31,7 +31,7 @@ from bot.crm.models import (
 )
 from bot.settings import Settings
 from scheduler.campaigns import fan_out
-from tests.console.logins import add_console_users, console_settings
+from tests.console.logins import add_console_users, console_settings, login
 from tests.factories import make_customer
 
 
@@ -75,17 +75,6 @@ def client(settings: Settings) -> TestClient:
 
 def crm(settings: Settings) -> Session:
     return Session(make_engine(settings.database_url), expire_on_commit=False)
-
-
-def login(client: TestClient, username: str) -> str:
-    """Log in; return the session's CSRF token."""
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    response = client.post(
-        "/login", data={"username": username, "password": f"{username}-pw", "csrf_token": token}
-    )
-    assert response.status_code == 303
-    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
 
 
 def tomorrow() -> str:

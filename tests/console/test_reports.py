@@ -15,7 +15,6 @@ from starlette.testclient import TestClient
 
 from bot.console.app import create_console_app
 from bot.crm.db import make_engine
-from bot.crm.migrate import upgrade
 from bot.crm.models import (
     ComplaintCategory,
     LeaveReason,
@@ -28,7 +27,7 @@ from bot.crm.models import (
 )
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient
-from tests.console.logins import add_console_users, console_settings
+from tests.console.logins import console_crm, console_settings, login
 from tests.factories import make_complaint, make_customer
 
 HOSTILE = "<script>alert('x')</script>"
@@ -37,25 +36,13 @@ HOSTILE = "<script>alert('x')</script>"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
-    upgrade(url)
-    with Session(make_engine(url)) as session:
-        add_console_users(session)
-        session.commit()
+    console_crm(url)
     return console_settings(url)
 
 
 @pytest.fixture
 def client(settings: Settings) -> TestClient:
     return TestClient(create_console_app(settings), follow_redirects=False)
-
-
-def login(client: TestClient, username: str) -> None:
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    response = client.post(
-        "/login", data={"username": username, "password": f"{username}-pw", "csrf_token": token}
-    )
-    assert response.status_code == 303
 
 
 def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:
