@@ -24,11 +24,15 @@ from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
 log = logging.getLogger(__name__)
 
 NOT_IN_TRACKER = "not in Rasa's tracker: "
+CATCH_UP_BATCH = 100  # conversations per sweep
 
 
 class TrackerCopy:
     def __init__(self, inbox: Inbox) -> None:
         self.inbox, self.crm, self.rasa = inbox, inbox.crm, inbox.rasa
+        # Whether the CRM may hold missed messages: at start (a restart may have left some) and
+        # after a miss. The sweep looks only then, not every few seconds.
+        self._maybe_missed = True
 
     async def give(self, conversation: ConversationRef, message: PendingMessage) -> bool:
         """Send a routed message to Rasa's tracker; True if Rasa answered it (it was not paused)."""
@@ -71,21 +75,32 @@ class TrackerCopy:
         return len(missed)
 
     async def sweep(self) -> None:
-        """Part of the inbox's sweep: once Rasa answers again, catch the trackers up."""
-        if not self.inbox.breaker.allows():
+        """Part of the inbox's sweep: once Rasa answers again, catch the trackers up. A conversation
+        Rasa refuses (4xx) is tried again after the next miss or restart, not every sweep."""
+        if not self._maybe_missed or not self.inbox.breaker.allows():
             return
-        for conversation_id in await self.crm.run(_conversations_missed_by_tracker):
-            try:
-                async with self.inbox.locks.hold(f"conversation:{conversation_id}"):
-                    await self.catch_up(conversation_id)
-            except RasaUnavailable as error:
-                self.inbox.breaker.trip()
-                log.warning("tracker catch-up stopped: %s", error)
-                return
-            except RasaRefused as error:
-                log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
+        self._maybe_missed = False  # a miss from now on sets it again
+        try:
+            conversation_ids = await self.crm.run(_conversations_missed_by_tracker)
+            for conversation_id in conversation_ids:
+                try:
+                    async with self.inbox.locks.hold(f"conversation:{conversation_id}"):
+                        await self.catch_up(conversation_id)
+                except RasaRefused as error:
+                    log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
+        except RasaUnavailable as error:
+            self._maybe_missed = True
+            self.inbox.breaker.trip()
+            log.warning("tracker catch-up stopped: %s", error)
+            return
+        except BaseException:
+            self._maybe_missed = True
+            raise
+        if len(conversation_ids) >= CATCH_UP_BATCH:
+            self._maybe_missed = True  # more than one batch: the next sweep goes on
 
     async def _missed(self, message: PendingMessage, why: str) -> None:
+        self._maybe_missed = True
         log.warning("handed-off message=%s not in the tracker: %s", message.id, why)
         await self.crm.run(partial(_note_error, message_id=message.id, error=NOT_IN_TRACKER + why))
 
@@ -126,7 +141,7 @@ def _missed_by_tracker(session: Session, *, conversation_id: int) -> list[LateMe
     ]
 
 
-def _conversations_missed_by_tracker(session: Session, limit: int = 100) -> list[int]:
+def _conversations_missed_by_tracker(session: Session, limit: int = CATCH_UP_BATCH) -> list[int]:
     query = (
         select(Message.conversation_id)
         .join(Conversation, Conversation.id == Message.conversation_id)
