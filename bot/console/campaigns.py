@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,6 +41,7 @@ from scheduler.campaigns import (
     preview_for,
     update_campaign,
 )
+from scheduler.policy import zone_of
 
 if TYPE_CHECKING:
     from bot.console.app import Console
@@ -392,7 +392,7 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
     elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
         reason = f"will retry: {delivery.error}"
     scheduled = _aware(delivery.scheduled_for)
-    zone = _zone(customer.timezone)
+    zone = zone_of(customer)  # as the sender reads it
     waiting = delivery.status is DeliveryStatus.QUEUED
     return {
         "customer": customer.display_name,
@@ -404,13 +404,6 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
         "sent_at": _local(_aware(delivery.sent_at), zone),
         "replied_at": _local(_aware(delivery.replied_at), zone),
     }
-
-
-def _zone(name: str | None) -> tzinfo:
-    try:
-        return ZoneInfo(name) if name else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> dict[str, str] | None:
