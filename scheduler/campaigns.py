@@ -443,7 +443,8 @@ def occurrence_figures(
         counts[label] = counts.get(label, 0) + count
         counts["replied"] += int(replies or 0)
         counts["total"] += count
-    return [(_day(key), by_day[key]) for key in sorted(by_day, reverse=True) if _day(key) is not None]
+    days = {key: _day(key) for key in by_day}
+    return [(day, by_day[key]) for key, day in sorted(days.items(), reverse=True) if day is not None]
 
 
 def _day(text: str) -> date | None:
