@@ -23,7 +23,8 @@ from typing import Any
 
 from bot.settings import PROJECT_ROOT
 
-TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "requirements/rasa.txt")
+# bot/nlu holds the NLU components of our own that config.yml names.
+TRAINING_INPUTS = ("config.yml", "domain.yml", "data", "bot/nlu", "requirements/rasa.txt")
 RASA_BIN = PROJECT_ROOT / ".venvs" / "rasa" / "bin" / "rasa"
 
 
@@ -32,7 +33,11 @@ def fingerprint(root: Path = PROJECT_ROOT) -> str:
     digest = hashlib.sha256()
     for name in TRAINING_INPUTS:
         path = root / name
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files = (
+            sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+            if path.is_dir()
+            else [path]
+        )
         for file in files:
             digest.update(file.relative_to(root).as_posix().encode() + b"\0")
             digest.update(file.read_bytes() + b"\0")

@@ -14,7 +14,7 @@ from bot.ops import model
 @pytest.fixture
 def project(tmp_path: Path, project_root: Path) -> Path:
     root = tmp_path / "project"
-    for name in ("config.yml", "domain.yml", "data", "requirements/rasa.txt"):
+    for name in model.TRAINING_INPUTS:
         source = project_root / name
         if source.is_dir():
             shutil.copytree(source, root / name)
@@ -30,6 +30,17 @@ def test_fingerprint_changes_with_training_data_only(project: Path) -> None:
     assert model.fingerprint(project) == before
     nlu = project / "data" / "nlu" / "greet.yml"
     nlu.write_text(nlu.read_text() + "      - hey ho\n")
+    assert model.fingerprint(project) != before
+
+
+def test_fingerprint_covers_our_nlu_components_but_not_their_bytecode(project: Path) -> None:
+    before = model.fingerprint(project)
+    cache = project / "bot" / "nlu" / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "blend.cpython-310.pyc").write_bytes(b"compiled")
+    assert model.fingerprint(project) == before
+    component = project / "bot" / "nlu" / "blend.py"
+    component.write_text(component.read_text() + "\n# changed\n")
     assert model.fingerprint(project) != before
 
 
