@@ -20,8 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ruamel.yaml import YAML
-
+from bot.ops.nlu_split import fallback_settings
 from bot.settings import PROJECT_ROOT
 
 RASA_BIN = PROJECT_ROOT / ".venvs" / "rasa" / "bin" / "rasa"
@@ -79,11 +78,8 @@ def macro_f1(labels: dict[str, dict]) -> float:
 
 def fallback_threshold(config: Path = PROJECT_ROOT / "config.yml") -> float | None:
     """The FallbackClassifier threshold in the pipeline, if there is one."""
-    pipeline = YAML(typ="safe").load(config.read_text()).get("pipeline") or []
-    for component in pipeline:
-        if component.get("name") == "FallbackClassifier":
-            return float(component.get("threshold", 0.3))
-    return None
+    threshold, _ = fallback_settings(config)
+    return threshold or None
 
 
 def below_threshold_share(out_dir: Path, threshold: float | None) -> float | None:
