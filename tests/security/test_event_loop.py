@@ -1,0 +1,386 @@
+"""Issue 15, item 5: no database call and no password hash runs on the gateway's event loop.
+
+Every customer's websocket is served by the gateway's one event loop, so a console page that
+queries the CRM or hashes a password there makes every customer wait. The check is mechanical,
+not timed: SQLAlchemy (every statement, every connection taken from a pool) and Argon2 (every hash
+and check) record the thread they run in, while the test drives every route of the console through
+a real gateway (uvicorn, real CRM on SQLite and on PostgreSQL) together with a web customer. Nothing
+may run on the server's event-loop thread, and everything must run on the gateway's CRM workers
+(`bot.gateway.store.Crm`, threads named `crm…`): one way to run CRM work, not several.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+
+from bot.crm.db import make_engine
+from bot.crm.migrate import upgrade
+from bot.crm.models import Agent, Campaign, CannedReply
+from bot.crm.passwords import hash_password
+from bot.gateway.app import create_app
+from tests.conftest import postgres_url, reset_postgres
+from tests.console.conftest import HANDBACK, USERS, ConsoleClient, hand_off
+from tests.gateway.fixtures import rasa
+from tests.gateway.harness import RunningGateway, close_sockets, gateway_settings
+from tests.gateway.servers import ServerThread
+from tests.gateway.standin_rasa import StandInRasa
+
+__all__ = ["rasa"]
+
+pytestmark = pytest.mark.timeout(120)
+
+STATIC = "/static"  # files from disk (no CRM, no hashing): not driven
+
+
+class ThreadWatch:
+    """Where the gateway's database statements and password hashes ran, per console route."""
+
+    def __init__(self, loop_thread: str) -> None:
+        self.loop_thread = loop_thread
+        self.route = "(start-up)"
+        self.on_loop: dict[str, list[str]] = defaultdict(list)
+        self.elsewhere: dict[str, set[str]] = defaultdict(set)  # route -> names of non-CRM threads
+        self.driven: set[str] = set()
+
+    @contextmanager
+    def driving(self, method: str, template: str) -> Iterator[None]:
+        self.route = f"{method} {template}"
+        self.driven.add(self.route)
+        try:
+            yield
+        finally:
+            self.route = "(between routes)"
+
+    def saw(self, what: str) -> None:
+        thread = threading.current_thread()
+        if thread is threading.main_thread():  # the test itself (setting up rows, reading results)
+            return
+        if thread.name == self.loop_thread:
+            self.on_loop[self.route].append(what)
+        elif not thread.name.startswith("crm"):
+            self.elsewhere[self.route].add(re.sub(r"\d+", "N", thread.name))
+
+
+@pytest.fixture
+def watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadWatch]:
+    """Record the thread of every SQL statement, pool checkout and Argon2 call from now on."""
+    box: dict[str, ThreadWatch] = {}
+
+    def sql(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "watch" in box:
+            box["watch"].saw(f"SQL {' '.join(statement.split())[:70]}")
+
+    def checkout(*_: Any) -> None:
+        if "watch" in box:
+            box["watch"].saw("connection checkout")
+
+    def hashing(name: str) -> Any:
+        original = getattr(PasswordHasher, name)
+
+        def recorded(self: PasswordHasher, *args: Any, **kwargs: Any) -> Any:
+            if "watch" in box:
+                box["watch"].saw(f"argon2 {name}")
+            return original(self, *args, **kwargs)
+
+        return recorded
+
+    event.listen(Engine, "before_cursor_execute", sql)
+    event.listen(Pool, "checkout", checkout)
+    for name in ("hash", "verify"):
+        monkeypatch.setattr(PasswordHasher, name, hashing(name))
+    watch = ThreadWatch(loop_thread="")
+    box["watch"] = watch
+    try:
+        yield watch
+    finally:
+        box.clear()
+        event.remove(Engine, "before_cursor_execute", sql)
+        event.remove(Pool, "checkout", checkout)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated CRM with the console users alex, sam (agents), mo (marketer) and ada (admin)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'crm.db'}"
+    else:
+        url = postgres_url()
+        reset_postgres(url)
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        for username, (name, role) in USERS.items():
+            password_hash = hash_password(f"{username}-pw")
+            session.add(Agent(username=username, display_name=name, role=role, password_hash=password_hash))
+        session.commit()
+    engine.dispose()
+    return url
+
+
+@contextmanager
+def gateway_with_console(tmp_path: Path, url: str, rasa: StandInRasa) -> Iterator[tuple[RunningGateway, Any]]:
+    settings = gateway_settings(tmp_path / "var", rasa.url, DATABASE_URL=url)
+    rasa.intents["EXTERNAL_handback"] = HANDBACK
+    app = create_app(settings)
+    with ServerThread(app, port=settings.gateway_port) as server:
+        yield RunningGateway(settings, server, app.state.gateway), app
+
+
+def console_routes(app: Any) -> set[str]:
+    """Every console route as `METHOD /path` (websockets as `WS /path`), static files excepted."""
+    (console,) = [r for r in app.routes if isinstance(r, Mount) and r.path == "/console"]
+    found: set[str] = set()
+    route: BaseRoute
+    for route in console.routes:
+        if isinstance(route, Route):
+            found |= {f"{method} {route.path}" for method in route.methods or () if method != "HEAD"}
+        elif isinstance(route, WebSocketRoute):
+            found.add(f"WS {route.path}")
+        elif not (isinstance(route, Mount) and route.path == STATIC):
+            found.add(f"? {route!r}")
+    return found
+
+
+def tomorrow() -> str:
+    return (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+
+
+def campaign_form(intent: str) -> dict[str, Any]:
+    return {
+        "intent": intent,
+        "name": "Winter roast",
+        "message": "Hi {first_name}, our winter roast is here!",
+        "segments": ["MVC"],
+        "date": tomorrow(),
+        "time": "10:00",
+        "every": "once",
+        "button_1": "Tell me more",
+    }
+
+
+def the_one(gateway: RunningGateway, model: Any, **where: Any) -> Any:
+    with gateway.crm() as crm:
+        row = crm.scalar(select(model).filter_by(**where).order_by(model.id.desc()))
+        assert row is not None, f"no {model.__name__} {where}"
+        return row
+
+
+def drive(watch: ThreadWatch, method: str, template: str, client: ConsoleClient, path: str, **kw: Any) -> Any:
+    """One request to a console route, expecting a non-error answer."""
+    with watch.driving(method, template):
+        if method == "GET":
+            response = client.http.get(path)
+        else:
+            response = client.post(path, kw.pop("data", None), as_json=kw.pop("as_json", False))
+    expected = kw.get("status", (200, 303))
+    assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text[:300]}"
+    return response
+
+
+def login(watch: ThreadWatch, gateway: RunningGateway, username: str) -> ConsoleClient:
+    client = ConsoleClient(gateway, username)
+    with watch.driving("GET", "/login"):
+        page = client.http.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    with watch.driving("POST", "/login"):
+        response = client.http.post(
+            "/login", data={"username": username, "password": f"{username}-pw", "csrf_token": token.group(1)}
+        )
+    assert response.status_code == 303, response.text
+    home = drive(watch, "GET", "/", client, "/")
+    client.csrf = re.search(r'name="csrf_token" value="([^"]+)"', home.text).group(1)  # type: ignore[union-attr]
+    return client
+
+
+def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient) -> None:
+    """Users (with password hashing) and canned replies, refusals included."""
+    drive(watch, "GET", "/users", ada, "/users")
+    new_user = {"username": "zoe", "display_name": "Zoe", "role": "agent", "password": "a-long-password-1"}
+    drive(watch, "POST", "/users", ada, "/users", data=new_user)
+    drive(
+        watch,
+        "POST",
+        "/users",
+        ada,
+        "/users",
+        data={**new_user, "username": "yan", "password": "short"},
+        status=(422,),
+    )
+    zoe = the_one(gateway, Agent, username="zoe").id
+    drive(watch, "POST", "/users/{agent_id:int}/role", ada, f"/users/{zoe}/role", data={"role": "marketer"})
+    drive(watch, "POST", "/users/{agent_id:int}/active", ada, f"/users/{zoe}/active", data={"active": "no"})
+    drive(watch, "POST", "/users/{agent_id:int}/active", ada, f"/users/{zoe}/active", data={"active": "yes"})
+    reset = drive(watch, "POST", "/users/{agent_id:int}/password", ada, f"/users/{zoe}/password", data={})
+    drive(watch, "GET", "/users", ada, reset.headers["location"].removeprefix("/console"))
+    drive(
+        watch,
+        "POST",
+        "/users/{agent_id:int}/password",
+        ada,
+        f"/users/{zoe}/password",
+        data={"password": "another-long-password-2"},
+    )
+    drive(watch, "GET", "/canned", ada, "/canned")
+    drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Sorry for the wait."})
+    drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Again."}, status=(422,))
+    reply = the_one(gateway, CannedReply, title="Sorry").id
+    drive(watch, "GET", "/canned/{reply_id:int}/edit", ada, f"/canned/{reply}/edit")
+    drive(
+        watch,
+        "POST",
+        "/canned/{reply_id:int}/edit",
+        ada,
+        f"/canned/{reply}/edit",
+        data={"title": "Sorry!", "text": "Sorry for the wait."},
+    )
+    drive(
+        watch, "POST", "/canned/{reply_id:int}/active", ada, f"/canned/{reply}/active", data={"active": "no"}
+    )
+
+
+def drive_marketing(watch: ThreadWatch, gateway: RunningGateway, mo: ConsoleClient) -> None:
+    """Campaigns from preview to scheduled, and the reports."""
+    drive(watch, "GET", "/campaigns", mo, "/campaigns")
+    drive(watch, "GET", "/campaigns/new", mo, "/campaigns/new")
+    drive(watch, "POST", "/campaigns/new", mo, "/campaigns/new", data=campaign_form("preview"))
+    drive(watch, "POST", "/campaigns/new", mo, "/campaigns/new", data=campaign_form("draft"))
+    campaign = the_one(gateway, Campaign, name="Winter roast").id
+    drive(watch, "GET", "/campaigns/{campaign_id:int}", mo, f"/campaigns/{campaign}")
+    drive(watch, "GET", "/campaigns/{campaign_id:int}/edit", mo, f"/campaigns/{campaign}/edit")
+    edit = f"/campaigns/{campaign}/edit"
+    drive(watch, "POST", "/campaigns/{campaign_id:int}/edit", mo, edit, data=campaign_form("preview"))
+    drive(watch, "POST", "/campaigns/{campaign_id:int}/edit", mo, edit, data=campaign_form("draft"))
+    status = f"/campaigns/{campaign}/status"
+    drive(watch, "POST", "/campaigns/{campaign_id:int}/status", mo, status, data={"action": "schedule"})
+    drive(
+        watch,
+        "POST",
+        "/campaigns/{campaign_id:int}/status",
+        mo,
+        status,
+        data={"action": "schedule"},
+        status=(409,),
+    )
+    drive(watch, "GET", "/reports", mo, "/reports?days=30")
+    drive(watch, "GET", "/reports", mo, "/reports?days=13", status=(400,))
+    drive(watch, "GET", "/reports.csv", mo, "/reports.csv?days=30")
+
+
+async def drive_desk(
+    watch: ThreadWatch, gateway: RunningGateway, rasa: StandInRasa, alex: ConsoleClient, sam: ConsoleClient
+) -> None:
+    """The queue, a chat from claim to transfer and hand back, another to close, and the live socket."""
+    drive(watch, "GET", "/queue", alex, "/queue")
+    first = await hand_off(gateway, rasa)
+    drive(watch, "GET", "/queue.json", alex, "/queue.json")
+    chat = f"/chats/{first.handoff_id}"
+    drive(
+        watch,
+        "POST",
+        "/chats/{handoff_id:int}/notes",
+        alex,
+        f"{chat}/notes",
+        data={"text": "x"},
+        status=(200, 303, 409),
+    )
+    drive(watch, "POST", "/handoffs/{handoff_id:int}/claim", alex, f"/handoffs/{first.handoff_id}/claim")
+    drive(watch, "GET", "/chats/{handoff_id:int}", alex, chat)
+    drive(watch, "GET", "/chats/{handoff_id:int}/state.json", alex, f"{chat}/state.json")
+    drive(
+        watch, "POST", "/chats/{handoff_id:int}/messages", alex, f"{chat}/messages", data={"text": "Hello!"}
+    )
+    drive(
+        watch,
+        "POST",
+        "/chats/{handoff_id:int}/messages",
+        alex,
+        f"{chat}/messages",
+        data={"text": " "},
+        status=(400,),
+    )
+    drive(watch, "POST", "/chats/{handoff_id:int}/notes", alex, f"{chat}/notes", data={"text": "Late parcel"})
+    await console_socket(watch, alex, first.handoff_id)
+    drive(watch, "GET", "/queue", sam, "/queue")  # sam is present: a transfer target
+    sam_id = the_one(gateway, Agent, username="sam").id
+    drive(
+        watch,
+        "POST",
+        "/chats/{handoff_id:int}/transfer",
+        alex,
+        f"{chat}/transfer",
+        data={"agent_id": str(sam_id)},
+    )
+    drive(watch, "POST", "/chats/{handoff_id:int}/handback", sam, f"{chat}/handback")
+    second = await hand_off(gateway, rasa)
+    drive(watch, "POST", "/handoffs/{handoff_id:int}/claim", alex, f"/handoffs/{second.handoff_id}/claim")
+    drive(
+        watch,
+        "POST",
+        "/handoffs/{handoff_id:int}/claim",
+        sam,
+        f"/handoffs/{second.handoff_id}/claim",
+        status=(409,),
+    )
+    drive(
+        watch,
+        "POST",
+        "/chats/{handoff_id:int}/close",
+        alex,
+        f"/chats/{second.handoff_id}/close",
+        data={"resolution": "Refund sent"},
+    )
+
+
+async def console_socket(watch: ThreadWatch, alex: ConsoleClient, handoff_id: int) -> None:
+    with watch.driving("WS", "/ws"):
+        socket = await alex.socket()
+        frames = [json.loads(await socket.recv()) for _ in range(2)]  # ready, then the first heartbeat
+        assert {f["type"] for f in frames} == {"ready", "ping"}, frames
+        await socket.send(json.dumps({"type": "watch", "handoff": handoff_id}))
+        await socket.send(json.dumps({"type": "typing", "handoff": handoff_id, "on": True}))
+        await socket.close()
+
+
+async def test_console_work_never_runs_on_the_event_loop(
+    tmp_path: Path, database_url: str, rasa: StandInRasa, watch: ThreadWatch
+) -> None:
+    with gateway_with_console(tmp_path, database_url, rasa) as (gateway, app):
+        watch.loop_thread = f"server-{gateway.server.port}"
+        clients = [login(watch, gateway, name) for name in ("ada", "mo", "alex", "sam")]
+        ada, mo, alex, sam = clients
+        try:
+            drive_admin(watch, gateway, ada)
+            drive_marketing(watch, gateway, mo)
+            await drive_desk(watch, gateway, rasa, alex, sam)
+            drive(watch, "POST", "/logout", ada, "/logout", data={})
+        finally:
+            await close_sockets(gateway)
+            for client in clients:
+                client.close()
+        routes = console_routes(app)
+
+    assert routes - watch.driven == set(), "console routes this test does not drive yet"
+    assert not watch.on_loop, "database work or password hashing on the event loop:\n" + listing(
+        watch.on_loop
+    )
+    assert not watch.elsewhere, "CRM work outside the gateway's CRM workers:\n" + listing(watch.elsewhere)
+
+
+def listing(found: dict[str, Any]) -> str:
+    return "\n".join(f"  {route}: {sorted(set(what))[:3]}" for route, what in sorted(found.items()))
