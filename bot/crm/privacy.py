@@ -1,15 +1,17 @@
 """A customer's right to their data: export everything we hold about them, or erase it.
 
-Export walks every CRM table that belongs to a customer (a `customer_id` column, or a
-`conversation_id` of one of their conversations) — so a table added later is exported too.
+A customer's rows are found through the schema: every row a foreign key leads to from one of
+their rows (their conversations, orders, handoffs, the messages of those conversations, …), and
+every audit entry about one of those rows — so a table added later is exported and erased too.
 
-Erasure keeps what the business must keep (orders and refunds for the books, the counts behind
-reports) but removes everything that identifies or quotes the person: name, contact data,
-birthday, tags, channel identities (their Telegram chat or web visitor id), every free text
-(messages, complaint descriptions, comments, notes) and every JSON payload. Conversation ids are
-renamed so the old chat id is gone; a later message from the same chat starts afresh as a new
-customer. The Rasa tracker of each conversation is deleted from Rasa's tracker store too, in the
-same command (`python -m bot.crm.privacy erase`); a failure there rolls the CRM erasure back.
+Erasure applies `bot.crm.erasure.ERASURE`, one decision per column: it keeps what the business
+must keep in anonymous form (orders and refunds for the books, the counts, amounts, dates and
+categories behind reports) and removes everything that identifies or quotes the person: name,
+contact data, birthday, tags, channel identities, every text they or an agent wrote, every
+payload. Conversation ids are renamed so the old chat id is gone; a later message from the same
+chat starts afresh as a new customer. The erasure itself is audited by customer id and counts.
+The Rasa tracker of each conversation is deleted from Rasa's tracker store too, in the same
+command (`python -m bot.crm.privacy erase`); a failure there rolls the CRM erasure back.
 """
 
 from __future__ import annotations
@@ -17,39 +19,76 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, bindparam, create_engine, inspect, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    inspect,
+    null,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
-from bot.crm.models import Base, ChannelIdentity, Conversation, Customer, utcnow
+from bot.crm.erasure import ERASURE, Delete, NoCustomerRows, PerRow, Rows, Set, Stamp, problems
+from bot.crm.models import Base, Conversation, Customer, utcnow
 from bot.crm.queries import record_audit
 
-ERASED_TEXT = "[erased]"
-CUSTOMER_FIELDS = ("first_name", "last_name", "email", "phone", "birthday")
+BATCH = 500  # ids per statement
 
 
 class UnknownCustomer(LookupError):
     pass
 
 
-def _owned_tables(session: Session, customer_id: int) -> Iterator[tuple[Table, Any]]:
-    """Each table holding the customer's rows, with the condition that selects them."""
-    conversation_ids = list(
-        session.scalars(select(Conversation.id).where(Conversation.customer_id == customer_id))
-    )
-    for table in Base.metadata.sorted_tables:
-        if table.name == "customer":
+class UndecidedErasure(RuntimeError):
+    """The schema has a table or column without an erasure decision: erasing would leave it."""
+
+
+def _in(column: ColumnElement[Any], ids: Sequence[int]) -> ColumnElement[bool]:
+    # Ids are our own integers, rendered inline so that thousands stay under SQLite's bind limit.
+    return column.in_(bindparam(None, list(ids), expanding=True, literal_execute=True))
+
+
+def _ids(session: Session, table: Table, condition: ColumnElement[bool]) -> list[int]:
+    return list(session.scalars(select(table.c.id).where(condition).order_by(table.c.id)))
+
+
+def customer_rows(*, session: Session, customer_id: int) -> dict[str, list[int]]:
+    """The ids of the customer's rows, per table (the customer table included)."""
+    owned: dict[str, list[int]] = {"customer": [customer_id]}
+    named: list[tuple[Table, Rows]] = []
+    for table in Base.metadata.sorted_tables:  # a table comes after those its keys lead to
+        declaration = ERASURE.get(table.name)  # undeclared: followed, and erasure refuses to run
+        if table.name == "customer" or isinstance(declaration, NoCustomerRows):
             continue
-        if "customer_id" in table.c:
-            yield table, table.c.customer_id == customer_id
-        elif "conversation_id" in table.c and conversation_ids:
-            yield table, table.c.conversation_id.in_(conversation_ids)
+        if isinstance(declaration, Rows) and declaration.about:
+            named.append((table, declaration))  # after every table it may name
+            continue
+        leads = [
+            _in(key.parent, owned[key.column.table.name])
+            for key in table.foreign_keys
+            if owned.get(key.column.table.name)
+        ]
+        if leads:
+            owned[table.name] = _ids(session, table, or_(*leads))
+    for table, declaration in named:
+        kind, row_id = declaration.about or ("", "")
+        about = [and_(table.c[kind] == name, _in(table.c[row_id], ids)) for name, ids in owned.items() if ids]
+        owned[table.name] = _ids(session, table, or_(*about))
+    return {name: ids for name, ids in owned.items() if ids}
 
 
 def _plain(value: Any) -> Any:
@@ -64,49 +103,89 @@ def _plain(value: Any) -> Any:
 
 def export_customer(*, session: Session, customer_id: int) -> dict[str, Any]:
     """Everything the CRM holds about one customer, as JSON-ready data."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
+    if session.get(Customer, customer_id) is None:
         raise UnknownCustomer(f"no customer #{customer_id}")
-    customer_table = Base.metadata.tables["customer"]
-    row = session.execute(select(customer_table).where(customer_table.c.id == customer_id)).one()
-    export: dict[str, Any] = {
-        "exported_at": utcnow().isoformat(),
-        "customer": {k: _plain(v) for k, v in row._mapping.items()},
-    }
-    for table, condition in _owned_tables(session, customer_id):
-        rows = session.execute(select(table).where(condition).order_by(*table.primary_key.columns)).all()
-        if rows:
-            export[table.name] = [{k: _plain(v) for k, v in r._mapping.items()} for r in rows]
+    export: dict[str, Any] = {"exported_at": utcnow().isoformat()}
+    for name, ids in customer_rows(session=session, customer_id=customer_id).items():
+        table = Base.metadata.tables[name]
+        rows = [
+            {k: _plain(v) for k, v in row._mapping.items()}
+            for chunk in _batches(ids)
+            for row in session.execute(select(table).where(_in(table.c.id, chunk)).order_by(table.c.id))
+        ]
+        export[name] = rows[0] if name == "customer" else rows
     return export
 
 
 def erase_customer(*, session: Session, customer_id: int, actor: str) -> list[str]:
-    """Erase the customer's personal data (see the module docstring); return their old sender ids."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
+    """Erase the customer's personal data (see `bot.crm.erasure`); return their old sender ids."""
+    if undecided := problems(Base.metadata):
+        raise UndecidedErasure("; ".join(undecided))
+    if session.get(Customer, customer_id) is None:
         raise UnknownCustomer(f"no customer #{customer_id}")
-    conversations = list(session.scalars(select(Conversation).where(Conversation.customer_id == customer_id)))
-    sender_ids = [c.sender_id for c in conversations]
-    for table, condition in _owned_tables(session, customer_id):
-        values = _blanks(table)
-        if values:
-            session.execute(update(table).where(condition).values(**values))
-    for conversation in conversations:
-        conversation.sender_id = f"erased:{conversation.id}"
-    session.execute(ChannelIdentity.__table__.delete().where(ChannelIdentity.customer_id == customer_id))
-    for field in CUSTOMER_FIELDS:
-        setattr(customer, field, None)
-    customer.tags, customer.reachable, customer.erased_at = [], False, utcnow()
+    session.flush()  # the statements below bypass the unit of work
+    sender_ids = conversations_of(session=session, customer_id=customer_id)
+    owned = customer_rows(session=session, customer_id=customer_id)
+    for name, ids in owned.items():
+        table, declaration = Base.metadata.tables[name], ERASURE[name]
+        for chunk in _batches(ids):
+            if isinstance(declaration, Delete):
+                session.execute(delete(table).where(_in(table.c.id, chunk)))
+            elif isinstance(declaration, Rows):
+                _erase_rows(session, table, declaration, chunk)
+    session.expire_all()
     record_audit(
         session=session,
         actor=actor,
         action="customer_erased",
         entity="customer",
         entity_id=customer_id,
-        details={"conversations": len(conversations)},
+        details={"conversations": len(sender_ids), "rows": sum(len(ids) for ids in owned.values())},
     )
     session.flush()
     return sender_ids
+
+
+def _erase_rows(session: Session, table: Table, declaration: Rows, ids: Sequence[int]) -> None:
+    """Apply each column's rule to these rows: fixed values in one statement, the rest row by row."""
+    fixed = {
+        name: _fixed(rule) for name, rule in declaration.columns.items() if isinstance(rule, (Set, Stamp))
+    }
+    if fixed:
+        session.execute(update(table).where(_in(table.c.id, ids)).values(fixed))
+    per_row = {name: rule for name, rule in declaration.columns.items() if isinstance(rule, PerRow)}
+    if not per_row:
+        return
+    rows = session.execute(
+        select(table.c.id, *(table.c[name] for name in per_row)).where(_in(table.c.id, ids))
+    )
+    values = [
+        {
+            "row_id": row.id,
+            **{f"new_{name}": rule.erase(row._mapping[name], row.id) for name, rule in per_row.items()},
+        }
+        for row in rows
+    ]
+    if values:
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"new_{name}", type_=table.c[name].type) for name in per_row})
+        )
+        session.execute(statement, values)
+
+
+def _fixed(rule: Set | Stamp) -> Any:
+    if isinstance(rule, Stamp):
+        return utcnow()
+    if rule.value is None:
+        return null()  # SQL NULL, also for JSON (where None would store the JSON `null`)
+    return rule.value
+
+
+def _batches(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), BATCH):
+        yield ids[start : start + BATCH]
 
 
 def conversations_of(*, session: Session, customer_id: int) -> list[str]:
@@ -116,17 +195,6 @@ def conversations_of(*, session: Session, customer_id: int) -> list[str]:
     return list(
         session.scalars(select(Conversation.sender_id).where(Conversation.customer_id == customer_id))
     )
-
-
-def _blanks(table: Table) -> dict[str, Any]:
-    """Every free-text and JSON column of `table`, emptied."""
-    values: dict[str, Any] = {}
-    for column in table.columns:
-        if isinstance(column.type, Text):
-            values[column.name] = None if column.nullable else ERASED_TEXT
-        elif isinstance(column.type, JSON):
-            values[column.name] = None if column.nullable else {}
-    return values
 
 
 def wipe_trackers(*, tracker_db: Path, sender_ids: list[str]) -> int:
