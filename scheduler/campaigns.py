@@ -23,6 +23,7 @@ from bot.crm.models import (
     OutreachKind,
 )
 from bot.crm.queries import record_audit
+from bot.gateway.limits import reads_as_intent
 from scheduler.audience import Audience, InvalidAudience, check_message, render
 from scheduler.checkins import enqueue
 from scheduler.policy import zone_of
@@ -144,6 +145,11 @@ def check_campaign(
         raise InvalidAudience(f"at most {MAX_BUTTONS} buttons")
     if any(len(label) > 40 for label in labels):
         raise InvalidAudience("a button label may have at most 40 characters")
+    if any(reads_as_intent(label) for label in labels):  # a label is also the button's payload
+        raise InvalidAudience(
+            "a button label may not begin with a slash (/): the chat would read it as a command, "
+            "not as the customer's answer. Write the answer in words, e.g. Tell me more"
+        )
     return Draft(name.strip(), message, parsed, when, labels)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -322,10 +322,27 @@ def holding_sent_since_oldest_pending(*, session: Session, conversation_id: int)
     return any((payload or {}).get("kind") == HOLDING for payload in later)
 
 
+# Which offered buttons may still be clicked (see `offered_button`).
+LIVE_MENUS = 3  # the bot's latest messages with buttons in the conversation
+LIVE_WINDOW = 20  # messages (either way) after the one with the button
+LIVE_FOR = timedelta(hours=24)
+
+
 def offered_button(
-    *, session: Session, conversation_id: int, message_id: int, index: int
+    *, session: Session, conversation_id: int, message_id: int, index: int, now: datetime | None = None
 ) -> dict[str, str] | None:
-    """The button {title, payload} the bot offered in one of its messages of this conversation."""
+    """The button {title, payload} of one of the bot's messages of this conversation, if it may
+    still be clicked.
+
+    A click is an answer to the conversation as it stands, so only buttons of recent messages count,
+    the way a person would take "yes" as an answer to one of their last questions, not to one from
+    an hour of talk ago. A button is live while its message is among the bot's last `LIVE_MENUS`
+    messages with buttons (a turn can end with two menus, and a click may cross a newer reply on its
+    way), fewer than `LIVE_WINDOW` messages came after it (the talk has not moved on: the issue's
+    click 54 messages back), and it is younger than `LIVE_FOR` (a campaign or check-in read in the
+    evening can be answered the next morning; days later its offer and context are gone). Any other
+    click is stale: the customer is asked to type what they need.
+    """
     message = session.get(Message, message_id)
     if (
         message is None
@@ -334,10 +351,27 @@ def offered_button(
     ):
         return None
     buttons = (message.payload or {}).get("buttons") or []
-    if not 0 <= index < len(buttons):
+    if not 0 <= index < len(buttons) or not _still_live(session, message, now or utcnow()):
         return None
     button = buttons[index]
     return {"title": str(button.get("title", "")), "payload": str(button.get("payload", ""))}
+
+
+def _still_live(session: Session, message: Message, now: datetime) -> bool:
+    if message.created_at <= now - LIVE_FOR:
+        return False
+    later = session.execute(
+        select(Message.direction, Message.payload)
+        .where(Message.conversation_id == message.conversation_id, Message.id > message.id)
+        .order_by(Message.id)
+        .limit(LIVE_WINDOW)
+    ).all()
+    newer_menus = [
+        1
+        for direction, payload in later
+        if direction == Direction.OUTBOUND and (payload or {}).get("buttons")
+    ]
+    return len(later) < LIVE_WINDOW and len(newer_menus) < LIVE_MENUS
 
 
 def link_identity(

@@ -37,7 +37,7 @@ from bot.crm.models import (
 )
 from bot.crm.transcript import Profile
 from bot.gateway import wording
-from bot.gateway.limits import for_rasa
+from bot.gateway.limits import for_rasa, names_external_intent
 from bot.gateway.outlets import DeliveryResult, Outbound, Outlet
 from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable, Reply
 from bot.gateway.store import Crm
@@ -45,6 +45,7 @@ from bot.gateway.store import Crm
 log = logging.getLogger(__name__)
 
 OUTBOUND_MAX_ATTEMPTS = 5  # a channel failing this often for passing reasons: the message failed
+PAYLOAD_KINDS = frozenset({"button", "command"})  # stored messages whose payload Rasa may get
 
 
 @dataclass(frozen=True)
@@ -395,8 +396,13 @@ def _load_pending(session: Session, *, conversation_id: int) -> tuple[Conversati
 
 
 def pending_message(message: Message) -> PendingMessage:
+    """What Rasa gets for a stored message: the payload of a button the bot offered or of a channel
+    command (Reception checked them), else the typed text in a form Rasa reads as words only."""
     payload = message.payload or {}
-    rasa_text = str(payload.get("rasa_text") or for_rasa(message.text or ""))
+    rasa_text = for_rasa(message.text or "")
+    offered = str(payload.get("rasa_text") or "")
+    if payload.get("kind") in PAYLOAD_KINDS and offered and not names_external_intent(offered):
+        rasa_text = offered
     return PendingMessage(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
 
 

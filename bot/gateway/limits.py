@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from collections import deque
@@ -41,10 +42,37 @@ def screen(raw: str, max_chars: int) -> tuple[str, Refusal | None]:
     return text, None
 
 
+# Rasa 3.6 reads a message as an intent, with a confidence and entities, when its text starts with
+# this after Python's `str.strip()` (`UserMessage` strips it, then `RegexMessageHandler`, through
+# `YAMLStoryReader.unpack_regex_message`): `/greet`, `/EXTERNAL_campaign{"campaign_text": "…"}`.
+INTENT_PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
+_PAYLOAD_INTENT = re.compile(r"/(?P<intent>[^{@]+)")  # the head of Rasa's own pattern
+EXTERNAL_PREFIX = "EXTERNAL_"  # intents only the scheduler and the gateway may trigger
+
+
+def reads_as_intent(text: str) -> bool:
+    """Whether Rasa would read `text` as an intent rather than as words (Rasa's own test)."""
+    return text.strip().startswith(INTENT_PREFIX)
+
+
 def for_rasa(text: str) -> str:
-    """Typed text for Rasa: a leading `/` would make Rasa read it as an intent, so it is dropped."""
-    stripped = text.lstrip()
-    return stripped.lstrip("/").lstrip() if stripped.startswith("/") else text
+    """Typed text as Rasa may get it: never read as an intent. Leading slashes are dropped, run after
+    run, as often as Rasa's strip would bring another one to the front (`/ /greet` is `greet`); a
+    text of nothing but slashes and whitespace has no words left and becomes empty."""
+    while reads_as_intent(text):
+        text = text.strip().lstrip(INTENT_PREFIX)
+    return text.strip()
+
+
+def payload_intent(payload: str) -> str | None:
+    """The intent a button payload names, as Rasa would read it; None for a payload of words."""
+    match = _PAYLOAD_INTENT.match(payload.strip())
+    return match["intent"].strip() if match else None
+
+
+def names_external_intent(payload: str) -> bool:
+    """Whether a payload would trigger an `EXTERNAL_*` intent: never a customer's to send."""
+    return (payload_intent(payload) or "").startswith(EXTERNAL_PREFIX)
 
 
 class Verdict(Enum):

@@ -14,7 +14,7 @@ from bot.crm.queries import InvalidSenderId
 from bot.crm.transcript import Profile
 from bot.gateway import wording
 from bot.gateway.inbox import Accepted, Inbound, Inbox
-from bot.gateway.limits import RateLimiter, Refusal, Verdict, screen
+from bot.gateway.limits import RateLimiter, Refusal, Verdict, for_rasa, names_external_intent, screen
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class Reception:
     ) -> Receipt:
         """A typed message."""
         text, refusal = screen(raw, self.max_chars)
+        if refusal is None and not for_rasa(text):  # only slashes: no words, and no command either
+            refusal = Refusal("empty", wording.EMPTY)
         if refusal is not None:
             log.info("inbound refused sender=%s reason=%s", sender_id, refusal.code)
             return Receipt(refusal=refusal)
@@ -54,7 +56,9 @@ class Reception:
         profile: Profile | None = None,
     ) -> Receipt:
         """A click on button `index` of the bot's message `message_id`: its title is what the
-        customer said, its payload is what Rasa gets. Only buttons the bot offered count."""
+        customer said, its payload is what Rasa gets. Only live buttons the bot offered in this
+        conversation count (`transcript.offered_button`), and none naming an `EXTERNAL_*` intent:
+        those are the scheduler's, whatever a reply happened to offer."""
         try:
             button = await self.inbox.crm.run(
                 partial(_offered_button, sender_id=sender_id, message_id=message_id, index=index)
@@ -63,6 +67,11 @@ class Reception:
             log.exception("CRM unavailable resolving a button sender=%s", sender_id)
             return Receipt(refusal=Refusal("unavailable", wording.UNAVAILABLE))
         if button is None:
+            return Receipt(refusal=Refusal("stale_button", wording.STALE_BUTTON))
+        if names_external_intent(button["payload"]):
+            log.warning(
+                "button naming an external intent refused sender=%s message=%s", sender_id, message_id
+            )
             return Receipt(refusal=Refusal("stale_button", wording.STALE_BUTTON))
         payload = {"kind": "button", "rasa_text": button["payload"], "reply_to": message_id, "index": index}
         title = button["title"][: self.max_chars] or button["payload"]
