@@ -361,6 +361,7 @@ ERASURE: dict[str, Declaration] = {
         about=("entity", "entity_id"),
     ),
     "agent": NoCustomerRows("console users: staff"),
+    "console_session": NoCustomerRows("agents' console logins: staff"),
     "canned_reply": NoCustomerRows("prepared answers agents share"),
     "campaign": NoCustomerRows("a marketer's message and audience filter, for many customers"),
     "offer": NoCustomerRows("the retention offer catalogue"),

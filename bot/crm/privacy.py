@@ -28,6 +28,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
+    Engine,
     Table,
     and_,
     bindparam,
@@ -42,6 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from bot.crm.db import engine_for, session_scope
 from bot.crm.erasure import ERASURE, Delete, NoCustomerRows, PerRow, Rows, Set, Stamp, problems
 from bot.crm.models import Base, Conversation, Customer, utcnow
 from bot.crm.queries import record_audit
@@ -124,6 +127,7 @@ def erase_customer(*, session: Session, customer_id: int, actor: str) -> list[st
     if session.get(Customer, customer_id) is None:
         raise UnknownCustomer(f"no customer #{customer_id}")
     session.flush()  # the statements below bypass the unit of work
+    _zero_what_is_overwritten(session.connection())
     sender_ids = conversations_of(session=session, customer_id=customer_id)
     owned = customer_rows(session=session, customer_id=customer_id)
     for name, ids in owned.items():
@@ -197,6 +201,38 @@ def conversations_of(*, session: Session, customer_id: int) -> list[str]:
     )
 
 
+def _zero_what_is_overwritten(connection: Connection) -> None:
+    # Without it some SQLite builds leave old text in the file's free space (Debian's zero it).
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA secure_delete=ON")
+
+
+def _compact(engine: Engine) -> None:
+    """Rebuild a SQLite file and empty its write-ahead log: copies of old rows live in both.
+
+    Writers that ran without secure_delete leave earlier versions of rows in free space, beyond
+    the reach of the erasure's own statements. PostgreSQL is not compacted: its dead row versions
+    go when autovacuum reuses their space (see the README on backups).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM")
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def forget(*, database_url: str, tracker_db: Path, customer_id: int, actor: str) -> tuple[list[str], int]:
+    """Erase a customer in the CRM and Rasa's tracker store; return their old sender ids and events wiped.
+
+    A failure in the tracker store rolls the CRM erasure back, so that it can simply be run again.
+    """
+    with session_scope(database_url) as session:
+        sender_ids = erase_customer(session=session, customer_id=customer_id, actor=actor)
+        events = wipe_trackers(tracker_db=tracker_db, sender_ids=sender_ids)
+    _compact(engine_for(database_url))
+    return sender_ids, events
+
+
 def wipe_trackers(*, tracker_db: Path, sender_ids: list[str]) -> int:
     """Delete the conversations' events from Rasa's SQL tracker store; return how many were deleted.
 
@@ -210,19 +246,20 @@ def wipe_trackers(*, tracker_db: Path, sender_ids: list[str]) -> int:
         with engine.begin() as connection:
             if not inspect(connection).has_table("events"):
                 return 0
+            _zero_what_is_overwritten(connection)
             deleted = connection.execute(
                 text("DELETE FROM events WHERE sender_id IN :ids").bindparams(
                     bindparam("ids", expanding=True)
                 ),
                 {"ids": sender_ids},
             )
-            return int(deleted.rowcount or 0)
+        _compact(engine)
+        return int(deleted.rowcount or 0)
     finally:
         engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.crm.db import session_scope
     from bot.ops.envfile import load_env_file
     from bot.settings import PROJECT_ROOT, Settings
 
@@ -243,9 +280,12 @@ def main(argv: list[str] | None = None) -> None:
             return
         if not args.yes and input(f"Erase customer #{args.customer_id}? This cannot be undone [y/N] ") != "y":
             raise SystemExit("nothing erased")
-        with session_scope(settings.database_url) as session:  # a failure below rolls this back
-            sender_ids = erase_customer(session=session, customer_id=args.customer_id, actor="cli")
-            events = wipe_trackers(tracker_db=settings.rasa_tracker_db, sender_ids=sender_ids)
+        sender_ids, events = forget(
+            database_url=settings.database_url,
+            tracker_db=settings.rasa_tracker_db,
+            customer_id=args.customer_id,
+            actor="cli",
+        )
     except UnknownCustomer as error:
         raise SystemExit(str(error)) from None
     print(f"customer #{args.customer_id}: erased ({len(sender_ids)} conversation(s), {events} Rasa events)")

@@ -11,8 +11,10 @@ see what it searches.
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,13 +29,16 @@ from sqlalchemy import (
     Table,
     Text,
     cast,
+    event,
     inspect,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
+from bot.crm.db import engine_for
 from bot.crm.erasure import ERASURE, KEEP, Link, NoCustomerRows, Rows, problems
+from bot.crm.migrate import upgrade
 from bot.crm.models import (
     HANDOFF_LIVE,
     AgentNote,
@@ -61,7 +66,7 @@ from bot.crm.models import (
     SubscriptionStatus,
     Survey,
 )
-from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer
+from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
 from tests.factories import NOW, make_complaint, make_customer, make_order, make_refund
 
 ERASED = "Ulla Qvist +46705550123 ulla.qvist@erase.example"
@@ -328,3 +333,53 @@ def test_erasure_keeps_what_the_books_and_reports_count(session: Session) -> Non
     assert noted and all(d == {"conversation_id": owned["conversation"][0]} for d in noted)
     assert "channel_identity" not in after
     session.rollback()
+
+
+def a_tracker_store(path: Path, sender_ids: list[str]) -> None:
+    """A tracker store shaped like Rasa's SQL one, with the customers' words in their events."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA secure_delete=OFF")
+    connection.execute(
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, sender_id VARCHAR(255) NOT NULL, type_name VARCHAR(255)"
+        " NOT NULL, timestamp FLOAT, intent_name VARCHAR(255), action_name VARCHAR(255), data TEXT)"
+    )
+    for sender_id in sender_ids:
+        words = json.dumps({"event": "user", "text": f"I am {sender_id}"})
+        connection.executemany(
+            "INSERT INTO events (sender_id, type_name, data) VALUES (?, 'user', ?)", [(sender_id, words)] * 20
+        )
+    connection.commit()
+    connection.close()
+
+
+def test_erasure_leaves_no_trace_in_the_database_files(tmp_path: Path) -> None:
+    """What SQLite overwrites or deletes can stay in the file's free space and write-ahead log."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    upgrade(url)
+    engine = engine_for(url)
+    # As on SQLite builds whose default leaves deleted content in place (Debian's zeroes it).
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA secure_delete=OFF"))
+    try:
+        with Session(engine) as session:
+            owned = a_planted_customer(session, ERASED, "ulla")
+            a_planted_customer(session, KEPT, "bror")
+            senders = list(session.scalars(select(Conversation.sender_id)))
+            session.commit()
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # as once the data is old
+        a_tracker_store(tmp_path / "tracker.db", senders)
+        before = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+        assert ERASED[:8].encode() in before and KEPT[:8].encode() in before
+
+        forget(
+            database_url=url,
+            tracker_db=tmp_path / "tracker.db",
+            customer_id=owned["customer"][0],
+            actor="cli",
+        )
+
+        files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        assert {name for name, data in files.items() if any(n.encode() in data for n in NEEDLES)} == set()
+        assert KEPT[:8].encode() in files["crm.db"] and KEPT[:8].encode() in files["tracker.db"]
+    finally:
+        engine.dispose()
