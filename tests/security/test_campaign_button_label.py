@@ -5,6 +5,7 @@ console's form, with a message that says what to do."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import Campaign
 from scheduler.audience import InvalidAudience
 from scheduler.campaigns import create_campaign, update_campaign
-from tests.console.logins import add_console_users, console_settings, login
+from tests.console.logins import add_console_users, console_app, console_settings, login
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 REFUSED = "a button label may not begin with a slash (/)"
@@ -71,7 +71,7 @@ def test_labels_with_a_slash_inside_are_words(session: Session) -> None:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
+def client(tmp_path: Path) -> Iterator[TestClient]:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -79,7 +79,8 @@ def client(tmp_path: Path) -> TestClient:
         add_console_users(session)
         session.commit()
     engine.dispose()
-    return TestClient(create_console_app(console_settings(url)), follow_redirects=False)
+    with console_app(console_settings(url)) as app:
+        yield TestClient(app, follow_redirects=False)
 
 
 def form(csrf: str, intent: str, button: str) -> dict[str, Any]:
