@@ -56,6 +56,10 @@ class Settings:
     agent_online_seconds: float
     agent_away_seconds: float
     unattended_seconds: float
+    supervisor_restart_limit: int
+    supervisor_restart_window: float
+    supervisor_backoff_seconds: float
+    supervisor_backoff_max_seconds: float
 
     @property
     def rasa_port(self) -> int:
@@ -119,6 +123,10 @@ class Settings:
             agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
             agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
             unattended_seconds=_number(env, "HANDOFF_UNATTENDED_SECONDS", 300.0),
+            supervisor_restart_limit=int(_number(env, "SUPERVISOR_RESTART_LIMIT", 5)),
+            supervisor_restart_window=_number(env, "SUPERVISOR_RESTART_WINDOW_SECONDS", 120.0),
+            supervisor_backoff_seconds=_number(env, "SUPERVISOR_BACKOFF_SECONDS", 1.0),
+            supervisor_backoff_max_seconds=_number(env, "SUPERVISOR_BACKOFF_MAX_SECONDS", 30.0),
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
@@ -163,6 +171,10 @@ class Settings:
             "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
             "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
             "HANDOFF_UNATTENDED_SECONDS": repr(self.unattended_seconds),
+            "SUPERVISOR_RESTART_LIMIT": str(self.supervisor_restart_limit),
+            "SUPERVISOR_RESTART_WINDOW_SECONDS": repr(self.supervisor_restart_window),
+            "SUPERVISOR_BACKOFF_SECONDS": repr(self.supervisor_backoff_seconds),
+            "SUPERVISOR_BACKOFF_MAX_SECONDS": repr(self.supervisor_backoff_max_seconds),
         }
 
     def opening_hours(self) -> BusinessHours:

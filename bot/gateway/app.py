@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -28,6 +29,7 @@ from bot.gateway.store import Crm
 from bot.gateway.telegram import TelegramChannel
 from bot.gateway.telegram_outlet import TelegramOutlet
 from bot.gateway.web import WebChat, WebOutlet
+from bot.ops.status import supervised_services
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -110,8 +112,13 @@ def create_app(settings: Settings) -> Starlette:
     gateway = build_gateway(settings)
 
     async def health(request: Request) -> Response:
-        """The gateway answers (Rasa's state is not its health: it copes without Rasa)."""
-        return JSONResponse({"status": "ok", "telegram": gateway.telegram_state()})
+        """The gateway answers (Rasa's state is not its health: it copes without Rasa); with what
+        the supervisor sees of every service, when one runs it."""
+        services = await run_in_threadpool(supervised_services, gateway.settings.var_dir)
+        body: dict[str, object] = {"status": "ok", "telegram": gateway.telegram_state()}
+        if services:
+            body["services"] = services
+        return JSONResponse(body)
 
     async def telegram_webhook(request: Request) -> Response:
         if gateway.telegram is None:

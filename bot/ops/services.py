@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
-from bot.ops.supervisor import Service, ServiceFailed, Supervisor
+from bot.ops.supervisor import RestartPolicy, Service, Supervisor
 from bot.settings import PROJECT_ROOT, Settings
 
 VENVS = PROJECT_ROOT / ".venvs"
@@ -87,6 +86,16 @@ def careloop_services(settings: Settings, model: Path) -> list[Service]:
     ]
 
 
+def restart_policy(settings: Settings) -> RestartPolicy:
+    """How `make run` restarts a service that exits, and when it gives up (SUPERVISOR_* settings)."""
+    return RestartPolicy(
+        limit=settings.supervisor_restart_limit,
+        window=settings.supervisor_restart_window,
+        backoff=settings.supervisor_backoff_seconds,
+        backoff_max=settings.supervisor_backoff_max_seconds,
+    )
+
+
 def describe(settings: Settings, services: list[Service]) -> str:
     rows = [f"  {s.name:<10} {s.url:<26} {s.description}" for s in services]
     if any(s.name == "gateway" for s in services):
@@ -120,22 +129,8 @@ def main() -> None:
     if not model.exists():
         sys.exit(f"no model at {model}: run `make run` (it trains when the data changed)")
     services = careloop_services(settings, model)
-    supervisor = Supervisor(services, settings.var_dir / "logs")
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
-    try:
-        supervisor.start()
-    except ServiceFailed as failure:
-        sys.exit(str(failure))
-    except KeyboardInterrupt:
-        supervisor.echo("stopped before everything had started")
-        return
-    supervisor.echo(describe(settings, services))
-    code = supervisor.watch()
-    supervisor.stop()
-    supervisor.echo("all CareLoop services stopped")
-    sys.exit(code)
-
+    supervisor = Supervisor(services, settings.var_dir / "logs", policy=restart_policy(settings))
+    sys.exit(supervisor.run(lambda: describe(settings, services)))
 
 if __name__ == "__main__":
     main()
