@@ -26,8 +26,10 @@ class Settings:
     database_url: str
     rasa_url: str
     rasa_token: str
+    rasa_channel_secret: str
     rasa_tracker_db: Path
     action_server_url: str
+    action_server_token: str
     scheduler_db_url: str
     secret_key: str
     models_dir: Path
@@ -93,8 +95,10 @@ class Settings:
             database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'crm.db'}",
             rasa_url=_url(env, "RASA_URL", "http://127.0.0.1:5005"),
             rasa_token=_required(env, "RASA_TOKEN"),
+            rasa_channel_secret=_secret_or_derived(env, "RASA_CHANNEL_SECRET", "rasa channel secret"),
             rasa_tracker_db=Path(env.get("RASA_TRACKER_DB") or var_dir / "rasa_tracker.db"),
             action_server_url=_url(env, "ACTION_SERVER_URL", "http://127.0.0.1:5055"),
+            action_server_token=_secret_or_derived(env, "ACTION_SERVER_TOKEN", "action server token"),
             scheduler_db_url=env.get("SCHEDULER_DB_URL") or f"sqlite:///{var_dir / 'scheduler.db'}",
             secret_key=_required(env, "SECRET_KEY"),
             models_dir=Path(env.get("CARELOOP_MODELS_DIR") or PROJECT_ROOT / "models").resolve(),
@@ -103,7 +107,7 @@ class Settings:
             demo_data=_flag(env, "CARELOOP_DEMO_DATA", True),
             gateway_url=_url(env, "GATEWAY_URL", "http://127.0.0.1:8000"),
             gateway_host=env.get("GATEWAY_HOST") or "127.0.0.1",
-            internal_api_token=_internal_api_token(env),
+            internal_api_token=_secret_or_derived(env, "INTERNAL_API_TOKEN", "internal api token"),
             telegram_api_base_url=_url(env, "TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
             telegram_webhook_url=_optional_url(env, "TELEGRAM_WEBHOOK_URL"),
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
@@ -141,8 +145,10 @@ class Settings:
             "DATABASE_URL": self.database_url,
             "RASA_URL": self.rasa_url,
             "RASA_TOKEN": self.rasa_token,
+            "RASA_CHANNEL_SECRET": self.rasa_channel_secret,
             "RASA_TRACKER_DB": str(self.rasa_tracker_db),
             "ACTION_SERVER_URL": self.action_server_url,
+            "ACTION_SERVER_TOKEN": self.action_server_token,
             "SCHEDULER_DB_URL": self.scheduler_db_url,
             "SECRET_KEY": self.secret_key,
             "CARELOOP_MODELS_DIR": str(self.models_dir),
@@ -192,6 +198,8 @@ class Settings:
             ("RASA_TOKEN", self.rasa_token),
             ("SECRET_KEY", self.secret_key),
             ("INTERNAL_API_TOKEN", self.internal_api_token),
+            ("RASA_CHANNEL_SECRET", self.rasa_channel_secret),
+            ("ACTION_SERVER_TOKEN", self.action_server_token),
         )
         for name, value in secrets:
             if len(value) < 24 or value.startswith("change-me"):
@@ -213,14 +221,16 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _internal_api_token(env: Mapping[str, str]) -> str:
-    """INTERNAL_API_TOKEN, or when left empty a token derived from SECRET_KEY (as strong as it)."""
-    value = env.get("INTERNAL_API_TOKEN", "").strip()
+def _secret_or_derived(env: Mapping[str, str], name: str, purpose: str) -> str:
+    """The secret `name`, or when left empty one derived from SECRET_KEY for `purpose` (as strong
+    as it, and different for each purpose)."""
+    value = env.get(name, "").strip()
     if value:
         return value
-    # Every process derives the same token, so the scheduler and the gateway agree without setup.
+    # Every process derives the same value, so e.g. the scheduler and the gateway agree without
+    # setup, and an .env written before a secret existed keeps working.
     key = _required(env, "SECRET_KEY").encode()
-    return hmac.new(key, b"careloop internal api token", hashlib.sha256).hexdigest()
+    return hmac.new(key, f"careloop {purpose}".encode(), hashlib.sha256).hexdigest()
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 from bot.settings import PROJECT_ROOT
 
-GENERATED_SECRETS = ("RASA_TOKEN", "SECRET_KEY", "INTERNAL_API_TOKEN", "TELEGRAM_WEBHOOK_SECRET")
+GENERATED_SECRETS = (
+    "RASA_TOKEN",
+    "SECRET_KEY",
+    "INTERNAL_API_TOKEN",
+    "RASA_CHANNEL_SECRET",
+    "ACTION_SERVER_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+)
 
 
 def ensure_env_file(path: Path, example: Path) -> bool:
