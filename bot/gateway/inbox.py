@@ -6,7 +6,13 @@ patience): the customer is told once, after its timeout, that we have their mess
 answer the moment Rasa gives it. Hanging up would not help: Rasa would drop the turn and the
 message would have to queue again. While Rasa is down (unreachable, errors, or no answer within
 the patience) the messages wait in the CRM (the customer is told so once), new messages do not
-wait for it (the breaker), and a background sweep retries them until Rasa is back."""
+wait for it (the breaker), and a background sweep retries them until Rasa is back.
+
+A try is counted in the CRM before the message goes to Rasa, so every later try (after a timeout,
+a CRM failure while storing the replies, or a crash) first asks Rasa's tracker whether the turn
+already ran, and takes its replies from there: a message is never run through the dialogue twice.
+An outlet that fails in a way nobody foresaw leaves its message queued with the error recorded,
+for the retry, instead of failing the work that delivered it."""
 
 from __future__ import annotations
 
@@ -253,29 +259,37 @@ class Inbox:
     async def _answer(
         self, conversation: ConversationRef, message: PendingMessage, speaking: asyncio.Lock
     ) -> bool:
-        """Get Rasa's replies to one message, store and deliver them; False if Rasa is unavailable."""
+        """Get Rasa's replies to one message, store and deliver them; False if it must wait (Rasa
+        unavailable, or the replies could not be stored)."""
+        await self.crm.run(partial(_begin_try, message_id=message.id))
         try:
             replies = await self._replies_for(conversation, message)
         except RasaUnavailable as error:
             self.breaker.trip()
             log.warning("rasa unavailable conversation=%s message=%s: %s", conversation.id, message.id, error)
-            await self.crm.run(
-                partial(transcript.record_failed_attempt, message_id=message.id, error=str(error))
-            )
+            await self.crm.run(partial(_record_failed_try, message_id=message.id, error=str(error)))
             return False
         except RasaRefused as error:
             log.error("rasa refused conversation=%s message=%s: %s", conversation.id, message.id, error)
             await self.crm.run(
-                partial(
-                    transcript.record_failed_attempt, message_id=message.id, error=str(error), give_up=True
-                )
+                partial(_record_failed_try, message_id=message.id, error=str(error), give_up=True)
             )
             return True
         self.breaker.reset()
         async with speaking:
-            outbound = await self.crm.run(
-                partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
-            )
+            try:
+                outbound = await self.crm.run(
+                    partial(_store_replies, conversation=conversation, message_id=message.id, replies=replies)
+                )
+            except SQLAlchemyError as error:
+                # The turn ran; the next try takes its replies from Rasa's tracker (see the module).
+                log.warning(
+                    "replies not stored conversation=%s message=%s: %s",
+                    conversation.id,
+                    message.id,
+                    type(error).__name__,
+                )
+                return False
             log.info(
                 "inbound answered conversation=%s message=%s replies=%s",
                 conversation.id,
@@ -319,7 +333,7 @@ class Inbox:
                     attempted=False,
                 )
             else:
-                result = await outlet.deliver(message)
+                result = await _deliver_guarded(outlet, message, channel)
             status = await self.crm.run(partial(_record_delivery, message=message, result=result))
             log.info("outbound message=%s channel=%s status=%s", message.id, channel.value, status.value)
             statuses.append(status)
@@ -373,6 +387,16 @@ class Inbox:
             await asyncio.sleep(self.retry_seconds)
 
 
+async def _deliver_guarded(outlet: Outlet, message: Outbound, channel: Channel) -> DeliveryResult:
+    """The outlet's result; an exception it did not foresee (e.g. a channel answer its client
+    library cannot parse) is a failed try, recorded and retried like a network error."""
+    try:
+        return await outlet.deliver(message)
+    except Exception as error:  # the boundary to a channel's library: anything it raises is its failure
+        log.exception("outlet failed unexpectedly message=%s channel=%s", message.id, channel.value)
+        return DeliveryResult(DeliveryStatus.QUEUED, error=f"unexpected {type(error).__name__}: {error}")
+
+
 def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
     stored = transcript.store_inbound(
         session=session,
@@ -420,11 +444,24 @@ def conversation_ref(session: Session, conversation: Conversation) -> Conversati
     )
 
 
+def _begin_try(session: Session, *, message_id: int) -> None:
+    """Count a try before Rasa sees the message: from now on a retry asks Rasa's tracker first."""
+    session.get_one(Message, message_id).attempts += 1
+
+
+def _record_failed_try(session: Session, *, message_id: int, error: str, give_up: bool = False) -> None:
+    message = session.get_one(Message, message_id)
+    message.error = error[: transcript.MAX_ERROR]
+    if give_up:
+        message.delivery_status = DeliveryStatus.FAILED
+
+
 def _store_replies(
     session: Session, *, conversation: ConversationRef, message_id: int, replies: list[Reply]
 ) -> list[Outbound]:
     outbound = store_bot_replies(session, conversation=conversation, replies=replies)
-    transcript.mark_processed(session=session, message_id=message_id)
+    message = session.get_one(Message, message_id)  # its try was counted by _begin_try
+    message.delivery_status, message.error = DeliveryStatus.PROCESSED, None
     return outbound
 
 

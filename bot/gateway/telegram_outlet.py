@@ -1,5 +1,7 @@
 """Delivering the bot's messages to Telegram: plain text split at Telegram's limit, buttons as an
-inline keyboard, flood control honoured, and a chat that blocked the bot marked unreachable."""
+inline keyboard, flood control honoured, and a chat that blocked the bot marked unreachable.
+Anything else `deliver` raises (e.g. an answer python-telegram-bot cannot parse) is caught where
+the inbox calls every outlet, recorded on the message and retried (bot/gateway/inbox.py)."""
 
 from __future__ import annotations
 
@@ -139,7 +141,7 @@ class TelegramOutlet:
             return  # Telegram clears "typing…" by itself when the answer arrives
         try:
             await self.bot.send_chat_action(chat_id=chat_id, action=ChatAction.TYPING)
-        except TelegramError as error:
+        except Exception as error:  # cosmetic: nothing Telegram or its library does may stop the answer
             log.debug("typing indicator not shown chat=%s: %s", chat_id, type(error).__name__)
 
     async def notify(self, sender_id: str, code: str, text: str, **extra: Any) -> None:
@@ -148,7 +150,7 @@ class TelegramOutlet:
             return
         try:
             await self._send(chat_id, text, None)
-        except TelegramError as error:
+        except Exception as error:  # a notice is best effort (e.g. an answer the library cannot parse)
             log.warning("telegram notice %s not sent chat=%s: %s", code, chat_id, type(error).__name__)
 
 

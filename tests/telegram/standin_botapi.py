@@ -40,6 +40,7 @@ class StandInBotApi:
         self.calls: list[tuple[str, dict[str, Any], float]] = []  # (method, parameters, when)
         self.sent: list[dict[str, Any]] = []  # messages Telegram accepted
         self.failures: deque[tuple[int, dict[str, Any]]] = deque()  # scripted sendMessage answers
+        self.answers: deque[tuple[int, str]] = deque()  # sendMessage answers sent as they are (status, body)
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
@@ -174,6 +175,10 @@ class StandInBotApi:
         if failure is not None:
             status, body = failure
             return JSONResponse({"ok": False, "error_code": status, **body}, status_code=status)
+        with self.lock:
+            answer = self.answers.popleft() if self.answers else None
+        if answer is not None:  # e.g. JSON that python-telegram-bot cannot make sense of
+            return Response(answer[1], status_code=answer[0], media_type="application/json")
         text = str(params.get("text", ""))
         if not text.strip():
             return _error(400, "Bad Request: message text is empty")
