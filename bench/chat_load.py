@@ -1,5 +1,6 @@
 """The load generator: simulated customers holding conversations, through the gateway's web chat
-(the widget's websocket protocol) or straight to Rasa's REST webhook, with every turn timed.
+(the widget's websocket protocol) or straight to Rasa's channel for the gateway (with its shared
+secret, as the gateway posts), with every turn timed.
 
 Customers are closed-loop without think time: each sends its next message as soon as the whole
 answer to the last one has arrived, so the figures are the stack's capacity, not a traffic model.
@@ -20,6 +21,7 @@ import websockets
 from bench.conversations import Script
 from bench.population import ChatCustomer
 from bot.gateway import wording
+from bot.gateway.rasa_client import CHANNEL_PATH, CHANNEL_SECRET_HEADER
 
 QUIET = 1.0  # answer seen and no typing indicator on: the turn ends after this much silence
 HOLD_GRACE = 1.5  # typing stopped without an answer: wait this long for the holding answer
@@ -193,8 +195,10 @@ def gateway_talk(
     return talk
 
 
-def rasa_talk(client: httpx.AsyncClient, rasa_url: str) -> Talk:
-    """The same conversations posted straight to Rasa's REST webhook (no gateway, no CRM transcript)."""
+def rasa_talk(client: httpx.AsyncClient, rasa_url: str, channel_secret: str) -> Talk:
+    """The same conversations posted straight to Rasa's channel for the gateway, as the gateway
+    posts them (no gateway, no CRM transcript)."""
+    headers = {CHANNEL_SECRET_HEADER: channel_secret}
 
     async def talk(customer: ChatCustomer, script: Script) -> list[TurnRecord]:
         metadata = {"first_name": customer.first_name, "language": "en", "channel": "web"}
@@ -203,7 +207,7 @@ def rasa_talk(client: httpx.AsyncClient, rasa_url: str) -> Talk:
             turn = TurnRecord(customer.sender_id, script.name, time.monotonic())
             body = {"sender": customer.sender_id, "message": text, "metadata": metadata}
             try:
-                response = await client.post(f"{rasa_url}/webhooks/rest/webhook", json=body)
+                response = await client.post(f"{rasa_url}{CHANNEL_PATH}", json=body, headers=headers)
                 response.raise_for_status()
                 turn.replies = len(response.json())
                 turn.done_at = time.monotonic()

@@ -190,7 +190,7 @@ async def chat_levels(
     settings = stack.settings
     results = []
     async with httpx.AsyncClient(timeout=config.answer_timeout) as client:
-        rasa_talk = chat_load.rasa_talk(client, settings.rasa_url)
+        rasa_talk = chat_load.rasa_talk(client, settings.rasa_url, settings.rasa_channel_secret)
         for level in config.levels:
             through_gateway, straight = prepared.chat[level]
             echo(f"chat: {level} customers at once, {len(through_gateway)} conversations per path ...")

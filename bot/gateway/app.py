@@ -68,6 +68,7 @@ def build_gateway(settings: Settings) -> Gateway:
         settings.rasa_url,
         settings.rasa_token,
         settings.gateway_rasa_timeout,
+        channel_secret=settings.rasa_channel_secret,
         patience=settings.gateway_rasa_patience,
     )
     web_outlet = WebOutlet()

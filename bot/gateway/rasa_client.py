@@ -1,5 +1,6 @@
-"""Talk to the Rasa server over HTTP: the REST channel for customer messages, the HTTP API for
-proactive intents and for finding answers Rasa gave to a request we stopped waiting for."""
+"""Talk to the Rasa server over HTTP: our own channel for customer messages (bot/rasa_channel.py,
+which takes them only with the gateway's shared secret), the HTTP API (RASA_TOKEN) for proactive
+intents and for finding answers Rasa gave to a request we stopped waiting for."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import httpx
 log = logging.getLogger(__name__)
 
 MESSAGE_ID_KEY = "careloop_message_id"  # in the metadata of the user event, to find it again
+CHANNEL_PATH = "/webhooks/gateway/webhook"  # bot.rasa_channel.GatewayInput
+CHANNEL_SECRET_HEADER = "X-CareLoop-Channel-Secret"  # must equal bot.rasa_channel.SECRET_HEADER
 
 
 class RasaUnavailable(RuntimeError):
@@ -45,7 +48,7 @@ class Reply:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> Reply:
-        """A reply from the REST channel's JSON or a tracker's `bot` event data."""
+        """A reply from the channel's JSON or a tracker's `bot` event data."""
         buttons = tuple(
             Button(str(b.get("title", "")), str(b.get("payload", "")))
             for b in raw.get("buttons") or []
@@ -86,9 +89,13 @@ class RasaClient:
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
+        channel_secret: str,
         patience: float | None = None,
     ):
+        if not channel_secret:
+            raise ValueError("RasaClient needs the channel secret (RASA_CHANNEL_SECRET)")
         self.url, self._token, self.timeout = url.rstrip("/"), token, timeout
+        self._channel_secret = channel_secret
         self.patience = max(patience or timeout, timeout)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -104,7 +111,7 @@ class RasaClient:
     async def send_message(
         self, sender_id: str, text: str, *, message_id: int, channel: str, metadata: dict[str, Any]
     ) -> list[Reply]:
-        """Post a customer message to the REST channel and return the bot's replies."""
+        """Post a customer message to our channel, with the shared secret, and return the bot's replies."""
         body = {
             "sender": sender_id,
             "message": text,
@@ -113,9 +120,19 @@ class RasaClient:
         }
         # A slow answer is waited for; a Rasa that does not even take the connection is down.
         patient = httpx.Timeout(self.patience, connect=self.timeout)
-        data = await self._request("POST", "/webhooks/rest/webhook", json=body, timeout=patient)
+        secret = {CHANNEL_SECRET_HEADER: self._channel_secret}
+        try:
+            data = await self._request("POST", CHANNEL_PATH, json=body, timeout=patient, headers=secret)
+        except RasaRefused as refused:
+            if refused.status not in (401, 403):
+                raise
+            # Our secret, not this message, is what Rasa refused (RASA_CHANNEL_SECRET differs
+            # between the two): keep the message for when the deployment is fixed.
+            raise RasaUnavailable(
+                "Rasa refused the gateway's channel secret (RASA_CHANNEL_SECRET)"
+            ) from refused
         if not isinstance(data, list):
-            raise RasaUnavailable("the REST channel answered with something other than a list")
+            raise RasaUnavailable("Rasa's channel answered with something other than a list")
         return [Reply.parse(item) for item in data if isinstance(item, dict)]
 
     async def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any]) -> list[Reply]:

@@ -35,9 +35,13 @@ def rasa_service(settings: Settings, model: Path) -> Service:
         health_url=f"{settings.rasa_url}/status?token={settings.rasa_token}",
         description="Rasa server: NLU and dialogue, HTTP API (token: RASA_TOKEN in .env)",
         env={
+            # to_env() carries RASA_CHANNEL_SECRET (credentials.yml: the gateway's channel) and
+            # ACTION_SERVER_TOKEN (endpoints.yml: what Rasa shows the action server).
             **settings.to_env(),
             "ACTION_ENDPOINT_URL": settings.action_endpoint_url,
             "RASA_TRACKER_DB": str(settings.rasa_tracker_db),
+            # Rasa imports our channel (bot.rasa_channel) and NLU components whatever its cwd.
+            "PYTHONPATH": str(PROJECT_ROOT),
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "RASA_TELEMETRY_ENABLED": "false",

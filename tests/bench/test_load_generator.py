@@ -17,7 +17,7 @@ from bench.conversations import COMPLAINT, ORDER_QUESTION, RETENTION, Script
 from bench.ledger import audit_chat
 from bench.population import ChatCustomer
 from tests.gateway.harness import RunningGateway
-from tests.gateway.standin_rasa import StandInRasa
+from tests.gateway.standin_rasa import CHANNEL_SECRET, StandInRasa
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -161,7 +161,7 @@ async def test_a_level_holds_every_conversation_through_the_gateway(
 async def test_the_same_conversations_straight_to_rasa(rasa: StandInRasa, new_customer: MakeCustomer) -> None:
     conversations = [(new_customer(), COMPLAINT), (new_customer(), Script("quiet", ("hello", "silence")))]
     async with httpx.AsyncClient(timeout=10) as client:
-        level = await run_level("rasa", conversations, 2, rasa_talk(client, rasa.url))
+        level = await run_level("rasa", conversations, 2, rasa_talk(client, rasa.url, CHANNEL_SECRET))
 
     assert level.outcomes() == {"answered": len(COMPLAINT.turns) + 1, "silent": 1}
     assert len(rasa.messages) == len(COMPLAINT.turns) + 2

@@ -19,6 +19,7 @@ from bot.crm.db import make_engine
 from bot.crm.demo import demo_day, load_demo_data
 from bot.crm.migrate import upgrade
 from bot.crm.models import Agent
+from bot.gateway.rasa_client import CHANNEL_PATH, CHANNEL_SECRET_HEADER
 from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
@@ -36,10 +37,12 @@ class Stack:
     settings: Settings
 
     def say(self, sender_id: str, text: str) -> list[dict[str, object]]:
-        """Send one customer message through Rasa's REST channel and return the bot's replies."""
+        """Send one customer message as the gateway does (Rasa's channel for the gateway, with its
+        shared secret) and return the bot's replies. Any sender: demo customers' journeys too."""
         response = httpx.post(
-            f"{self.settings.rasa_url}/webhooks/rest/webhook",
+            f"{self.settings.rasa_url}{CHANNEL_PATH}",
             json={"sender": sender_id, "message": text},
+            headers={CHANNEL_SECRET_HEADER: self.settings.rasa_channel_secret},
             timeout=60,
         )
         response.raise_for_status()

@@ -29,7 +29,14 @@ def test_a_missed_message_joins_a_paused_tracker_as_history(stack: Stack) -> Non
     stack.say(sender, "hi")
 
     async def pause_and_add_late() -> None:
-        client = RasaClient(stack.settings.rasa_url, stack.settings.rasa_token, timeout=30, patience=60)
+        settings = stack.settings
+        client = RasaClient(
+            settings.rasa_url,
+            settings.rasa_token,
+            timeout=30,
+            channel_secret=settings.rasa_channel_secret,
+            patience=60,
+        )
         await client.open()
         try:
             await client.pause(sender)

@@ -22,7 +22,7 @@ from bot.crm.models import Conversation, Message
 from bot.gateway.app import Gateway, create_app
 from bot.settings import Settings
 from tests.gateway.servers import ServerThread, free_port
-from tests.gateway.standin_rasa import TOKEN
+from tests.gateway.standin_rasa import CHANNEL_SECRET, TOKEN
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"
 INTERNAL_TOKEN = "test-internal-token-0123456789"
@@ -34,6 +34,7 @@ def gateway_settings(var_dir: Path, rasa_url: str, **overrides: str) -> Settings
         "CARELOOP_VAR_DIR": str(var_dir),
         "RASA_URL": rasa_url,
         "RASA_TOKEN": TOKEN,
+        "RASA_CHANNEL_SECRET": CHANNEL_SECRET,
         "SECRET_KEY": SECRET_KEY,
         "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
         "GATEWAY_URL": f"http://127.0.0.1:{free_port()}",

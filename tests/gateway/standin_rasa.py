@@ -1,9 +1,11 @@
-"""A stand-in for the Rasa server at the network boundary: the REST webhook, trigger_intent and the
+"""A stand-in for the Rasa server at the network boundary: our channel's webhook (which, like
+bot/rasa_channel.py, takes a message only with the gateway's shared secret), trigger_intent and the
 tracker, with switches for the faults the gateway must survive (errors, slowness)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -15,6 +17,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 TOKEN = "standin-rasa-token"
+CHANNEL_SECRET = "standin-channel-secret"  # the gateway's RASA_CHANNEL_SECRET in tests
+CHANNEL_PATH = "/webhooks/gateway/webhook"
+SECRET_HEADER = "X-CareLoop-Channel-Secret"
 MENU = [
     {"title": "Track my order", "payload": "/check_order_status"},
     {"title": "Talk to a person", "payload": "/request_human"},
@@ -37,6 +42,7 @@ class StandInRasa:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.webhook_calls: list[dict[str, Any]] = []
+        self.refused = 0  # messages refused for a missing or wrong channel secret
         self.trigger_calls: list[dict[str, Any]] = []
         self.events: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.replies: Callable[[dict[str, Any]], list[dict[str, Any]]] = default_replies
@@ -63,7 +69,7 @@ class StandInRasa:
     def app(self) -> Starlette:
         return Starlette(
             routes=[
-                Route("/webhooks/rest/webhook", self.webhook, methods=["POST"]),
+                Route(CHANNEL_PATH, self.webhook, methods=["POST"]),
                 Route("/conversations/{sender:path}/trigger_intent", self.trigger_intent, methods=["POST"]),
                 Route("/conversations/{sender:path}/tracker/events", self.append, methods=["POST"]),
                 Route("/conversations/{sender:path}/tracker", self.tracker, methods=["GET"]),
@@ -72,6 +78,11 @@ class StandInRasa:
         )
 
     async def webhook(self, request: Request) -> Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, CHANNEL_SECRET.encode()):
+            with self.lock:
+                self.refused += 1
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
         body = await request.json()
         if self.on_message is not None:
             await asyncio.to_thread(self.on_message, body)

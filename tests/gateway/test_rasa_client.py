@@ -7,11 +7,11 @@ import pytest
 
 from bot.gateway.rasa_client import MESSAGE_ID_KEY, Button, RasaClient, RasaRefused, RasaUnavailable, Reply
 from tests.gateway.servers import free_port
-from tests.gateway.standin_rasa import TOKEN, StandInRasa
+from tests.gateway.standin_rasa import CHANNEL_SECRET, TOKEN, StandInRasa
 
 
 async def client_for(url: str, timeout: float = 2.0) -> RasaClient:
-    client = RasaClient(url, TOKEN, timeout)
+    client = RasaClient(url, TOKEN, timeout, channel_secret=CHANNEL_SECRET)
     await client.open()
     return client
 
@@ -82,7 +82,7 @@ async def test_trouble_is_reported_as_unavailable_or_refused(rasa: StandInRasa) 
 async def test_trigger_intent_returns_the_messages_and_sends_the_token(rasa: StandInRasa) -> None:
     client = await client_for(rasa.url)
     replies = await client.trigger_intent("web:a b", "EXTERNAL_checkin", {"order_id": "CL-1"})
-    bad = RasaClient(rasa.url, "wrong", 2.0)
+    bad = RasaClient(rasa.url, "wrong", 2.0, channel_secret=CHANNEL_SECRET)
     await bad.open()
     with pytest.raises(RasaRefused):
         await bad.trigger_intent("web:a", "EXTERNAL_checkin", {})
@@ -115,11 +115,11 @@ async def test_answers_already_given_are_found_in_the_tracker(rasa: StandInRasa)
 async def test_a_customer_message_is_waited_for_up_to_the_patience_other_calls_only_the_timeout(
     rasa: StandInRasa,
 ) -> None:
-    client = RasaClient(rasa.url, TOKEN, 0.5, patience=5.0)
+    client = RasaClient(rasa.url, TOKEN, 0.5, channel_secret=CHANNEL_SECRET, patience=5.0)
     await client.open()
     rasa.delay = 1.5  # slower than the timeout, well within the patience
     replies = await client.send_message("web:p", "slow", message_id=1, channel="web", metadata={})
-    patient = RasaClient(rasa.url, TOKEN, 0.5, patience=1.0)
+    patient = RasaClient(rasa.url, TOKEN, 0.5, channel_secret=CHANNEL_SECRET, patience=1.0)
     await patient.open()
     with pytest.raises(RasaUnavailable, match="did not answer within 1 s"):
         await patient.send_message("web:p", "slower", message_id=2, channel="web", metadata={})
