@@ -51,9 +51,12 @@ class ActionTimer:
         body = await request.body()
         assert self._client is not None
         started = time.monotonic()
-        answer = await self._client.post(
-            f"{self.upstream}/webhook", content=body, headers={"content-type": "application/json"}
-        )
+        # Rasa's token for the action server (endpoints.yml) passes through untouched.
+        headers = {
+            "content-type": "application/json",
+            "authorization": request.headers.get("authorization", ""),
+        }
+        answer = await self._client.post(f"{self.upstream}/webhook", content=body, headers=headers)
         seconds = time.monotonic() - started
         call = _call_of(body, started, seconds, own=time.monotonic() - arrived - seconds)
         with self.lock:

@@ -4,16 +4,23 @@ Quiet hours are in the customer's own time zone and only ever delay a message (t
 quiet window, DST-correct); a frequency cap counts every proactive message sent in the last seven
 days, campaigns and check-ins alike. Follow-ups about the customer's own open case are service
 messages: they need service consent and respect quiet hours, but not the weekly cap.
+
+The cap counts delivery rows, and every proactive send has one: the scheduler's own, and one the
+gateway writes for a send it was asked for directly (`reserve_contact`) or for a hand-back's
+follow-up. A delivery counts from the moment it is reserved (claimed, or written) and stops
+counting if its send fails. Deciding and reserving happen in one transaction that holds the
+customer's lock (`lock_customer`), so two senders cannot both take the last place of the week.
 """
 
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
@@ -31,7 +38,19 @@ from bot.crm.reachability import reachable
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
 )
-UNCAPPED_KINDS = frozenset({OutreachKind.COMPLAINT_FOLLOWUP})
+UNCAPPED_KINDS = frozenset({OutreachKind.COMPLAINT_FOLLOWUP, OutreachKind.HANDBACK})
+INTENT_FOR = {
+    OutreachKind.COMPLAINT_FOLLOWUP: "EXTERNAL_checkin",
+    OutreachKind.DELIVERY_CHECK: "EXTERNAL_delivery_check",
+    OutreachKind.SILENCE: "EXTERNAL_silence",
+    OutreachKind.BIRTHDAY: "EXTERNAL_birthday",
+    OutreachKind.HOLIDAY: "EXTERNAL_holiday",
+    OutreachKind.WIN_BACK: "EXTERNAL_win_back",
+    OutreachKind.CAMPAIGN: "EXTERNAL_campaign",
+    OutreachKind.SURVEY: "EXTERNAL_survey",
+    OutreachKind.HANDBACK: "EXTERNAL_handback",
+}
+KIND_OF_INTENT = {intent: kind for kind, intent in INTENT_FOR.items()}
 CAP_WINDOW = timedelta(days=7)
 WITH_PERSON_RETRY = timedelta(minutes=30)  # a chat with a person is not interrupted; try again later
 
@@ -96,32 +115,139 @@ def quiet_until(now: datetime, tz: ZoneInfo, policy: Policy) -> datetime | None:
     return wake.astimezone(now.tzinfo)
 
 
-def sent_this_week(*, session: Session, customer_id: int, now: datetime) -> int:
-    return int(
-        session.scalar(
-            select(func.count(Delivery.id)).where(
-                Delivery.customer_id == customer_id,
-                Delivery.status == DeliveryStatus.SENT,
-                Delivery.sent_at >= now - CAP_WINDOW,
-            )
+class FrequencyCap(Exception):
+    """The customer had all the proactive messages a week allows."""
+
+
+def sent_this_week(*, session: Session, customer_id: int, now: datetime, excluding: int | None = None) -> int:
+    """Proactive messages of the last seven days, those being sent right now included; `excluding`
+    is the delivery being decided (its own claim is not a contact yet)."""
+    query = select(func.count(Delivery.id)).where(
+        Delivery.customer_id == customer_id,
+        or_(
+            (Delivery.status == DeliveryStatus.SENT) & (Delivery.sent_at >= now - CAP_WINDOW),
+            Delivery.status == DeliveryStatus.SENDING,
+        ),
+    )
+    if excluding is not None:
+        query = query.where(Delivery.id != excluding)
+    return int(session.scalar(query) or 0)
+
+
+def lock_customer(*, session: Session, customer_id: int) -> None:
+    """Hold the customer's row until the transaction ends: contact decisions for one customer
+    take turns. PostgreSQL locks the row; SQLite has one writer at a time, and a write makes this
+    transaction that writer (SQLite ignores FOR UPDATE)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(
+            update(Customer)
+            .where(Customer.id == customer_id)
+            .values(id=Customer.id)
+            .execution_options(synchronize_session=False)
         )
-        or 0
+    else:
+        session.execute(select(Customer.id).where(Customer.id == customer_id).with_for_update())
+
+
+def over_cap(
+    *,
+    session: Session,
+    customer_id: int,
+    kind: OutreachKind,
+    now: datetime,
+    weekly_cap: int,
+    excluding: int | None = None,
+) -> bool:
+    """Would one more message of this kind exceed the weekly cap? (Call under `lock_customer`.)"""
+    if kind in UNCAPPED_KINDS:
+        return False
+    return (
+        sent_this_week(session=session, customer_id=customer_id, now=now, excluding=excluding) >= weekly_cap
     )
 
 
+def reserve_contact(
+    *, session: Session, customer_id: int, intent: str, key: str | None, now: datetime, weekly_cap: int
+) -> int | None:
+    """Count a proactive send the gateway is about to make, or raise FrequencyCap; the id of the
+    delivery that now counts it (None: the scheduler's claim already does, or the intent is not
+    one of ours and Rasa will refuse it). `release_contact` undoes it if the send fails."""
+    lock_customer(session=session, customer_id=customer_id)
+    planned = session.scalar(select(Delivery).where(Delivery.idempotency_key == key)) if key else None
+    if planned is not None and planned.status is DeliveryStatus.SENDING:
+        return None  # claimed by the scheduler, which checked the cap under this same lock
+    kind = KIND_OF_INTENT.get(intent)
+    excluding = planned.id if planned is not None else None
+    if over_cap(
+        session=session,
+        customer_id=customer_id,
+        kind=kind or OutreachKind.CAMPAIGN,  # an unknown intent is capped like the rest
+        now=now,
+        weekly_cap=weekly_cap,
+        excluding=excluding,
+    ):
+        raise FrequencyCap()
+    if kind is None:
+        return None
+    return record_contact(
+        session=session, customer_id=customer_id, kind=kind, key=key, now=now, planned=planned
+    )
+
+
+def record_contact(
+    *,
+    session: Session,
+    customer_id: int,
+    kind: OutreachKind,
+    key: str | None,
+    now: datetime,
+    planned: Delivery | None = None,
+) -> int:
+    """Write (or reuse) the delivery row that counts a proactive send made now."""
+    if planned is None and key is not None:
+        planned = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+    if planned is None:
+        planned = Delivery(
+            idempotency_key=key or f"direct:{uuid.uuid4()}", kind=kind, customer_id=customer_id, payload={}
+        )
+        session.add(planned)
+    planned.status, planned.sent_at, planned.scheduled_for = DeliveryStatus.SENT, now, now
+    planned.error, planned.skip_reason = None, None
+    planned.attempts = (planned.attempts or 0) + 1
+    session.flush()
+    return planned.id
+
+
+def release_contact(*, session: Session, delivery_id: int, error: str) -> None:
+    """The send a reservation was for failed: it no longer counts."""
+    delivery = session.get_one(Delivery, delivery_id)
+    delivery.status, delivery.sent_at, delivery.error = DeliveryStatus.FAILED, None, error[:300]
+
+
 def decide(
-    *, session: Session, customer: Customer, kind: OutreachKind, now: datetime, policy: Policy
+    *,
+    session: Session,
+    customer: Customer,
+    kind: OutreachKind,
+    now: datetime,
+    policy: Policy,
+    delivery_id: int | None = None,
 ) -> Verdict:
-    """May this customer get a message of this kind now? Checked again right before every send."""
+    """May this customer get a message of this kind now? Checked again right before every send
+    (under `lock_customer`, with the claimed `delivery_id`, so that the cap cannot be raced)."""
     if customer.erased_at is not None:
         return Verdict(Outcome.SKIP, "erased")
     if not consent_of(session=session, customer_id=customer.id, purpose=purpose_of(kind)):
         return Verdict(Outcome.SKIP, "no_consent")
     if not reachable(session=session, customer=customer):
         return Verdict(Outcome.SKIP, "unreachable")
-    if (
-        kind not in UNCAPPED_KINDS
-        and sent_this_week(session=session, customer_id=customer.id, now=now) >= policy.weekly_cap
+    if over_cap(
+        session=session,
+        customer_id=customer.id,
+        kind=kind,
+        now=now,
+        weekly_cap=policy.weekly_cap,
+        excluding=delivery_id,
     ):
         return Verdict(Outcome.SKIP, "frequency_cap")
     wake = quiet_until(now, zone_of(customer), policy)

@@ -3,7 +3,9 @@
 A delivery is claimed with one atomic UPDATE (queued → sending), so two scheduler processes never
 both send it; the gateway call carries the delivery's idempotency key, so a crash after the call
 and before recording it is replayed by the gateway, not re-sent. A claim older than `stale_after`
-belongs to a process that died and is taken over.
+belongs to a process that died and is taken over. The claim is also the delivery's place in the
+weekly cap: it is decided under the customer's lock (scheduler/policy.py), and the gateway may
+still refuse a send past the cap (429 frequency_cap), which is recorded as a skip.
 """
 
 from __future__ import annotations
@@ -30,27 +32,17 @@ from bot.crm.models import (
     DeliveryStatus,
     OutreachKind,
 )
-from scheduler.policy import Outcome, Policy, decide
+from scheduler.policy import INTENT_FOR, Outcome, Policy, decide, lock_customer
 
 log = logging.getLogger(__name__)
 
-INTENT_FOR = {
-    OutreachKind.COMPLAINT_FOLLOWUP: "EXTERNAL_checkin",
-    OutreachKind.DELIVERY_CHECK: "EXTERNAL_delivery_check",
-    OutreachKind.SILENCE: "EXTERNAL_silence",
-    OutreachKind.BIRTHDAY: "EXTERNAL_birthday",
-    OutreachKind.HOLIDAY: "EXTERNAL_holiday",
-    OutreachKind.WIN_BACK: "EXTERNAL_win_back",
-    OutreachKind.CAMPAIGN: "EXTERNAL_campaign",
-    OutreachKind.SURVEY: "EXTERNAL_survey",
-}
 MAX_ATTEMPTS = 6
 PAUSED_RECHECK = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # sent | unreachable | retry
+    status: str  # sent | unreachable | capped | retry
     detail: str | None = None
 
 
@@ -78,6 +70,8 @@ class HttpGateway:
             return SendResult("sent")
         if response.status_code in (404, 409, 410):
             return SendResult("unreachable", _error_code(response))
+        if response.status_code == 429 and _error_code(response) == "frequency_cap":
+            return SendResult("capped", "frequency_cap")
         return SendResult("retry", f"{response.status_code} {_error_code(response)}")
 
     def close(self) -> None:
@@ -209,7 +203,15 @@ class Sender:
             return "skipped"
         customer = session.get(Customer, delivery.customer_id)
         assert customer is not None
-        verdict = decide(session=session, customer=customer, kind=delivery.kind, now=now, policy=self.policy)
+        lock_customer(session=session, customer_id=customer.id)
+        verdict = decide(
+            session=session,
+            customer=customer,
+            kind=delivery.kind,
+            now=now,
+            policy=self.policy,
+            delivery_id=delivery.id,
+        )
         if verdict.outcome is Outcome.SKIP:
             delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, verdict.reason
             return "skipped"
@@ -227,8 +229,9 @@ class Sender:
             delivery.status, delivery.sent_at, delivery.error = DeliveryStatus.SENT, now, None
             delivery.skip_reason = None
             return "sent"
-        if result.status == "unreachable":
-            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "unreachable"
+        if result.status in ("unreachable", "capped"):
+            delivery.status = DeliveryStatus.SKIPPED
+            delivery.skip_reason = "frequency_cap" if result.status == "capped" else "unreachable"
             return "skipped"
         delivery.error = result.detail
         if delivery.attempts >= MAX_ATTEMPTS:

@@ -95,6 +95,7 @@ def build_gateway(settings: Settings) -> Gateway:
         secret_key=settings.secret_key,
         inbox=inbox,
         channels=list(outlets),
+        weekly_cap=settings.outreach_weekly_cap,
         telegram_username=lambda: _bot_username(telegram),
     )
     desk = Desk(

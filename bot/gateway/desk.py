@@ -34,6 +34,7 @@ from bot.crm.models import (
     DeliveryStatus,
     HandoffStatus,
     Message,
+    OutreachKind,
     utcnow,
 )
 from bot.gateway import wording
@@ -42,6 +43,7 @@ from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
 from bot.gateway.tracker_copy import TrackerCopy
+from scheduler.policy import record_contact
 
 log = logging.getLogger(__name__)
 
@@ -422,6 +424,13 @@ def _store_agent_message(session: Session, *, handoff_id: int, agent_id: int, te
 
 def _store_follow_up(session: Session, *, chat: Chat, replies: list[Any]) -> list[Outbound]:
     conversation = ConversationRef(chat.conversation_id, chat.sender_id, chat.channel, {})
+    record_contact(  # a contact like any proactive message: it counts toward the weekly cap
+        session=session,
+        customer_id=chat.customer_id,
+        kind=OutreachKind.HANDBACK,
+        key=f"handback:{chat.handoff_id}",
+        now=utcnow(),
+    )
     return store_bot_replies(
         session, conversation=conversation, replies=replies, extra={"proactive": HANDBACK_INTENT}
     )

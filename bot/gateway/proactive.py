@@ -1,5 +1,9 @@
 """The internal API (scheduler, agent console): proactive messages through Rasa's trigger_intent,
-and Telegram deep links that attach a chat to a customer. Bearer INTERNAL_API_TOKEN only."""
+and Telegram deep links that attach a chat to a customer. Bearer INTERNAL_API_TOKEN only.
+
+Every proactive send takes its place in the customer's weekly cap before Rasa is asked
+(scheduler/policy.py `reserve_contact`): a caller other than the scheduler cannot go past the
+cap either (429 frequency_cap), and a send that fails gives its place back."""
 
 from __future__ import annotations
 
@@ -19,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.crm import reachability, transcript
-from bot.crm.models import Channel, Conversation, Customer, DeliveryStatus, Message
+from bot.crm.models import Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
 from bot.crm.queries import InvalidSenderId, ensure_conversation, find_identity, parse_sender_id
 from bot.gateway import tokens
 from bot.gateway.inbox import ConversationRef, Inbox, conversation_ref, store_bot_replies
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaRefused, RasaUnavailable, Reply
+from scheduler.policy import FrequencyCap, release_contact, reserve_contact
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +86,11 @@ class InternalApi:
         secret_key: str,
         inbox: Inbox,
         channels: Sequence[Channel],
+        weekly_cap: int,
         telegram_username: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._token, self._secret_key = token.encode(), secret_key
-        self.inbox = inbox
+        self.inbox, self.weekly_cap = inbox, weekly_cap
         self.channels = tuple(channels)  # the channels this gateway runs
         self.telegram_username = telegram_username  # the bot's @name once Telegram is connected
 
@@ -106,6 +112,8 @@ class InternalApi:
             )
         except NotReachable as error:
             return JSONResponse({"error": error.code}, status_code=error.status)
+        except FrequencyCap:
+            return JSONResponse({"error": "frequency_cap"}, status_code=429)
         except RasaUnavailable:
             return JSONResponse({"error": "rasa_unavailable"}, status_code=503)
         except RasaRefused as error:
@@ -113,6 +121,9 @@ class InternalApi:
         except SQLAlchemyError:
             log.exception("CRM unavailable: proactive request not handled")
             return JSONResponse({"error": "crm_unavailable"}, status_code=503)
+        except Exception:  # the caller gets an answer it can read and retry on, not a bare 500
+            log.exception("proactive request failed unexpectedly")
+            return JSONResponse({"error": "internal_error"}, status_code=500)
 
     async def send(self, ask: ProactiveRequest, *, actor: str = "internal") -> dict[str, Any]:
         customer_id = await self.inbox.crm.run(partial(_customer_of, ask=ask))
@@ -127,10 +138,20 @@ class InternalApi:
             conversation = await self.inbox.crm.run(
                 partial(_conversation_for, ask=ask, customer_id=customer_id, channels=self.channels)
             )
+            reserved = await self.inbox.crm.run(
+                partial(_reserve, customer_id=customer_id, ask=ask, weekly_cap=self.weekly_cap)
+            )
             async with self.inbox.locks.hold(f"conversation:{conversation.id}"):
-                replies = await self.inbox.rasa.trigger_intent(
-                    conversation.sender_id, ask.intent, ask.entities
-                )
+                try:
+                    replies = await self.inbox.rasa.trigger_intent(
+                        conversation.sender_id, ask.intent, ask.entities
+                    )
+                except (RasaUnavailable, RasaRefused) as error:
+                    if reserved is not None:
+                        await self.inbox.crm.run(
+                            partial(release_contact, delivery_id=reserved, error=str(error))
+                        )
+                    raise
                 stored = await self.inbox.crm.run(
                     partial(
                         _store,
@@ -205,6 +226,17 @@ def _customer_of(session: Session, *, ask: ProactiveRequest) -> int:
     if identity is None:
         raise NotReachable(404, "unknown_sender_id")
     return identity.customer_id
+
+
+def _reserve(session: Session, *, customer_id: int, ask: ProactiveRequest, weekly_cap: int) -> int | None:
+    return reserve_contact(
+        session=session,
+        customer_id=customer_id,
+        intent=ask.intent,
+        key=ask.idempotency_key,
+        now=utcnow(),
+        weekly_cap=weekly_cap,
+    )
 
 
 def _conversation_for(

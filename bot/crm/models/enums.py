@@ -162,3 +162,4 @@ class OutreachKind(str, enum.Enum):
     HOLIDAY = "holiday"
     WIN_BACK = "win_back"
     SURVEY = "survey"
+    HANDBACK = "handback"  # the bot's follow-up when an agent hands a chat back (counted, not capped)
