@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -19,6 +20,7 @@ from bot.console.app import create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
 from bot.gateway.desk import ConsoleHub, Desk
+from bot.gateway.hangups import HangUpGuard
 from bot.gateway.inbox import Inbox
 from bot.gateway.outlets import Outlet
 from bot.gateway.pages import demo_shop
@@ -137,7 +139,11 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/webchat", app=gateway.web.app()),
         Mount("/console", app=create_console_app(settings, extra_routes=desk_routes(gateway.desk))),
     ]
-    app = Starlette(routes=routes, lifespan=lambda app: _lifespan(gateway))
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(HangUpGuard)],  # a client hanging up early is not an error
+        lifespan=lambda app: _lifespan(gateway),
+    )
     app.state.gateway = gateway
     return app
 

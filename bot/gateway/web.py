@@ -2,14 +2,19 @@
 
 A visitor is a server-issued uuid (sender `web:<uuid>`) and a token signed with SECRET_KEY that
 proves it; the widget keeps the token in localStorage. History and the websocket need the token,
-so one visitor cannot read another's conversation."""
+so one visitor cannot read another's conversation. A token lapses after VISITOR_MAX_AGE unused;
+each use hands the widget a renewed one. A visitor has at most MAX_SOCKETS sockets open at once.
+
+Every socket has its own writer task and queue: a socket whose client stops reading is dropped
+after SEND_TIMEOUT without holding up any other delivery (its messages stay unconfirmed and are
+sent again when the visitor returns)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,7 +44,48 @@ STATIC_DIR = PROJECT_ROOT / "bot" / "webchat" / "static"
 HISTORY_LIMIT = 200
 HELLO_TIMEOUT = 10.0
 SEND_TIMEOUT = 5.0
-UNAUTHORISED = 4401  # websocket close code: the token is missing or not ours
+QUEUE_LIMIT = 256  # frames waiting for one socket; a client this far behind is not reading
+MAX_SOCKETS = 5  # open sockets per visitor (tabs); more are refused
+UNAUTHORISED = 4401  # websocket close code: the token is missing, not ours, or expired
+TOO_MANY = 4429  # websocket close code: the visitor has MAX_SOCKETS sockets open already
+
+
+class SocketWriter:
+    """One websocket's outgoing frames, written in order by its own task, each within SEND_TIMEOUT."""
+
+    def __init__(self, socket: WebSocket, on_stuck: Callable[[], None]) -> None:
+        self.socket, self._on_stuck = socket, on_stuck
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_LIMIT)
+        self._task = asyncio.get_running_loop().create_task(self._write())
+        self.alive = True
+
+    def put(self, frame: dict[str, Any]) -> bool:
+        """Queue a frame; False if this socket is gone or too far behind."""
+        if not self.alive:
+            return False
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._give_up("too far behind")
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.alive = False
+        self._task.cancel()
+
+    async def _write(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            if not await send_frame(self.socket, frame):
+                self._give_up("not reading")
+                return
+
+    def _give_up(self, why: str) -> None:
+        if self.alive:
+            log.info("web socket dropped: %s", why)
+            self.alive = False
+            self._on_stuck()
 
 
 class WebOutlet:
@@ -47,19 +93,27 @@ class WebOutlet:
     when they come back."""
 
     def __init__(self) -> None:
-        self._sockets: dict[str, set[WebSocket]] = {}
+        self._sockets: dict[str, dict[WebSocket, SocketWriter]] = {}
 
-    def connect(self, sender_id: str, socket: WebSocket) -> None:
-        self._sockets.setdefault(sender_id, set()).add(socket)
+    def connect(self, sender_id: str, socket: WebSocket) -> SocketWriter:
+        """Register the socket; its frames go through the writer returned."""
+        writer = SocketWriter(socket, lambda: self.disconnect(sender_id, socket))
+        self._sockets.setdefault(sender_id, {})[socket] = writer
+        return writer
 
     def disconnect(self, sender_id: str, socket: WebSocket) -> None:
-        sockets = self._sockets.get(sender_id, set())
-        sockets.discard(socket)
+        sockets = self._sockets.get(sender_id, {})
+        writer = sockets.pop(socket, None)
+        if writer is not None:
+            writer.stop()
         if not sockets:
             self._sockets.pop(sender_id, None)
 
     def connected(self, sender_id: str) -> bool:
         return bool(self._sockets.get(sender_id))
+
+    def socket_count(self, sender_id: str) -> int:
+        return len(self._sockets.get(sender_id, ()))
 
     async def deliver(self, message: Outbound) -> DeliveryResult:
         if await self._push(message.sender_id, {"type": "message", "message": outbound_view(message)}):
@@ -73,13 +127,19 @@ class WebOutlet:
         await self._push(sender_id, {"type": "notice", "code": code, "text": text, **extra})
 
     async def _push(self, sender_id: str, frame: dict[str, Any]) -> bool:
+        """Queue the frame for each of the visitor's sockets (never waits for one of them)."""
         delivered = False
-        for socket in list(self._sockets.get(sender_id, ())):
-            if await send_frame(socket, frame):
-                delivered = True
-            else:
-                self.disconnect(sender_id, socket)
+        for writer in list(self._sockets.get(sender_id, {}).values()):
+            delivered = writer.put(frame) or delivered
         return delivered
+
+
+async def _close(socket: WebSocket, code: int, reason: str | None = None) -> None:
+    """Close the socket; a client that already hung up needs no closing (and is no error)."""
+    try:
+        await socket.close(code=code, reason=reason)
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        log.info("web socket client hung up before it was closed code=%s", code)
 
 
 async def send_frame(socket: WebSocket, frame: dict[str, Any]) -> bool:
@@ -167,44 +227,51 @@ class WebChat:
     async def history(self, request: Request) -> Response:
         """The visitor's conversation so far (the widget shows it after a reload)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        visitor_id = tokens.visitor_of(self.secret_key, token) if scheme.lower() == "bearer" else None
-        if visitor_id is None:
+        visit = tokens.visit_of(self.secret_key, token) if scheme.lower() == "bearer" else None
+        if visit is None:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        messages = await self.inbox.crm.run(partial(_history, sender_id=f"web:{visitor_id}"))
-        return JSONResponse(
-            {"visitor_id": visitor_id, "messages": messages}, headers={"Cache-Control": "no-store"}
-        )
+        messages = await self.inbox.crm.run(partial(_history, sender_id=f"web:{visit.visitor_id}"))
+        body: dict[str, Any] = {"visitor_id": visit.visitor_id, "messages": messages}
+        if visit.renewed:
+            body["token"] = visit.renewed
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     async def socket(self, socket: WebSocket) -> None:
         """One visitor connection: hello with the token, then message frames until it closes."""
         if not self._origin_allowed(socket):
-            await socket.close(code=1008)
+            await _close(socket, 1008)
             return
         await socket.accept()
-        sender_id = await self._hello(socket)
-        if sender_id is None:
-            await socket.close(code=UNAUTHORISED)
+        visit = await self._hello(socket)
+        if visit is None:
+            await _close(socket, UNAUTHORISED)
             return
-        self.outlet.connect(sender_id, socket)
+        sender_id = f"web:{visit.visitor_id}"
+        if self.outlet.socket_count(sender_id) >= MAX_SOCKETS:
+            log.info("web socket refused: too many open sender=%s", sender_id)
+            await send_frame(socket, {"type": "error", "code": "too_many_connections"})
+            await _close(socket, TOO_MANY, "too many open chat windows")
+            return
+        writer = self.outlet.connect(sender_id, socket)
         log.info("web socket open sender=%s", sender_id)
         try:
-            await send_frame(socket, {"type": "ready"})
+            writer.put({"type": "ready", **({"token": visit.renewed} if visit.renewed else {})})
             await self._deliver_waiting(sender_id)
-            await self._serve(socket, sender_id)
+            await self._serve(socket, writer, sender_id)
         finally:
             self.outlet.disconnect(sender_id, socket)
             log.info("web socket closed sender=%s", sender_id)
 
-    async def _hello(self, socket: WebSocket) -> str | None:
+    async def _hello(self, socket: WebSocket) -> tokens.Visit | None:
         try:
             frame = _parse(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT))
         except (asyncio.TimeoutError, WebSocketDisconnect, KeyError, RuntimeError):
             return None
-        visitor_id = tokens.visitor_of(self.secret_key, (frame or {}).get("token"))
-        if (frame or {}).get("type") != "hello" or visitor_id is None:
+        visit = tokens.visit_of(self.secret_key, (frame or {}).get("token"))
+        if (frame or {}).get("type") != "hello" or visit is None:
             await send_frame(socket, {"type": "error", "code": "unauthorized"})
             return None
-        return f"web:{visitor_id}"
+        return visit
 
     async def _deliver_waiting(self, sender_id: str) -> None:
         """Messages queued while the visitor was away (proactive, agent, late answers)."""
@@ -216,18 +283,18 @@ class WebChat:
         if waiting:
             await self.inbox.deliver(Channel.WEB, waiting)
 
-    async def _serve(self, socket: WebSocket, sender_id: str) -> None:
+    async def _serve(self, socket: WebSocket, writer: SocketWriter, sender_id: str) -> None:
         while True:
             event = await socket.receive()
             if event["type"] == "websocket.disconnect":
                 return
             frame = _parse(event.get("text"))
             if frame is None:
-                await send_frame(socket, _notice("invalid", wording.INVALID))
+                writer.put(_notice("invalid", wording.INVALID))
                 continue
-            await self._handle(socket, sender_id, frame)
+            await self._handle(writer, sender_id, frame)
 
-    async def _handle(self, socket: WebSocket, sender_id: str, frame: dict[str, Any]) -> None:
+    async def _handle(self, writer: SocketWriter, sender_id: str, frame: dict[str, Any]) -> None:
         kind, client_id = frame.get("type"), _client_id(frame.get("client_id"))
         if kind == "message" and isinstance(frame.get("text"), str):
             receipt = await self.reception.text(sender_id, frame["text"], external_id=client_id)
@@ -239,26 +306,26 @@ class WebChat:
             await self._received(sender_id, [i for i in frame["ids"][:HISTORY_LIMIT] if _is_int(i)])
             return
         elif kind == "ping":
-            await send_frame(socket, {"type": "pong"})
+            writer.put({"type": "pong"})
             return
         elif kind == "typing" and isinstance(frame.get("on"), bool):
             if self.inbox.desk is not None:  # shown to the agent of a handed-off conversation
                 await self.inbox.desk.customer_typing(sender_id, frame["on"])
             return
         else:
-            await send_frame(socket, _notice("invalid", wording.INVALID, client_id=client_id))
+            writer.put(_notice("invalid", wording.INVALID, client_id=client_id))
             return
-        await self._answer_receipt(socket, receipt, client_id)
+        self._answer_receipt(writer, receipt, client_id)
 
-    async def _answer_receipt(self, socket: WebSocket, receipt: Receipt, client_id: str | None) -> None:
+    def _answer_receipt(self, writer: SocketWriter, receipt: Receipt, client_id: str | None) -> None:
         if receipt.refusal is not None:
             notice = _notice(receipt.refusal.code, receipt.refusal.text, client_id=client_id)
-            await send_frame(socket, {**notice, "quiet": receipt.quiet})
+            writer.put({**notice, "quiet": receipt.quiet})
             return
         accepted = receipt.accepted
         assert accepted is not None
         ack = {"type": "ack", "client_id": client_id, "id": accepted.message_id}
-        await send_frame(socket, {**ack, "at": accepted.created_at.isoformat()})
+        writer.put({**ack, "at": accepted.created_at.isoformat()})  # queued before any answer
         self.inbox.process_soon(accepted.conversation_id)
 
     async def _received(self, sender_id: str, ids: list[int]) -> None:

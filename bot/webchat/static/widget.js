@@ -356,6 +356,10 @@
         return api("/webchat/history", { headers: { Authorization: "Bearer " + token } });
       })
       .then(function (history) {
+        if (history.token) {  // renewed (see the ready frame)
+          state.token = history.token;
+          save("token", state.token);
+        }
         var stored = {};
         history.messages.forEach(function (message) {
           if (message.client_id) stored[message.client_id] = true;
@@ -399,9 +403,14 @@
       if (state.socket !== socket) return;
       state.ready = false;
       showTyping(false);
-      if (event.code === 4401) {
+      if (event.code === 4401) {  // not ours or expired: start a new visitor session
         state.token = null;
         save("token", null);
+      }
+      if (event.code === 4429) {  // open in too many tabs: this one waits to be used again
+        setStatus("Chat is open in too many windows \u2013 close one to chat here.");
+        state.reconnectTimer = setTimeout(function () { ensureSession().then(connect, scheduleRetry); }, RECONNECT_MAX_MS);
+        return;
       }
       setStatus("Reconnecting\u2026");
       var delay = Math.min(RECONNECT_MAX_MS, 1000 * Math.pow(2, state.retries++)) * (0.75 + Math.random() / 2);
@@ -416,6 +425,10 @@
 
   function handle(frame) {
     if (frame.type === "ready") {
+      if (frame.token) {  // a renewed token: each visit keeps the chat for another 30 days
+        state.token = frame.token;
+        save("token", state.token);
+      }
       state.ready = true;
       state.retries = 0;
       setStatus("");
