@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ class Settings:
     supervisor_restart_window: float
     supervisor_backoff_seconds: float
     supervisor_backoff_max_seconds: float
+    console_session_idle_minutes: float
+    console_session_max_hours: float
+    console_trusted_proxies: tuple[str, ...]
 
     @property
     def rasa_port(self) -> int:
@@ -131,6 +135,9 @@ class Settings:
             supervisor_restart_window=_number(env, "SUPERVISOR_RESTART_WINDOW_SECONDS", 120.0),
             supervisor_backoff_seconds=_number(env, "SUPERVISOR_BACKOFF_SECONDS", 1.0),
             supervisor_backoff_max_seconds=_number(env, "SUPERVISOR_BACKOFF_MAX_SECONDS", 30.0),
+            console_session_idle_minutes=_number(env, "CONSOLE_SESSION_IDLE_MINUTES", 30.0),
+            console_session_max_hours=_number(env, "CONSOLE_SESSION_MAX_HOURS", 12.0),
+            console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
@@ -181,6 +188,9 @@ class Settings:
             "SUPERVISOR_RESTART_WINDOW_SECONDS": repr(self.supervisor_restart_window),
             "SUPERVISOR_BACKOFF_SECONDS": repr(self.supervisor_backoff_seconds),
             "SUPERVISOR_BACKOFF_MAX_SECONDS": repr(self.supervisor_backoff_max_seconds),
+            "CONSOLE_SESSION_IDLE_MINUTES": repr(self.console_session_idle_minutes),
+            "CONSOLE_SESSION_MAX_HOURS": repr(self.console_session_max_hours),
+            "CONSOLE_TRUSTED_PROXIES": ",".join(self.console_trusted_proxies),
         }
 
     def opening_hours(self) -> BusinessHours:
@@ -278,6 +288,17 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     raw = env.get(name) or default
     return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or CIDR networks (empty: none), each checked."""
+    networks = tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name}: {network!r} is not an IP address or network") from None
+    return networks
 
 
 def _port_of(url: str, name: str) -> int:

@@ -8,7 +8,7 @@ from .customer import ChannelIdentity, Consent, Customer
 from .desk import AgentNote, CannedReply
 from .enums import *  # noqa: F403 - the vocabularies belong with the models
 from .marketing import Campaign, Delivery
-from .staff import Agent, AuditLog
+from .staff import Agent, AuditLog, ConsoleSession
 
 __all__ = [
     "Agent",
@@ -20,6 +20,7 @@ __all__ = [
     "ChannelIdentity",
     "Complaint",
     "Consent",
+    "ConsoleSession",
     "Conversation",
     "Customer",
     "Delivery",
