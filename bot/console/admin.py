@@ -9,10 +9,12 @@ because `bot.console.auth.Sessions.read` re-checks all three on every request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -23,13 +25,13 @@ from bot.console.auth import ConsoleUser
 from bot.console.once import ShownOnce
 from bot.crm import canned, staff
 from bot.crm.canned import CannedError
-from bot.crm.db import session_scope
 from bot.crm.models import CannedReply, Role
 from bot.crm.staff import StaffError, UnknownAgent
 
 if TYPE_CHECKING:
     from bot.console.app import Console
 
+T = TypeVar("T")
 MAX_FORM_BYTES = 8192  # the largest form is a 1,000-character canned reply
 USERS_DONE = {
     "created": "The user is created. They can log in now.",
@@ -93,12 +95,13 @@ class _Pages:
     def __init__(self, console: Console) -> None:
         self.console = console
 
-    def _session(self) -> Any:
-        return session_scope(self.console.settings.database_url)
+    async def _crm(self, work: Callable[..., T]) -> T:
+        """Run `work(session=…)` on the console's CRM workers (it may hash a password)."""
+        return await self.console.crm.run(work)
 
     async def _post(self, request: Request) -> tuple[ConsoleUser, FormData]:
         """The admin and their form, after the permission, size and CSRF checks."""
-        user = self.console.require(request, self.permission)
+        user = await self.console.require(request, self.permission)
         declared = request.headers.get("content-length", "")
         if not declared.isdigit():
             raise HTTPException(411, detail="The form must say how long it is.")
@@ -110,7 +113,9 @@ class _Pages:
 
     @staticmethod
     def _redirect(request: Request, path: str) -> Response:
-        return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
+        return RedirectResponse(
+            f"{request.scope.get('root_path', '')}{path}", status_code=303
+        )
 
 
 class UserPages(_Pages):
@@ -120,18 +125,22 @@ class UserPages(_Pages):
         super().__init__(console)
         self.shown_once = ShownOnce()
 
-    def list_page(self, request: Request) -> Response:
-        user = self.console.require(request, self.permission)
+    async def list_page(self, request: Request) -> Response:
+        user = await self.console.require(request, self.permission)
         done = USERS_DONE.get(request.query_params.get("done", ""))
         token = request.query_params.get("shown", "")
         if not token:
-            return self._page(request, user, done=done)
+            return await self._page(request, user, done=done)
         shown = self.shown_once.take(user.id, token)
-        if shown is None:  # a reload, a shared link or too late: it is never shown twice
-            return self._page(request, user, done=USERS_DONE["shown"])
-        return self._page(request, user, shown_password=shown)
+        if (
+            shown is None
+        ):  # a reload, a shared link or too late: it is never shown twice
+            return await self._page(request, user, done=USERS_DONE["shown"])
+        return await self._page(request, user, shown_password=shown)
 
-    def _show_once(self, request: Request, user: ConsoleUser, username: str, password: str) -> Response:
+    def _show_once(
+        self, request: Request, user: ConsoleUser, username: str, password: str
+    ) -> Response:
         """Redirect to the list, which shows the generated password this once (see bot/console/once)."""
         token = self.shown_once.put(user.id, (username, password))
         return self._redirect(request, f"/users?shown={token}")
@@ -144,22 +153,21 @@ class UserPages(_Pages):
         if generated:
             password = staff.generate_password()
 
-        def create() -> str:
-            with self._session() as session:
-                agent = staff.create_agent(
-                    session=session,
-                    username=typed.username,
-                    display_name=typed.display_name,
-                    role=_role(typed.role),
-                    password=password,
-                    actor=f"agent:{user.id}",
-                )
-                return agent.username
+        def create(session: Session) -> str:
+            agent = staff.create_agent(
+                session=session,
+                username=typed.username,
+                display_name=typed.display_name,
+                role=_role(typed.role),
+                password=password,
+                actor=f"agent:{user.id}",
+            )
+            return agent.username
 
         try:
-            username = await run_in_threadpool(create)
+            username = await self._crm(create)
         except StaffError as error:
-            return self._page(request, user, form=typed, error=error, status=422)
+            return await self._page(request, user, form=typed, error=error, status=422)
         if generated:
             return self._show_once(request, user, username, password)
         return self._redirect(request, "/users?done=created")
@@ -168,15 +176,16 @@ class UserPages(_Pages):
         user, form = await self._post(request)
         agent_id = int(request.path_params["agent_id"])
 
-        def change() -> None:
-            with self._session() as session:
-                staff.change_role(
-                    session=session,
-                    agent_id=agent_id,
-                    role=_role(str(form.get("role", ""))),
-                    actor_id=user.id,
-                    actor=f"agent:{user.id}",
-                )
+        role = str(form.get("role", ""))
+
+        def change(session: Session) -> None:
+            staff.change_role(
+                session=session,
+                agent_id=agent_id,
+                role=_role(role),
+                actor_id=user.id,
+                actor=f"agent:{user.id}",
+            )
 
         return await self._row_action(request, user, change, "role")
 
@@ -185,17 +194,18 @@ class UserPages(_Pages):
         agent_id = int(request.path_params["agent_id"])
         active = str(form.get("active", "")) == "yes"
 
-        def change() -> None:
-            with self._session() as session:
-                staff.set_active(
-                    session=session,
-                    agent_id=agent_id,
-                    active=active,
-                    actor_id=user.id,
-                    actor=f"agent:{user.id}",
-                )
+        def change(session: Session) -> None:
+            staff.set_active(
+                session=session,
+                agent_id=agent_id,
+                active=active,
+                actor_id=user.id,
+                actor=f"agent:{user.id}",
+            )
 
-        return await self._row_action(request, user, change, "reactivated" if active else "deactivated")
+        return await self._row_action(
+            request, user, change, "reactivated" if active else "deactivated"
+        )
 
     async def reset_password(self, request: Request) -> Response:
         user, form = await self._post(request)
@@ -205,33 +215,37 @@ class UserPages(_Pages):
         if generated:
             password = staff.generate_password()
 
-        def change() -> str:
-            with self._session() as session:
-                agent = staff.reset_password(
-                    session=session, agent_id=agent_id, password=password, actor=f"agent:{user.id}"
-                )
-                return agent.username
+        def change(session: Session) -> str:
+            agent = staff.reset_password(
+                session=session,
+                agent_id=agent_id,
+                password=password,
+                actor=f"agent:{user.id}",
+            )
+            return agent.username
 
         try:
-            username = await run_in_threadpool(change)
+            username = await self._crm(change)
         except UnknownAgent as error:
             raise HTTPException(404, detail=error.message) from None
         except StaffError as error:
-            return self._page(request, user, error=error, status=422)
+            return await self._page(request, user, error=error, status=422)
         if generated:
             return self._show_once(request, user, username, password)
         return self._redirect(request, "/users?done=password")
 
-    async def _row_action(self, request: Request, user: ConsoleUser, change: Any, done: str) -> Response:
+    async def _row_action(
+        self, request: Request, user: ConsoleUser, change: Callable[..., Any], done: str
+    ) -> Response:
         try:
-            await run_in_threadpool(change)
+            await self._crm(change)
         except UnknownAgent as error:
             raise HTTPException(404, detail=error.message) from None
         except StaffError as error:
-            return self._page(request, user, error=error, status=409)
+            return await self._page(request, user, error=error, status=409)
         return self._redirect(request, f"/users?done={done}")
 
-    def _page(
+    async def _page(
         self,
         request: Request,
         user: ConsoleUser,
@@ -242,8 +256,7 @@ class UserPages(_Pages):
         shown_password: tuple[str, str] | None = None,
         status: int = 200,
     ) -> Response:
-        with self._session() as session:
-            rows = staff.staff(session=session)
+        rows = await self._crm(staff.staff)
         response = self.console.page(
             request,
             "admin/users.html",
@@ -258,61 +271,68 @@ class UserPages(_Pages):
         )
         response.status_code = status
         if shown_password:
-            response.headers["Cache-Control"] = "no-store"  # the password is shown once, never cached
+            response.headers["Cache-Control"] = (
+                "no-store"  # the password is shown once, never cached
+            )
         return response
 
 
 class CannedPages(_Pages):
     permission = "canned"
 
-    def list_page(self, request: Request) -> Response:
-        user = self.console.require(request, self.permission)
-        return self._list(request, user, done=CANNED_DONE.get(request.query_params.get("done", "")))
+    async def list_page(self, request: Request) -> Response:
+        user = await self.console.require(request, self.permission)
+        return await self._list(
+            request, user, done=CANNED_DONE.get(request.query_params.get("done", ""))
+        )
 
     async def add(self, request: Request) -> Response:
         user, form = await self._post(request)
         typed = CannedForm.read(form)
 
-        def save() -> None:
-            with self._session() as session:
-                canned.add_canned_reply(
-                    session=session, title=typed.title, text=typed.text, actor=f"agent:{user.id}"
-                )
-
+        save = partial(
+            canned.add_canned_reply,
+            title=typed.title,
+            text=typed.text,
+            actor=f"agent:{user.id}",
+        )
         try:
-            await run_in_threadpool(save)
+            await self._crm(save)
         except CannedError as error:
-            return self._list(request, user, form=typed, error=error, status=422)
+            return await self._list(request, user, form=typed, error=error, status=422)
         return self._redirect(request, "/canned?done=added")
 
-    def edit_form(self, request: Request) -> Response:
-        user = self.console.require(request, self.permission)
+    async def edit_form(self, request: Request) -> Response:
+        user = await self.console.require(request, self.permission)
         reply_id = int(request.path_params["reply_id"])
-        with self._session() as session:
+
+        def read(session: Session) -> CannedForm:
             reply = self._reply(session, reply_id)
-            typed = CannedForm(title=reply.title, text=reply.text)
-        return self._edit_page(request, user, reply_id, typed)
+            return CannedForm(title=reply.title, text=reply.text)
+
+        return self._edit_page(request, user, reply_id, await self._crm(read))
 
     async def edit(self, request: Request) -> Response:
         user, form = await self._post(request)
         reply_id = int(request.path_params["reply_id"])
         typed = CannedForm.read(form)
 
-        def save() -> None:
-            with self._session() as session:
-                self._reply(session, reply_id)
-                canned.edit_canned_reply(
-                    session=session,
-                    reply_id=reply_id,
-                    title=typed.title,
-                    text=typed.text,
-                    actor=f"agent:{user.id}",
-                )
+        def save(session: Session) -> None:
+            self._reply(session, reply_id)
+            canned.edit_canned_reply(
+                session=session,
+                reply_id=reply_id,
+                title=typed.title,
+                text=typed.text,
+                actor=f"agent:{user.id}",
+            )
 
         try:
-            await run_in_threadpool(save)
+            await self._crm(save)
         except CannedError as error:
-            return self._edit_page(request, user, reply_id, typed, error=error, status=422)
+            return self._edit_page(
+                request, user, reply_id, typed, error=error, status=422
+            )
         return self._redirect(request, "/canned?done=saved")
 
     async def set_active(self, request: Request) -> Response:
@@ -320,17 +340,21 @@ class CannedPages(_Pages):
         reply_id = int(request.path_params["reply_id"])
         active = str(form.get("active", "")) == "yes"
 
-        def change() -> None:
-            with self._session() as session:
-                self._reply(session, reply_id)
-                canned.set_canned_reply_active(
-                    session=session, reply_id=reply_id, active=active, actor=f"agent:{user.id}"
-                )
+        def change(session: Session) -> None:
+            self._reply(session, reply_id)
+            canned.set_canned_reply_active(
+                session=session,
+                reply_id=reply_id,
+                active=active,
+                actor=f"agent:{user.id}",
+            )
 
-        await run_in_threadpool(change)
-        return self._redirect(request, f"/canned?done={'reactivated' if active else 'deactivated'}")
+        await self._crm(change)
+        return self._redirect(
+            request, f"/canned?done={'reactivated' if active else 'deactivated'}"
+        )
 
-    def _list(
+    async def _list(
         self,
         request: Request,
         user: ConsoleUser,
@@ -340,8 +364,7 @@ class CannedPages(_Pages):
         done: str | None = None,
         status: int = 200,
     ) -> Response:
-        with self._session() as session:
-            replies = canned.all_canned_replies(session=session)
+        replies = await self._crm(canned.all_canned_replies)
         response = self.console.page(
             request,
             "admin/canned.html",
@@ -380,7 +403,7 @@ class CannedPages(_Pages):
         return response
 
     @staticmethod
-    def _reply(session: Any, reply_id: int) -> CannedReply:
+    def _reply(session: Session, reply_id: int) -> CannedReply:
         reply = session.get(CannedReply, reply_id)
         if reply is None:
             raise HTTPException(404, detail=f"There is no canned reply {reply_id}.")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -29,6 +30,7 @@ from bot.console.auth import (
 )
 from bot.crm.db import session_scope
 from bot.crm.queries import record_audit
+from bot.gateway.store import Crm
 from bot.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -36,23 +38,27 @@ LOGIN_CSRF_COOKIE = "careloop_login_csrf"
 
 
 class Console:
-    """What console pages share: settings, sessions, templates, and the permission check."""
+    """What console pages share: settings, the CRM, sessions, templates, and the permission check.
 
-    def __init__(self, settings: Settings) -> None:
+    Every page's database work and password hashing goes through `crm.run`, off the event loop
+    that also serves every customer's socket."""
+
+    def __init__(self, settings: Settings, crm: Crm) -> None:
         check_secret(settings.secret_key, settings.environment)
         self.settings = settings
+        self.crm = crm
         self.sessions = Sessions(settings.secret_key)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
         self.throttle = LoginThrottle()
         self.secure_cookies = settings.environment == "production"
 
-    def user(self, request: Request) -> ConsoleUser | None:
-        with session_scope(self.settings.database_url) as session:
-            return self.sessions.read(request.cookies.get(SESSION_COOKIE), session=session)
+    async def user(self, connection: HTTPConnection) -> ConsoleUser | None:
+        """The logged-in user behind the request's or websocket's session cookie, if any."""
+        return await self.crm.run(partial(self.sessions.read, connection.cookies.get(SESSION_COOKIE)))
 
-    def require(self, request: Request, permission: str | None = None) -> ConsoleUser:
+    async def require(self, request: Request, permission: str | None = None) -> ConsoleUser:
         """The logged-in user allowed `permission`; otherwise to the login page (303) or 403."""
-        user = self.user(request)
+        user = await self.user(request)
         if user is None:
             raise HTTPException(303, headers={"Location": f"{request.scope.get('root_path', '')}/login"})
         if permission is not None and not user.may(permission):
@@ -116,15 +122,15 @@ def routes(console: Console) -> list[BaseRoute]:
         return response
 
     async def logout(request: Request) -> Response:
-        user = console.require(request)
+        user = await console.require(request)
         form = await request.form()
         console.require_csrf(user, str(form.get("csrf_token", "")))
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    def home(request: Request) -> Response:
-        user = console.require(request)
+    async def home(request: Request) -> Response:
+        user = await console.require(request)
         return console.page(request, "home.html", user)
 
     return [
@@ -136,9 +142,8 @@ def routes(console: Console) -> list[BaseRoute]:
     ]
 
 
-def create_console_app(settings: Settings, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
-    """The console, to be mounted by the gateway at /console."""
-    console = Console(settings)
+def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The console, to be mounted by the gateway at /console (which starts and closes its CRM)."""
     app = Starlette(
         routes=[
             *extra_routes,

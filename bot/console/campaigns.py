@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone, tzinfo
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,13 +22,13 @@ from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
 from bot.console.campaign_form import CampaignForm
-from bot.crm.db import session_scope
 from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
 from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
 from scheduler.campaigns import (
     EVERY,
     TRANSITIONS,
     ZONES,
+    Draft,
     Schedule,
     begun_somewhere,
     change_status,
@@ -94,78 +94,79 @@ class CampaignPages:
 
     # ----- the list -----
 
-    def list_page(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
-        with self._session() as session:
-            campaigns = session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
-            rows = [(c, _progress(figures(session=session, campaign_id=c.id))) for c in campaigns]
+    async def list_page(self, request: Request) -> Response:
+        user = await self.console.require(request, PERMISSION)
+        rows = await self.console.crm.run(_list_rows)
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
         return self.console.page(request, "campaigns/list.html", user, rows=rows, done=done)
 
     # ----- create and edit -----
 
-    def new_form(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+    async def new_form(self, request: Request) -> Response:
+        user = await self.console.require(request, PERMISSION)
         tomorrow = (self.clock() + timedelta(days=1)).date().isoformat()
         return self._form_page(request, user, CampaignForm(date=tomorrow), campaign_id=None)
 
     async def create(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+        user = await self.console.require(request, PERMISSION)
         form, intent = await self._read(request, user)
         if intent == "preview":
-            return await run_in_threadpool(self._preview_page, request, user, form, None)
+            return await self._preview_page(request, user, form, None)
         if intent == "now":
             form = form.sending_now(self.clock())
         try:
-            campaign_id = await run_in_threadpool(self._create, user, form, intent == "draft")
+            campaign_id = await self.console.crm.run(
+                partial(self._create, user=user, form=form, draft=intent == "draft")
+            )
         except InvalidAudience as error:
             return self._form_page(request, user, form, campaign_id=None, error=str(error), status=422)
         done = "draft" if intent == "draft" else "scheduled"
         return self._redirect(request, f"/campaigns/{campaign_id}?done={done}")
 
-    def edit_form(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+    async def edit_form(self, request: Request) -> Response:
+        user = await self.console.require(request, PERMISSION)
         campaign_id = int(request.path_params["campaign_id"])
-        with self._session() as session:
-            campaign = self._campaign(session, campaign_id)
-            if not editable(session=session, campaign=campaign):
-                return self._redirect(request, f"/campaigns/{campaign_id}")
-            form = CampaignForm.of(campaign)
+        form = await self.console.crm.run(partial(self._editable_form, campaign_id=campaign_id))
+        if form is None:
+            return self._redirect(request, f"/campaigns/{campaign_id}")
         return self._form_page(request, user, form, campaign_id=campaign_id)
 
     async def edit(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+        user = await self.console.require(request, PERMISSION)
         campaign_id = int(request.path_params["campaign_id"])
         form, intent = await self._read(request, user)
         if intent == "preview":
-            return await run_in_threadpool(self._preview_page, request, user, form, campaign_id)
+            return await self._preview_page(request, user, form, campaign_id)
         if intent == "now":
             form = form.sending_now(self.clock())
         try:
-            await run_in_threadpool(self._update, user, campaign_id, form)
+            await self.console.crm.run(partial(self._update, user=user, campaign_id=campaign_id, form=form))
         except InvalidAudience as error:
             return self._form_page(request, user, form, campaign_id=campaign_id, error=str(error), status=422)
         return self._redirect(request, f"/campaigns/{campaign_id}?done=saved")
 
-    def _create(self, user: ConsoleUser, form: CampaignForm, draft: bool) -> int:
-        with self._session() as session:
-            campaign = create_campaign(
-                session=session, **form.fields(), created_by=user.id, now=self.clock(), draft=draft
-            )
-            return campaign.id
+    def _create(self, session: Session, *, user: ConsoleUser, form: CampaignForm, draft: bool) -> int:
+        campaign = create_campaign(
+            session=session, **form.fields(), created_by=user.id, now=self.clock(), draft=draft
+        )
+        return campaign.id
 
-    def _update(self, user: ConsoleUser, campaign_id: int, form: CampaignForm) -> None:
-        with self._session() as session:
-            campaign = self._campaign(session, campaign_id)
-            update_campaign(
-                session=session,
-                campaign=campaign,
-                **form.fields(),
-                actor=f"agent:{user.id}",
-                now=self.clock(),
-            )
+    def _editable_form(self, session: Session, *, campaign_id: int) -> CampaignForm | None:
+        """The campaign as a form, or None once sending has begun."""
+        campaign = self._campaign(session, campaign_id)
+        return CampaignForm.of(campaign) if editable(session=session, campaign=campaign) else None
 
-    def _preview_page(
+    def _update(self, session: Session, *, user: ConsoleUser, campaign_id: int, form: CampaignForm) -> None:
+        campaign = self._campaign(session, campaign_id)
+        update_campaign(
+            session=session,
+            campaign=campaign,
+            **form.fields(),
+            actor=f"agent:{user.id}",
+            now=self.clock(),
+        )
+
+    async def _preview_page(
         self, request: Request, user: ConsoleUser, form: CampaignForm, campaign_id: int | None
     ) -> Response:
         now = self.clock()
@@ -173,25 +174,8 @@ class CampaignPages:
             draft = check_campaign(**form.fields(), now=now)
         except InvalidAudience as error:
             return self._form_page(request, user, form, campaign_id=campaign_id, error=str(error), status=422)
-        with self._session() as session:
-            shown = preview_for(session=session, audience=draft.audience, message=draft.message, now=now)
-            sample = shown.sample.display_name if shown.sample else None
-            sample_id = shown.sample.id if shown.sample else None
-        return self._form_page(
-            request,
-            user,
-            form,
-            campaign_id=campaign_id,
-            preview={
-                "size": shown.size,
-                "consenting": shown.consenting,
-                "sample": sample,
-                "sample_id": sample_id,
-                "text": shown.text,
-                "buttons": list(draft.buttons),
-                "begun": begun_somewhere(draft.schedule, now),
-            },
-        )
+        preview = await self.console.crm.run(partial(_preview, draft=draft, now=now))
+        return self._form_page(request, user, form, campaign_id=campaign_id, preview=preview)
 
     def _form_page(
         self,
@@ -224,34 +208,33 @@ class CampaignPages:
 
     # ----- one campaign -----
 
-    def show(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+    async def show(self, request: Request) -> Response:
+        user = await self.console.require(request, PERMISSION)
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
-        return self._show_page(request, user, int(request.path_params["campaign_id"]), done=done)
+        return await self._show_page(request, user, int(request.path_params["campaign_id"]), done=done)
 
     async def change(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+        user = await self.console.require(request, PERMISSION)
         campaign_id = int(request.path_params["campaign_id"])
         form = await self._form_data(request)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         action = str(form.get("action", ""))
         try:
-            await run_in_threadpool(self._change, user, campaign_id, action)
-        except InvalidAudience as error:
-            return await run_in_threadpool(
-                self._show_page, request, user, campaign_id, error=str(error), status=409
+            await self.console.crm.run(
+                partial(self._change, user=user, campaign_id=campaign_id, action=action)
             )
+        except InvalidAudience as error:
+            return await self._show_page(request, user, campaign_id, error=str(error), status=409)
         done = {"schedule": "scheduled", "pause": "paused", "cancel": "cancelled"}[action]
         return self._redirect(request, f"/campaigns/{campaign_id}?done={done}")
 
-    def _change(self, user: ConsoleUser, campaign_id: int, action: str) -> None:
-        with self._session() as session:
-            campaign = self._campaign(session, campaign_id)
-            change_status(
-                session=session, campaign=campaign, action=action, actor=f"agent:{user.id}", now=self.clock()
-            )
+    def _change(self, session: Session, *, user: ConsoleUser, campaign_id: int, action: str) -> None:
+        campaign = self._campaign(session, campaign_id)
+        change_status(
+            session=session, campaign=campaign, action=action, actor=f"agent:{user.id}", now=self.clock()
+        )
 
-    def _show_page(
+    async def _show_page(
         self,
         request: Request,
         user: ConsoleUser,
@@ -264,56 +247,56 @@ class CampaignPages:
         wanted = request.query_params.get("status", "")
         only = DeliveryStatus(wanted) if wanted in {s.value for s in DeliveryStatus} else None
         page = _page_number(request.query_params.get("page", "1"))
-        now = self.clock()
-        with self._session() as session:
-            campaign = self._campaign(session, campaign_id)
-            counts = figures(session=session, campaign_id=campaign_id)
-            schedule = Schedule.parse(campaign.schedule)
-            recurring = schedule.every != "once"
-            occurrences = occurrence_figures(session=session, campaign_id=campaign_id) if recurring else []
-            rows = delivery_rows(
-                session=session,
-                campaign_id=campaign_id,
-                status=only,
-                offset=(page - 1) * PAGE_SIZE,
-                limit=PAGE_SIZE + 1,
-            )
-            audience = Audience.parse(campaign.audience)
-            shown = preview_for(session=session, audience=audience, message=campaign.message, now=now)
-            can_edit = editable(session=session, campaign=campaign)
-            context = {
-                "campaign": campaign,
-                "progress": _progress(counts),
-                "skips": _skips(counts),
-                "deliveries": [_delivery_view(d, c, now) for d, c in rows[:PAGE_SIZE]],
-                "more": len(rows) > PAGE_SIZE,
-                "page_number": page,
-                "only": only.value if only else "",
-                "statuses": [s.value for s in DeliveryStatus if s not in _INBOUND],
-                "audience_size": shown.size,
-                "consenting": shown.consenting,
-                "sample": shown.sample.display_name if shown.sample else None,
-                "sample_text": shown.text,
-                "schedule": schedule,
-                "occurrences": [(day, _progress(c)) for day, c in occurrences],
-                "actions": [
-                    (a, ACTION_LABELS[a])
-                    for a, (sources, _) in TRANSITIONS.items()
-                    if campaign.status in sources
-                ],
-                "resume": campaign.status is CampaignStatus.PAUSED,
-                "can_edit": can_edit,
-            }
+        context = await self.console.crm.run(
+            partial(self._show_context, campaign_id=campaign_id, only=only, page=page, now=self.clock())
+        )
         response = self.console.page(
             request, "campaigns/show.html", user, done=done, error=error, reasons=REASONS, **context
         )
         response.status_code = status
         return response
 
-    # ----- plumbing -----
+    def _show_context(
+        self, session: Session, *, campaign_id: int, only: DeliveryStatus | None, page: int, now: datetime
+    ) -> dict[str, Any]:
+        """What a campaign's page shows: progress, skips, one page of deliveries, the audience."""
+        campaign = self._campaign(session, campaign_id)
+        counts = figures(session=session, campaign_id=campaign_id)
+        schedule = Schedule.parse(campaign.schedule)
+        recurring = schedule.every != "once"
+        occurrences = occurrence_figures(session=session, campaign_id=campaign_id) if recurring else []
+        rows = delivery_rows(
+            session=session,
+            campaign_id=campaign_id,
+            status=only,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE + 1,
+        )
+        audience = Audience.parse(campaign.audience)
+        shown = preview_for(session=session, audience=audience, message=campaign.message, now=now)
+        return {
+            "campaign": campaign,
+            "progress": _progress(counts),
+            "skips": _skips(counts),
+            "deliveries": [_delivery_view(d, c, now) for d, c in rows[:PAGE_SIZE]],
+            "more": len(rows) > PAGE_SIZE,
+            "page_number": page,
+            "only": only.value if only else "",
+            "statuses": [s.value for s in DeliveryStatus if s not in _INBOUND],
+            "audience_size": shown.size,
+            "consenting": shown.consenting,
+            "sample": shown.sample.display_name if shown.sample else None,
+            "sample_text": shown.text,
+            "schedule": schedule,
+            "occurrences": [(day, _progress(c)) for day, c in occurrences],
+            "actions": [
+                (a, ACTION_LABELS[a]) for a, (sources, _) in TRANSITIONS.items() if campaign.status in sources
+            ],
+            "resume": campaign.status is CampaignStatus.PAUSED,
+            "can_edit": editable(session=session, campaign=campaign),
+        }
 
-    def _session(self) -> Any:
-        return session_scope(self.console.settings.database_url)
+    # ----- plumbing -----
 
     @staticmethod
     def _campaign(session: Session, campaign_id: int) -> Campaign:
@@ -343,6 +326,25 @@ class CampaignPages:
     @staticmethod
     def _redirect(request: Request, path: str) -> Response:
         return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
+
+
+def _list_rows(session: Session) -> list[tuple[Campaign, dict[str, int]]]:
+    campaigns = session.scalars(select(Campaign).order_by(Campaign.id.desc())).all()
+    return [(c, _progress(figures(session=session, campaign_id=c.id))) for c in campaigns]
+
+
+def _preview(session: Session, *, draft: Draft, now: datetime) -> dict[str, Any]:
+    """The preview of a checked draft: audience size, consenting customers, one sample message."""
+    shown = preview_for(session=session, audience=draft.audience, message=draft.message, now=now)
+    return {
+        "size": shown.size,
+        "consenting": shown.consenting,
+        "sample": shown.sample.display_name if shown.sample else None,
+        "sample_id": shown.sample.id if shown.sample else None,
+        "text": shown.text,
+        "buttons": list(draft.buttons),
+        "begun": begun_somewhere(draft.schedule, now),
+    }
 
 
 _INBOUND = (DeliveryStatus.RECEIVED, DeliveryStatus.PROCESSED, DeliveryStatus.DELIVERED)

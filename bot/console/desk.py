@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,10 +27,9 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.console.app import Console
-from bot.console.auth import SESSION_COOKIE, ConsoleUser, csrf_ok
+from bot.console.auth import ConsoleUser, csrf_ok
 from bot.crm import desk as crm_desk
 from bot.crm import transcript
-from bot.crm.db import session_scope
 from bot.crm.desk import DeskError
 from bot.crm.models import Agent, AgentNote, Direction, Handoff, HandoffStatus, Message, utcnow
 from bot.crm.record import customer_record
@@ -46,9 +44,9 @@ FORBIDDEN = 4403  # websocket close code: not logged in, no permission, or a for
 AUTHOR_LABELS = {"customer": "Customer", "bot": "Bot", "system": "Notice"}
 
 
-def desk_routes(desk: Desk) -> list[BaseRoute]:
+def desk_routes(desk: Desk, console: Console) -> list[BaseRoute]:
     """The desk's pages and endpoints, for the console app the gateway mounts."""
-    pages = DeskPages(desk)
+    pages = DeskPages(desk, console)
     return [
         Route("/queue", pages.queue, methods=["GET"]),
         Route("/queue.json", pages.queue_json, methods=["GET"]),
@@ -65,42 +63,45 @@ def desk_routes(desk: Desk) -> list[BaseRoute]:
 
 
 class DeskPages:
-    def __init__(self, desk: Desk) -> None:
-        self.desk = desk
+    """The desk's pages read through the console's CRM workers; changes go through the `Desk`,
+    which runs them on the customers' lane in order with their messages."""
+
+    def __init__(self, desk: Desk, console: Console) -> None:
+        self.desk, self.console = desk, console
 
     # ---- pages ---------------------------------------------------------------------------------
 
     async def queue(self, request: Request) -> Response:
-        console, user = await _require(request)
-        entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
-        return console.page(request, "desk/queue.html", user, entries=entries, error=None)
+        user = await self._require(request)
+        entries = await self.console.crm.run(partial(_queue, now=utcnow()))
+        return self.console.page(request, "desk/queue.html", user, entries=entries, error=None)
 
     async def queue_json(self, request: Request) -> Response:
-        await _require(request)
-        entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
+        await self._require(request)
+        entries = await self.console.crm.run(partial(_queue, now=utcnow()))
         return _json({"entries": entries})
 
     async def chat(self, request: Request) -> Response:
-        console, user = await _require(request)
-        return await self._chat_page(request, console, user, error=None)
+        user = await self._require(request)
+        return await self._chat_page(request, user, error=None)
 
     async def _chat_page(
-        self, request: Request, console: Console, user: ConsoleUser, error: str | None, status: int = 200
+        self, request: Request, user: ConsoleUser, error: str | None, status: int = 200
     ) -> Response:
         handoff_id = int(request.path_params["handoff_id"])
-        data = await self.desk.crm.run(
+        data = await self.console.crm.run(
             partial(_chat_page, handoff_id=handoff_id, agent_id=user.id, away=self.desk.away_seconds)
         )
         if data is None:
             raise HTTPException(404, detail="There is no such handoff.")
-        response = console.page(request, "desk/chat.html", user, error=error, **data)
+        response = self.console.page(request, "desk/chat.html", user, error=error, **data)
         response.status_code = status
         return response
 
     async def state(self, request: Request) -> Response:
-        _, user = await _require(request)
+        user = await self._require(request)
         handoff_id = int(request.path_params["handoff_id"])
-        data = await self.desk.crm.run(partial(_chat_state, handoff_id=handoff_id, agent_id=user.id))
+        data = await self.console.crm.run(partial(_chat_state, handoff_id=handoff_id, agent_id=user.id))
         if data is None:
             return JSONResponse({"error": "There is no such handoff."}, status_code=404)
         return _json(data)
@@ -108,15 +109,17 @@ class DeskPages:
     # ---- changes -------------------------------------------------------------------------------
 
     async def claim(self, request: Request) -> Response:
-        console, user, _ = await _change(request)
+        user, _ = await self._change(request)
         handoff_id = int(request.path_params["handoff_id"])
         try:
             await self.desk.claim(handoff_id, user.id)
         except DeskError as error:
             if _wants_json(request):
                 return JSONResponse({"error": error.message}, status_code=error.status)
-            entries = await self.desk.crm.run(partial(_queue, now=utcnow()))
-            response = console.page(request, "desk/queue.html", user, entries=entries, error=error.message)
+            entries = await self.console.crm.run(partial(_queue, now=utcnow()))
+            response = self.console.page(
+                request, "desk/queue.html", user, entries=entries, error=error.message
+            )
             response.status_code = error.status
             return response
         return self._done(request, f"/chats/{handoff_id}", {"claimed": handoff_id})
@@ -163,14 +166,14 @@ class DeskPages:
         work: Callable[[ConsoleUser, FormData, int], Awaitable[dict[str, Any]]],
         then: str | None = None,
     ) -> Response:
-        console, user, form = await _change(request)
+        user, form = await self._change(request)
         handoff_id = int(request.path_params["handoff_id"])
         try:
             result = await work(user, form, handoff_id)
         except DeskError as error:
             if _wants_json(request):
                 return JSONResponse({"error": error.message}, status_code=error.status)
-            return await self._chat_page(request, console, user, error=error.message, status=error.status)
+            return await self._chat_page(request, user, error=error.message, status=error.status)
         return self._done(request, then or f"/chats/{handoff_id}", result)
 
     def _done(self, request: Request, path: str, result: dict[str, Any]) -> Response:
@@ -178,13 +181,24 @@ class DeskPages:
             return _json({"ok": True, **result})
         return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
 
+    async def _require(self, request: Request) -> ConsoleUser:
+        return await self.console.require(request, "chats")
+
+    async def _change(self, request: Request) -> tuple[ConsoleUser, FormData]:
+        """The user (allowed chats) and the form of a state-changing request with a valid CSRF token."""
+        user = await self._require(request)
+        form = await request.form()
+        self.console.require_csrf(
+            user, request.headers.get("x-csrf-token") or str(form.get("csrf_token", ""))
+        )
+        return user, form
+
     # ---- live ----------------------------------------------------------------------------------
 
     async def socket(self, socket: WebSocket) -> None:
         """Live updates for one console page; its heartbeat keeps the agent counted as present."""
-        console: Console = socket.app.state.console
-        user = await run_in_threadpool(_socket_user, console, socket)
-        if user is None or not _same_origin(socket):
+        user = await self.console.user(socket)
+        if user is None or not user.may("chats") or not _same_origin(socket):
             await socket.close(code=FORBIDDEN)
             return
         await socket.accept()
@@ -210,7 +224,7 @@ class DeskPages:
         handoff_id = frame.get("handoff")
         if frame.get("type") == "watch" and _is_id(handoff_id):
             try:
-                chat = await self.desk.crm.run(partial(crm_desk.chat_of, handoff_id=handoff_id))
+                chat = await self.console.crm.run(partial(crm_desk.chat_of, handoff_id=handoff_id))
             except DeskError:
                 return
             self.desk.hub.watch(socket, chat.sender_id)
@@ -222,23 +236,9 @@ class DeskPages:
 
     async def _heartbeat(self, socket: WebSocket, agent_id: int) -> None:
         while True:
-            await self.desk.crm.run(partial(crm_desk.touch_agent, agent_id=agent_id))
+            await self.console.crm.run(partial(crm_desk.touch_agent, agent_id=agent_id))
             await socket.send_text(json.dumps({"type": "ping"}))
             await asyncio.sleep(HEARTBEAT_SECONDS)
-
-
-async def _require(request: Request) -> tuple[Console, ConsoleUser]:
-    console: Console = request.app.state.console
-    user = await run_in_threadpool(console.require, request, "chats")
-    return console, user
-
-
-async def _change(request: Request) -> tuple[Console, ConsoleUser, FormData]:
-    """The user (allowed chats) and the form of a state-changing request with a valid CSRF token."""
-    console, user = await _require(request)
-    form = await request.form()
-    console.require_csrf(user, request.headers.get("x-csrf-token") or str(form.get("csrf_token", "")))
-    return console, user, form
 
 
 def _wants_json(request: Request) -> bool:
@@ -252,12 +252,6 @@ def _field(form: FormData, name: str) -> str:
 
 def _json(data: Any) -> Response:
     return JSONResponse(data, headers={"Cache-Control": "no-store"})
-
-
-def _socket_user(console: Console, socket: WebSocket) -> ConsoleUser | None:
-    with session_scope(console.settings.database_url) as session:
-        user = console.sessions.read(socket.cookies.get(SESSION_COOKIE), session=session)
-    return user if user is not None and user.may("chats") else None
 
 
 def _same_origin(socket: WebSocket) -> bool:
@@ -286,7 +280,7 @@ def _is_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**53
 
 
-# ---- what the pages show (run on the gateway's CRM thread) ---------------------------------------
+# ---- what the pages show (run on the console's CRM workers) ---------------------------------------
 
 
 def _queue(session: Session, *, now: datetime) -> list[dict[str, Any]]:

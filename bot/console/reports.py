@@ -7,13 +7,13 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.crm.db import session_scope
 from bot.crm.reports import PERIODS, InvalidPeriod, Report, csv_rows, last_days, parse_days, report
 
 if TYPE_CHECKING:
@@ -39,11 +39,11 @@ class ReportPages:
     def __init__(self, console: Console, clock: Callable[[], datetime]) -> None:
         self.console, self.clock = console, clock
 
-    def page(self, request: Request) -> Response:
-        user = self.console.require(request, PERMISSION)
+    async def page(self, request: Request) -> Response:
+        user = await self.console.require(request, PERMISSION)
         raw = request.query_params.get("days")
         try:
-            figures = self._report(parse_days(raw))
+            figures = await self._report(parse_days(raw))
         except InvalidPeriod as error:
             response = self.console.page(
                 request, "reports/page.html", user, report=None, error=str(error), asked=raw, periods=PERIODS
@@ -54,10 +54,10 @@ class ReportPages:
             request, "reports/page.html", user, report=figures, error=None, periods=PERIODS
         )
 
-    def export(self, request: Request) -> Response:
-        self.console.require(request, PERMISSION)
+    async def export(self, request: Request) -> Response:
+        await self.console.require(request, PERMISSION)
         try:
-            figures = self._report(parse_days(request.query_params.get("days")))
+            figures = await self._report(parse_days(request.query_params.get("days")))
         except InvalidPeriod as error:
             return Response(f"Bad period: {error}.\n", status_code=400, media_type="text/plain")
         out = io.StringIO()
@@ -71,10 +71,9 @@ class ReportPages:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    def _report(self, days: int) -> Report:
+    async def _report(self, days: int) -> Report:
         period = last_days(days, now=self.clock())
-        with session_scope(self.console.settings.database_url) as session:
-            return report(session=session, period=period)
+        return await self.console.crm.run(partial(report, period=period))
 
 
 def _cell(value: str) -> str:

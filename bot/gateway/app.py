@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from bot.console.app import create_console_app
+from bot.console.app import Console, create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
 from bot.gateway.desk import ConsoleHub, Desk
@@ -36,6 +36,10 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# The console's own CRM workers: staff pages never queue behind customers' messages (nor these
+# behind them), and at most this many Argon2 hashes (64 MiB each) run at once.
+CONSOLE_WORKERS = 4
+
 
 @dataclass
 class Gateway:
@@ -50,6 +54,7 @@ class Gateway:
     internal: InternalApi
     telegram: TelegramChannel | None
     desk: Desk
+    console: Console
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -102,13 +107,16 @@ def build_gateway(settings: Settings) -> Gateway:
     )
     desk = Desk(
         inbox=inbox,
+        crm=crm,
+        rasa=rasa,
         hub=ConsoleHub(),
         away_seconds=settings.agent_away_seconds,
         max_chars=settings.gateway_max_message_chars,
         hours=settings.opening_hours(),
         unattended_seconds=settings.unattended_seconds,
     )
-    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram, desk)
+    console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
+    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram, desk, console)
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -137,7 +145,10 @@ def create_app(settings: Settings) -> Starlette:
         Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
         Mount("/webchat", app=gateway.web.app()),
-        Mount("/console", app=create_console_app(settings, extra_routes=desk_routes(gateway.desk))),
+        Mount(
+            "/console",
+            app=create_console_app(gateway.console, extra_routes=desk_routes(gateway.desk, gateway.console)),
+        ),
     ]
     app = Starlette(
         routes=routes,
@@ -152,6 +163,7 @@ def create_app(settings: Settings) -> Starlette:
 async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
     gateway.crm.start()
+    gateway.console.crm.start()
     await gateway.rasa.open()
     background = [
         asyncio.create_task(gateway.inbox.run_forever(), name="inbox"),
@@ -172,4 +184,5 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
         await gateway.inbox.drain()
         await gateway.rasa.close()
         gateway.crm.close()
+        gateway.console.crm.close()
         log.info("gateway stopped")

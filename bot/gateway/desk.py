@@ -41,7 +41,8 @@ from bot.gateway import wording
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
-from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
+from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable
+from bot.gateway.store import Crm
 from bot.gateway.tracker_copy import TrackerCopy
 from scheduler.policy import record_contact
 
@@ -135,6 +136,8 @@ class Desk:
         self,
         *,
         inbox: Inbox,
+        crm: Crm,
+        rasa: RasaClient,
         hub: ConsoleHub,
         away_seconds: float,
         max_chars: int,
@@ -143,7 +146,8 @@ class Desk:
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 1.0,
     ) -> None:
-        self.inbox, self.crm, self.rasa, self.hub = inbox, inbox.crm, inbox.rasa, hub
+        # `crm` is the customers' lane the inbox writes on: a chat's changes stay in order with its messages.
+        self.inbox, self.crm, self.rasa, self.hub = inbox, crm, rasa, hub
         self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
         self.hours, self.unattended_seconds = hours, unattended_seconds
         self.poll_seconds = poll_seconds

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
 from starlette.testclient import TestClient
 
+from bot.console.app import Console, create_console_app
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Role
 from bot.crm.passwords import hash_password
+from bot.gateway.store import Crm
 from bot.settings import Settings
 
 ROLES = {"ada": Role.ADMIN, "alex": Role.AGENT, "mo": Role.MARKETER}
@@ -70,3 +75,14 @@ def console_crm(database_url: str) -> None:
         add_console_users(session)
         session.commit()
     engine.dispose()
+
+
+@contextmanager
+def console_app(settings: Settings, extra_routes: Sequence[BaseRoute] = ()) -> Iterator[Starlette]:
+    """The console on its own, with the CRM workers the gateway starts and closes for it."""
+    crm = Crm(settings.database_url, workers=2, name="crm-console")
+    crm.start()
+    try:
+        yield create_console_app(Console(settings, crm), extra_routes)
+    finally:
+        crm.close()

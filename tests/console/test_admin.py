@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,13 +16,12 @@ from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.crm.db import make_engine
 from bot.crm.desk import canned_replies
 from bot.crm.models import Agent, AuditLog, CannedReply, Role
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient, hand_off
-from tests.console.logins import CSRF, console_crm, console_settings, csrf_of, login
+from tests.console.logins import CSRF, console_app, console_crm, console_settings, csrf_of, login
 from tests.gateway.harness import RunningGateway
 from tests.gateway.standin_rasa import StandInRasa
 
@@ -43,8 +43,9 @@ def settings(tmp_path: Path, admin_crm: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Starlette:
-    return create_console_app(settings)
+def app(settings: Settings) -> Iterator[Starlette]:
+    with console_app(settings) as app:
+        yield app
 
 
 def browser(app: Starlette) -> TestClient:

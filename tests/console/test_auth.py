@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,13 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.console.auth import SESSION_COOKIE, InsecureSecret, Sessions, check_secret
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Role
 from bot.crm.passwords import hash_password
 from bot.settings import Settings
-from tests.console.logins import add_console_users, console_settings
+from tests.console.logins import add_console_users, console_app, console_settings
 
 
 @pytest.fixture
@@ -42,13 +42,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> TestClient:
-    def chats(request: Request) -> PlainTextResponse:
-        request.app.state.console.require(request, "chats")
+def client(settings: Settings) -> Iterator[TestClient]:
+    async def chats(request: Request) -> PlainTextResponse:
+        await request.app.state.console.require(request, "chats")
         return PlainTextResponse("the queue")
 
-    app = create_console_app(settings, extra_routes=[Route("/queue", chats)])
-    return TestClient(app, follow_redirects=False)
+    with console_app(settings, extra_routes=[Route("/queue", chats)]) as app:
+        yield TestClient(app, follow_redirects=False)
 
 
 def login(client: TestClient, username: str, password: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.crm.consent import set_consent
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
@@ -31,7 +31,7 @@ from bot.crm.models import (
 )
 from bot.settings import Settings
 from scheduler.campaigns import fan_out
-from tests.console.logins import add_console_users, console_settings, login
+from tests.console.logins import add_console_users, console_app, console_settings, login
 from tests.factories import make_customer
 
 
@@ -69,8 +69,9 @@ def settings(tmp_path: Path, crm_template: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> TestClient:
-    return TestClient(create_console_app(settings), follow_redirects=False)
+def client(settings: Settings) -> Iterator[TestClient]:
+    with console_app(settings) as app:
+        yield TestClient(app, follow_redirects=False)
 
 
 def crm(settings: Settings) -> Session:

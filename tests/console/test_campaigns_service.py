@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.crm.consent import set_consent
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Channel, ChannelIdentity, ConsentPurpose, Customer, Role
 from bot.crm.passwords import hash_password
 from bot.settings import Settings
+from tests.console.logins import console_app
 from tests.scheduler.standin_gateway import StandInGateway
 from tests.scheduler.test_service import Service
 
@@ -61,33 +61,34 @@ def test_a_campaign_scheduled_in_the_pages_is_sent_by_the_running_service(tmp_pa
                     "CARELOOP_ENV": "test",
                 }
             )
-            client = TestClient(create_console_app(settings), follow_redirects=False)
-            page = client.get("/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-            client.post("/login", data={"username": "mo", "password": "p", "csrf_token": token})
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
-            # Ten minutes ago on Kiritimati (UTC+14): due there now, still ahead in the rest of the world.
-            local = datetime.now(timezone(timedelta(hours=14))) - timedelta(minutes=10)
-            response = client.post(
-                "/campaigns/new",
-                data={
-                    "csrf_token": csrf,
-                    "intent": "schedule",
-                    "name": "Dawn roast",
-                    "message": "Morning {first_name}!",
-                    "date": local.date().isoformat(),
-                    "time": local.strftime("%H:%M"),
-                    "every": "once",
-                    "button_1": "Tell me more",
-                },
-            )
-            assert response.status_code == 303, response.text
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if 'data-testid="campaign-status">done<' in client.get("/campaigns/1").text:
-                    break  # a one-off campaign is done once nothing of it is left to send
-                time.sleep(0.5)
-            page_text = client.get("/campaigns/1").text
+            with console_app(settings) as app:
+                client = TestClient(app, follow_redirects=False)
+                page = client.get("/login")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+                client.post("/login", data={"username": "mo", "password": "p", "csrf_token": token})
+                csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text).group(1)  # type: ignore[union-attr]
+                # Ten minutes ago on Kiritimati (UTC+14): due there now, still ahead in the rest of the world.
+                local = datetime.now(timezone(timedelta(hours=14))) - timedelta(minutes=10)
+                response = client.post(
+                    "/campaigns/new",
+                    data={
+                        "csrf_token": csrf,
+                        "intent": "schedule",
+                        "name": "Dawn roast",
+                        "message": "Morning {first_name}!",
+                        "date": local.date().isoformat(),
+                        "time": local.strftime("%H:%M"),
+                        "every": "once",
+                        "button_1": "Tell me more",
+                    },
+                )
+                assert response.status_code == 303, response.text
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    if 'data-testid="campaign-status">done<' in client.get("/campaigns/1").text:
+                        break  # a one-off campaign is done once nothing of it is left to send
+                    time.sleep(0.5)
+                page_text = client.get("/campaigns/1").text
         finally:
             service.stop_all()
     assert "3 of 3 handled (100%)" in page_text

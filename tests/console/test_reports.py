@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +14,6 @@ import pytest
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from bot.console.app import create_console_app
 from bot.crm.db import make_engine
 from bot.crm.models import (
     ComplaintCategory,
@@ -27,7 +27,7 @@ from bot.crm.models import (
 )
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient
-from tests.console.logins import console_crm, console_settings, login
+from tests.console.logins import console_app, console_crm, console_settings, login
 from tests.factories import make_complaint, make_customer
 
 HOSTILE = "<script>alert('x')</script>"
@@ -41,8 +41,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> TestClient:
-    return TestClient(create_console_app(settings), follow_redirects=False)
+def client(settings: Settings) -> Iterator[TestClient]:
+    with console_app(settings) as app:
+        yield TestClient(app, follow_redirects=False)
 
 
 def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:

@@ -23,26 +23,21 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import Engine, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, event
 from sqlalchemy.pool import Pool
+from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from bot.crm.db import make_engine
-from bot.crm.migrate import upgrade
 from bot.crm.models import Agent, Campaign, CannedReply
-from bot.crm.passwords import hash_password
-from bot.gateway.app import create_app
-from tests.conftest import postgres_url, reset_postgres
-from tests.console.conftest import HANDBACK, USERS, ConsoleClient, hand_off
+from tests.console.conftest import ConsoleClient, hand_off
 from tests.gateway.fixtures import rasa
-from tests.gateway.harness import RunningGateway, close_sockets, gateway_settings
-from tests.gateway.servers import ServerThread
+from tests.gateway.harness import RunningGateway, close_sockets
 from tests.gateway.standin_rasa import StandInRasa
+from tests.security.console_stack import database_url, gateway_with_console, the_one
 
-__all__ = ["rasa"]
+__all__ = ["database_url", "rasa"]
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 STATIC = "/static"  # files from disk (no CRM, no hashing): not driven
 
@@ -113,35 +108,7 @@ def watch(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadWatch]:
         event.remove(Pool, "checkout", checkout)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated CRM with the console users alex, sam (agents), mo (marketer) and ada (admin)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'crm.db'}"
-    else:
-        url = postgres_url()
-        reset_postgres(url)
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as session:
-        for username, (name, role) in USERS.items():
-            password_hash = hash_password(f"{username}-pw")
-            session.add(Agent(username=username, display_name=name, role=role, password_hash=password_hash))
-        session.commit()
-    engine.dispose()
-    return url
-
-
-@contextmanager
-def gateway_with_console(tmp_path: Path, url: str, rasa: StandInRasa) -> Iterator[tuple[RunningGateway, Any]]:
-    settings = gateway_settings(tmp_path / "var", rasa.url, DATABASE_URL=url)
-    rasa.intents["EXTERNAL_handback"] = HANDBACK
-    app = create_app(settings)
-    with ServerThread(app, port=settings.gateway_port) as server:
-        yield RunningGateway(settings, server, app.state.gateway), app
-
-
-def console_routes(app: Any) -> set[str]:
+def console_routes(app: Starlette) -> set[str]:
     """Every console route as `METHOD /path` (websockets as `WS /path`), static files excepted."""
     (console,) = [r for r in app.routes if isinstance(r, Mount) and r.path == "/console"]
     found: set[str] = set()
@@ -171,13 +138,6 @@ def campaign_form(intent: str) -> dict[str, Any]:
         "every": "once",
         "button_1": "Tell me more",
     }
-
-
-def the_one(gateway: RunningGateway, model: Any, **where: Any) -> Any:
-    with gateway.crm() as crm:
-        row = crm.scalar(select(model).filter_by(**where).order_by(model.id.desc()))
-        assert row is not None, f"no {model.__name__} {where}"
-        return row
 
 
 def drive(watch: ThreadWatch, method: str, template: str, client: ConsoleClient, path: str, **kw: Any) -> Any:
@@ -236,6 +196,7 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
         f"/users/{zoe}/password",
         data={"password": "another-long-password-2"},
     )
+    drive(watch, "POST", "/users/{agent_id:int}/sessions/end", ada, f"/users/{zoe}/sessions/end", data={})
     drive(watch, "GET", "/canned", ada, "/canned")
     drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Sorry for the wait."})
     drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Again."}, status=(422,))
@@ -297,7 +258,7 @@ async def drive_desk(
         alex,
         f"{chat}/notes",
         data={"text": "x"},
-        status=(200, 303, 409),
+        status=(200, 303, 403),
     )
     drive(watch, "POST", "/handoffs/{handoff_id:int}/claim", alex, f"/handoffs/{first.handoff_id}/claim")
     drive(watch, "GET", "/chats/{handoff_id:int}", alex, chat)
