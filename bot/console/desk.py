@@ -328,6 +328,11 @@ def _chat_state(session: Session, *, handoff_id: int, agent_id: int) -> dict[str
             "reason": handoff.reason,
             "agent": names.get(handoff.agent_id) if handoff.agent_id else None,
             "mine": handoff.status == HandoffStatus.CLAIMED and handoff.agent_id == agent_id,
+            "may_note": crm_desk.may_note(
+                session=session,
+                chat=crm_desk.chat_of(session=session, handoff_id=handoff_id),
+                agent_id=agent_id,
+            ),
             "requested_at": handoff.requested_at.isoformat(),
             "resolution": handoff.resolution,
         },

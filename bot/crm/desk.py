@@ -344,16 +344,30 @@ def present_agents(*, session: Session, now: datetime, away_seconds: float) -> l
     )
 
 
+def may_note(*, session: Session, chat: Chat, agent_id: int) -> bool:
+    """Whether `agent_id` may add notes to the chat: notes are part of handling it, so the agent
+    holding it may, and an admin (the desk's lead) may on any chat; nobody else, whatever its state
+    (an agent claims a waiting chat first, and a held one is its holder's)."""
+    if chat.status == HandoffStatus.CLAIMED and chat.agent_id == agent_id:
+        return True
+    agent = session.get(Agent, agent_id)
+    return agent is not None and agent.active and agent.role is Role.ADMIN
+
+
 def add_note(
     *, session: Session, handoff_id: int, agent_id: int, text: str, now: datetime | None = None
 ) -> AgentNote:
     """An internal note on the customer, made in this handoff (never sent to the customer)."""
+    chat = chat_of(session=session, handoff_id=handoff_id)
+    if not may_note(session=session, chat=chat, agent_id=agent_id):
+        raise DeskError(
+            f"{_not_yours(session, chat)} Only the agent handling it or an admin can add notes.", 403
+        )
     text = text.strip()
     if not text:
         raise DeskError("The note is empty.", 400)
     if len(text) > MAX_NOTE:
         raise DeskError(f"A note may have up to {MAX_NOTE} characters.", 400)
-    chat = chat_of(session=session, handoff_id=handoff_id)
     note = AgentNote(
         customer_id=chat.customer_id,
         handoff_id=handoff_id,

@@ -217,7 +217,7 @@ def test_chats_of_an_agent_who_went_away_return_to_the_queue_and_keep_their_plac
 
 def test_notes_are_checked_and_kept_on_the_customer(session: Session) -> None:
     agent = make_agent(session)
-    handoff = make_handoff(session)
+    handoff = make_handoff(session, status=HandoffStatus.CLAIMED, agent=agent)  # only its agent writes notes
     for text, message in (("   ", "empty"), ("x" * 2001, "up to 2000")):
         with pytest.raises(DeskError, match=message):
             desk.add_note(session=session, handoff_id=handoff.id, agent_id=agent.id, text=text)

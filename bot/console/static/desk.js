@@ -219,13 +219,15 @@
         });
       });
     }
-    var noteForm = document.getElementById("note-form");
-    noteForm.addEventListener("submit", function (event) {
-      event.preventDefault();
-      var note = document.getElementById("note");
-      post("/chats/" + handoff + "/notes", { text: note.value })
-        .then(function () { note.value = ""; say("Note added."); return refreshChat(); }, function (error) { say(error.message); });
-    });
+    var noteForm = document.getElementById("note-form");  // only for the chat's agent and admins
+    if (noteForm) {
+      noteForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        var note = document.getElementById("note");
+        post("/chats/" + handoff + "/notes", { text: note.value })
+          .then(function () { note.value = ""; say("Note added."); return refreshChat(); }, function (error) { say(error.message); });
+      });
+    }
   }
 
   /* ---------- live updates ---------- */
