@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
@@ -31,6 +32,7 @@ from bot.console.auth import (
 from bot.crm.db import session_scope
 from bot.crm.queries import record_audit
 from bot.gateway.store import Crm
+from bot.ops.status import supervised_services
 from bot.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -131,7 +133,8 @@ def routes(console: Console) -> list[BaseRoute]:
 
     async def home(request: Request) -> Response:
         user = await console.require(request)
-        return console.page(request, "home.html", user)
+        services = await run_in_threadpool(supervised_services, console.settings.var_dir)
+        return console.page(request, "home.html", user, services=services)
 
     return [
         Route("/", home, methods=["GET"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ops.supervisor import Service, ServiceFailed, Supervisor
+from bot.ops.supervisor import RestartPolicy, Service, ServiceFailed, Supervisor
 
 
 def free_port() -> int:
@@ -85,3 +85,8 @@ def test_watch_returns_when_asked_to_stop_and_when_a_service_dies(tmp_path: Path
     supervisor.running[0].process.kill()
     assert supervisor.watch() == 1
     supervisor.stop()
+
+
+def test_the_backoff_doubles_with_each_recent_failure_up_to_its_ceiling() -> None:
+    policy = RestartPolicy(limit=5, window=120, backoff=1.0, backoff_max=5.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4, 5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
