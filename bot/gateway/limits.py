@@ -47,6 +47,7 @@ def screen(raw: str, max_chars: int) -> tuple[str, Refusal | None]:
 # `YAMLStoryReader.unpack_regex_message`): `/greet`, `/EXTERNAL_campaign{"campaign_text": "…"}`.
 INTENT_PREFIX = "/"  # rasa.shared.constants.INTENT_MESSAGE_PREFIX
 _PAYLOAD_INTENT = re.compile(r"/(?P<intent>[^{@]+)")  # the head of Rasa's own pattern
+_FRONT_SLASHES = re.compile(r"^[\s/]+")  # `\s` is str.isspace, what Rasa's strip removes
 EXTERNAL_PREFIX = "EXTERNAL_"  # intents only the scheduler and the gateway may trigger
 
 
@@ -56,11 +57,11 @@ def reads_as_intent(text: str) -> bool:
 
 
 def for_rasa(text: str) -> str:
-    """Typed text as Rasa may get it: never read as an intent. Leading slashes are dropped, run after
-    run, as often as Rasa's strip would bring another one to the front (`/ /greet` is `greet`); a
-    text of nothing but slashes and whitespace has no words left and becomes empty."""
-    while reads_as_intent(text):
-        text = text.strip().lstrip(INTENT_PREFIX)
+    """Typed text as Rasa may get it: never read as an intent. While Rasa's strip would bring a `/`
+    to the front, that slash goes too, so the whole run of slashes and whitespace at the front is
+    dropped (`/ /greet` is `greet`); a text of nothing else has no words left and becomes empty."""
+    if reads_as_intent(text):
+        text = _FRONT_SLASHES.sub("", text, count=1)  # one pass, not one strip per slash
     return text.strip()
 
 

@@ -5,7 +5,6 @@ naming an `EXTERNAL_*` intent. Judged by Rasa's own rule (tests/security/rasa_re
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -215,15 +214,15 @@ def test_typed_attacks_on_telegram_reach_rasa_as_words(
 BOT_CHALLENGE = re.compile(r"virtual assistant", re.IGNORECASE)
 
 
-async def visitor_of(stack: Stack) -> tuple[WebVisitor, Any]:
-    """A new web visitor of the real gateway, over its websocket."""
+async def visitor_of(stack: Stack) -> tuple[WebVisitor, Any, str]:
+    """A new web visitor of the real gateway, over its websocket: (visitor, socket, sender id)."""
     url = stack.settings.gateway_url
-    token = (await asyncio.to_thread(httpx.post, f"{url}/webchat/session", timeout=10)).json()["token"]
+    session = (await asyncio.to_thread(httpx.post, f"{url}/webchat/session", timeout=10)).json()
     socket = await websockets.connect(url.replace("http", "ws") + "/webchat/ws", max_size=2**20)
-    visitor = WebVisitor(socket, token)
-    await visitor.send({"type": "hello", "token": token})
+    visitor = WebVisitor(socket, session["token"])
+    await visitor.send({"type": "hello", "token": session["token"]})
     await visitor.next(lambda f: f["type"] == "ready")
-    return visitor, socket
+    return visitor, socket, f"web:{session['visitor_id']}"
 
 
 async def answers_to(visitor: WebVisitor, text: str) -> list[str]:
@@ -238,9 +237,20 @@ async def answers_to(visitor: WebVisitor, text: str) -> list[str]:
             return [str(r.get("text", "")) for r in replies]
 
 
+def user_turns(stack: Stack, sender_id: str) -> list[dict[str, Any]]:
+    """The customer's messages as Rasa's tracker holds them: the text it got and how it read it."""
+    response = httpx.get(
+        f"{stack.settings.rasa_url}/conversations/{sender_id}/tracker",
+        params={"token": stack.settings.rasa_token},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return [e for e in response.json()["events"] if e.get("event") == "user"]
+
+
 @pytest.mark.e2e
 async def test_typed_attacks_do_not_steer_the_real_bot(stack: Stack) -> None:
-    visitor, socket = await visitor_of(stack)
+    visitor, socket, sender_id = await visitor_of(stack)
     try:
         honest = await answers_to(visitor, "are you a bot?")
         challenge = await answers_to(visitor, "/ /bot_challenge")
@@ -250,5 +260,9 @@ async def test_typed_attacks_do_not_steer_the_real_bot(stack: Stack) -> None:
 
     assert BOT_CHALLENGE.search(" ".join(honest)), honest  # the question asked in words is answered
     assert not BOT_CHALLENGE.search(" ".join(challenge)), challenge
-    assert not any("x.example" in text or "locked" in text for text in phish), phish
-    assert json.dumps(phish)  # answered, with something of the bot's own
+    assert phish and not any("x.example" in text or "locked" in text for text in phish), phish
+    turns = await asyncio.to_thread(user_turns, stack, sender_id)
+    assert [t["text"] for t in turns][-2:] == ["bot_challenge", PHISH.lstrip("/")]
+    for turn in turns[-2:]:  # read by the NLU (a ranking of intents), not unpacked from the text
+        assert turn["parse_data"]["intent"]["name"] not in ("bot_challenge", "EXTERNAL_campaign"), turn
+        assert len(turn["parse_data"].get("intent_ranking") or []) > 1, turn
