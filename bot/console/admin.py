@@ -3,8 +3,8 @@ canned replies agents pick from (add, edit, deactivate / reactivate).
 
 The rules live in `bot.crm.staff` and `bot.crm.canned`; these pages read forms, check the session's
 CSRF token, and show a refused form again with what the admin typed (never a password). A role
-change, a deactivation or a password reset ends that user's sessions at their next request,
-because `bot.console.auth.Sessions.read` re-checks all three on every request.
+change, a deactivation or a password reset ends that user's sessions at once, in the same
+transaction (`bot.console.auth.end_sessions`), and "Sign out everywhere" ends them on demand.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.console.auth import ConsoleUser
+from bot.console.auth import ConsoleUser, end_sessions, open_sessions
 from bot.console.once import ShownOnce
 from bot.crm import canned, staff
 from bot.crm.canned import CannedError
-from bot.crm.models import CannedReply, Role
+from bot.crm.models import Agent, CannedReply, Role
+from bot.crm.queries import record_audit
 from bot.crm.staff import StaffError, UnknownAgent
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ USERS_DONE = {
     "role": "Role changed. Their open sessions have ended; they log in again with the new role.",
     "deactivated": "Deactivated. Their open sessions have ended and they can no longer log in.",
     "reactivated": "Reactivated. They can log in again.",
+    "signed_out": "Signed out everywhere. Their open sessions have ended; they log in again to go on.",
     "password": "Password changed. The old one no longer works and their open sessions have ended.",
     "shown": "A generated password is shown only once. If it was not noted, reset the password again.",
 }
@@ -81,6 +83,7 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/users/{agent_id:int}/role", users.change_role, methods=["POST"]),
         Route("/users/{agent_id:int}/active", users.set_active, methods=["POST"]),
         Route("/users/{agent_id:int}/password", users.reset_password, methods=["POST"]),
+        Route("/users/{agent_id:int}/sessions/end", users.sign_out_everywhere, methods=["POST"]),
         Route("/canned", replies.list_page, methods=["GET"]),
         Route("/canned", replies.add, methods=["POST"]),
         Route("/canned/{reply_id:int}/edit", replies.edit_form, methods=["GET"]),
@@ -113,9 +116,7 @@ class _Pages:
 
     @staticmethod
     def _redirect(request: Request, path: str) -> Response:
-        return RedirectResponse(
-            f"{request.scope.get('root_path', '')}{path}", status_code=303
-        )
+        return RedirectResponse(f"{request.scope.get('root_path', '')}{path}", status_code=303)
 
 
 class UserPages(_Pages):
@@ -132,15 +133,11 @@ class UserPages(_Pages):
         if not token:
             return await self._page(request, user, done=done)
         shown = self.shown_once.take(user.id, token)
-        if (
-            shown is None
-        ):  # a reload, a shared link or too late: it is never shown twice
+        if shown is None:  # a reload, a shared link or too late: it is never shown twice
             return await self._page(request, user, done=USERS_DONE["shown"])
         return await self._page(request, user, shown_password=shown)
 
-    def _show_once(
-        self, request: Request, user: ConsoleUser, username: str, password: str
-    ) -> Response:
+    def _show_once(self, request: Request, user: ConsoleUser, username: str, password: str) -> Response:
         """Redirect to the list, which shows the generated password this once (see bot/console/once)."""
         token = self.shown_once.put(user.id, (username, password))
         return self._redirect(request, f"/users?shown={token}")
@@ -186,6 +183,7 @@ class UserPages(_Pages):
                 actor_id=user.id,
                 actor=f"agent:{user.id}",
             )
+            end_sessions(session=session, agent_id=agent_id)
 
         return await self._row_action(request, user, change, "role")
 
@@ -196,16 +194,12 @@ class UserPages(_Pages):
 
         def change(session: Session) -> None:
             staff.set_active(
-                session=session,
-                agent_id=agent_id,
-                active=active,
-                actor_id=user.id,
-                actor=f"agent:{user.id}",
+                session=session, agent_id=agent_id, active=active, actor_id=user.id, actor=f"agent:{user.id}"
             )
+            if not active:
+                end_sessions(session=session, agent_id=agent_id)
 
-        return await self._row_action(
-            request, user, change, "reactivated" if active else "deactivated"
-        )
+        return await self._row_action(request, user, change, "reactivated" if active else "deactivated")
 
     async def reset_password(self, request: Request) -> Response:
         user, form = await self._post(request)
@@ -217,11 +211,9 @@ class UserPages(_Pages):
 
         def change(session: Session) -> str:
             agent = staff.reset_password(
-                session=session,
-                agent_id=agent_id,
-                password=password,
-                actor=f"agent:{user.id}",
+                session=session, agent_id=agent_id, password=password, actor=f"agent:{user.id}"
             )
+            end_sessions(session=session, agent_id=agent_id, keep=_own(user, agent_id))
             return agent.username
 
         try:
@@ -233,6 +225,26 @@ class UserPages(_Pages):
         if generated:
             return self._show_once(request, user, username, password)
         return self._redirect(request, "/users?done=password")
+
+    async def sign_out_everywhere(self, request: Request) -> Response:
+        """End every open session of a user (for oneself: every other one)."""
+        user, _ = await self._post(request)
+        agent_id = int(request.path_params["agent_id"])
+
+        def sign_out(session: Session) -> None:
+            if session.get(Agent, agent_id) is None:
+                raise UnknownAgent(f"There is no console user {agent_id}")
+            ended = end_sessions(session=session, agent_id=agent_id, keep=_own(user, agent_id))
+            record_audit(
+                session=session,
+                actor=f"agent:{user.id}",
+                action="agent_signed_out",
+                entity="agent",
+                entity_id=agent_id,
+                details={"sessions": str(ended)},
+            )
+
+        return await self._row_action(request, user, sign_out, "signed_out")
 
     async def _row_action(
         self, request: Request, user: ConsoleUser, change: Callable[..., Any], done: str
@@ -257,6 +269,7 @@ class UserPages(_Pages):
         status: int = 200,
     ) -> Response:
         rows = await self._crm(staff.staff)
+        sessions = await self._crm(open_sessions)
         response = self.console.page(
             request,
             "admin/users.html",
@@ -268,12 +281,11 @@ class UserPages(_Pages):
             shown_password=shown_password,
             roles=[r.value for r in Role],
             min_password=staff.MIN_PASSWORD,
+            sessions=sessions,
         )
         response.status_code = status
         if shown_password:
-            response.headers["Cache-Control"] = (
-                "no-store"  # the password is shown once, never cached
-            )
+            response.headers["Cache-Control"] = "no-store"  # the password is shown once, never cached
         return response
 
 
@@ -282,20 +294,13 @@ class CannedPages(_Pages):
 
     async def list_page(self, request: Request) -> Response:
         user = await self.console.require(request, self.permission)
-        return await self._list(
-            request, user, done=CANNED_DONE.get(request.query_params.get("done", ""))
-        )
+        return await self._list(request, user, done=CANNED_DONE.get(request.query_params.get("done", "")))
 
     async def add(self, request: Request) -> Response:
         user, form = await self._post(request)
         typed = CannedForm.read(form)
 
-        save = partial(
-            canned.add_canned_reply,
-            title=typed.title,
-            text=typed.text,
-            actor=f"agent:{user.id}",
-        )
+        save = partial(canned.add_canned_reply, title=typed.title, text=typed.text, actor=f"agent:{user.id}")
         try:
             await self._crm(save)
         except CannedError as error:
@@ -330,9 +335,7 @@ class CannedPages(_Pages):
         try:
             await self._crm(save)
         except CannedError as error:
-            return self._edit_page(
-                request, user, reply_id, typed, error=error, status=422
-            )
+            return self._edit_page(request, user, reply_id, typed, error=error, status=422)
         return self._redirect(request, "/canned?done=saved")
 
     async def set_active(self, request: Request) -> Response:
@@ -343,16 +346,11 @@ class CannedPages(_Pages):
         def change(session: Session) -> None:
             self._reply(session, reply_id)
             canned.set_canned_reply_active(
-                session=session,
-                reply_id=reply_id,
-                active=active,
-                actor=f"agent:{user.id}",
+                session=session, reply_id=reply_id, active=active, actor=f"agent:{user.id}"
             )
 
         await self._crm(change)
-        return self._redirect(
-            request, f"/canned?done={'reactivated' if active else 'deactivated'}"
-        )
+        return self._redirect(request, f"/canned?done={'reactivated' if active else 'deactivated'}")
 
     async def _list(
         self,
@@ -408,6 +406,11 @@ class CannedPages(_Pages):
         if reply is None:
             raise HTTPException(404, detail=f"There is no canned reply {reply_id}.")
         return reply
+
+
+def _own(user: ConsoleUser, agent_id: int) -> int | None:
+    """The session to keep when an admin ends their own: the one they are using."""
+    return user.session_id if agent_id == user.id else None
 
 
 def _role(value: str) -> Role:

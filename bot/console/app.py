@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.console import admin, campaigns, reports
 from bot.console.auth import (
+    MAX_USERNAME,
     SESSION_COOKIE,
     ConsoleUser,
     LoginThrottle,
     Sessions,
+    account_of,
     authenticate,
     check_secret,
     client_address,
     csrf_ok,
+    trusted_networks,
 )
-from bot.crm.db import session_scope
 from bot.crm.queries import record_audit
 from bot.gateway.store import Crm
 from bot.ops.status import supervised_services
@@ -37,6 +44,31 @@ from bot.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 LOGIN_CSRF_COOKIE = "careloop_login_csrf"
+# Anyone may post the login form: read at most this much of it (three short fields; a password
+# has at most 200 characters, up to 1,800 bytes once percent-encoded).
+FORM_MAX_BYTES = 4096
+FORM_MAX_FIELDS = 5
+FORM_MAX_PART = 2048
+SECURITY_HEADERS = {
+    # Console pages load scripts, styles and sockets only from the console itself and run no
+    # inline script, so an injected <script> or onerror= does nothing; nobody may frame them.
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    ),
+    "X-Frame-Options": "DENY",  # for browsers without frame-ancestors
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 class Console:
@@ -49,9 +81,14 @@ class Console:
         check_secret(settings.secret_key, settings.environment)
         self.settings = settings
         self.crm = crm
-        self.sessions = Sessions(settings.secret_key)
+        self.sessions = Sessions(
+            settings.secret_key,
+            max_age=settings.console_session_max_hours * 3600,
+            idle=settings.console_session_idle_minutes * 60,
+        )
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
         self.throttle = LoginThrottle()
+        self.trusted_proxies = trusted_networks(settings.console_trusted_proxies)
         self.secure_cookies = settings.environment == "production"
 
     async def user(self, connection: HTTPConnection) -> ConsoleUser | None:
@@ -94,28 +131,31 @@ def routes(console: Console) -> list[BaseRoute]:
         return _login_page(console, request)
 
     async def login(request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await small_form(request)
+        except FormRefused as refused:
+            return _login_page(console, request, refused.message, refused.status)
         username, password = str(form.get("username", "")), str(form.get("password", ""))
         sent, expected = str(form.get("csrf_token", "")), request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not hmac.compare_digest(sent, expected):
             return _login_page(console, request, "The form expired. Please try again.", 403)
-        keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
-        if console.throttle.blocked(*keys):
-            return _login_page(console, request, "Too many failed attempts. Please wait a few minutes.", 429)
-        with session_scope(console.settings.database_url) as session:
-            agent = authenticate(session=session, username=username, password=password)
-            if agent is None:
-                console.throttle.failed(*keys)
-                return _login_page(console, request, "Wrong username or password.", 401)
-            cookie, _ = console.sessions.issue(agent)
-            record_audit(
-                session=session, actor=f"agent:{agent.id}", action="login", entity="agent", entity_id=agent.id
-            )
+        account = account_of(username)
+        if account is None:
+            return _login_page(console, request, f"A username has at most {MAX_USERNAME} characters.", 400)
+        client = client_address(request, console.trusted_proxies)
+        wait = console.throttle.begin(account, client)
+        if wait > 0:
+            return _throttled(console, request, wait)
+        cookie = await console.crm.run(partial(_sign_in, console.sessions, account, password))
+        if cookie is None:
+            console.throttle.failed(account, client)
+            return _login_page(console, request, "Wrong username or password.", 401)
+        console.throttle.succeeded(account, client)
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/", status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
             cookie,
-            max_age=console.sessions.max_age,
+            max_age=int(console.sessions.max_age),
             httponly=True,
             samesite="lax",
             secure=console.secure_cookies,
@@ -125,8 +165,12 @@ def routes(console: Console) -> list[BaseRoute]:
 
     async def logout(request: Request) -> Response:
         user = await console.require(request)
-        form = await request.form()
+        try:
+            form = await small_form(request)
+        except FormRefused as refused:
+            raise HTTPException(refused.status, detail=refused.message) from None
         console.require_csrf(user, str(form.get("csrf_token", "")))
+        await console.crm.run(partial(_sign_out, console.sessions, request.cookies.get(SESSION_COOKIE), user))
         response = RedirectResponse(f"{request.scope.get('root_path', '')}/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -154,7 +198,93 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *campaigns.routes(console),
             *reports.routes(console),
             *admin.routes(console),
-        ]
+        ],
+        middleware=[Middleware(SecurityHeaders)],
     )
     app.state.console = console
     return app
+
+
+def _sign_in(sessions: Sessions, account: str, password: str, *, session: Session) -> str | None:
+    """Check the password (Argon2, on a CRM worker) and open a session: its cookie, or None."""
+    agent = authenticate(session=session, account=account, password=password)
+    if agent is None:
+        return None
+    cookie, _ = sessions.issue(agent, session=session)
+    record_audit(
+        session=session, actor=f"agent:{agent.id}", action="login", entity="agent", entity_id=agent.id
+    )
+    return cookie
+
+
+def _sign_out(sessions: Sessions, cookie: str | None, user: ConsoleUser, *, session: Session) -> None:
+    sessions.end(cookie, session=session)
+    record_audit(
+        session=session, actor=f"agent:{user.id}", action="logout", entity="agent", entity_id=user.id
+    )
+
+
+def _throttled(console: Console, request: Request, wait: float) -> Response:
+    seconds = math.ceil(wait)
+    when = f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    message = f"Too many failed attempts. Please wait {when} and try again."
+    response = _login_page(console, request, message, 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+class FormRefused(Exception):
+    """A form beyond the small limits; the message is for the person who sent it."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+async def small_form(request: Request) -> FormData:
+    """The request's form, read only within small limits: the body stops being read past
+    FORM_MAX_BYTES (413), and files, many fields or a long field are refused (400)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > FORM_MAX_BYTES):
+        raise FormRefused(413, "The form is too large.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise FormRefused(413, "The form is too large.")
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return {"type": "http.disconnect"}
+        replayed = True
+        return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(
+            max_files=0, max_fields=FORM_MAX_FIELDS, max_part_size=FORM_MAX_PART
+        )
+    except HTTPException:  # Starlette's 400 for a form beyond the limits
+        raise FormRefused(400, "The form could not be read. Please use the form on this page.") from None
+
+
+class SecurityHeaders:
+    """Add SECURITY_HEADERS to every console response (pages, refusals, JSON, static files)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -112,7 +112,7 @@ def test_sessions_expire_and_cannot_be_forged(settings: Settings) -> None:
     with Session(make_engine(settings.database_url)) as session:
         agent = session.get(Agent, 2)
         assert agent is not None
-        cookie, _ = Sessions(settings.secret_key).issue(agent)
+        cookie, _ = Sessions(settings.secret_key).issue(agent, session=session)
         assert Sessions(settings.secret_key).read(cookie, session=session) is not None
         assert Sessions(settings.secret_key, max_age=-1).read(cookie, session=session) is None
         assert Sessions("another-secret-entirely-different").read(cookie, session=session) is None
