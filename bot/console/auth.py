@@ -104,8 +104,11 @@ class Sessions:
         )
         return token, self._digest(b"csrf", token)
 
-    def read(self, cookie: str | None, *, session: Session) -> ConsoleUser | None:
-        """The user behind a cookie, or None if unknown, ended, expired or no longer as opened."""
+    def read(self, cookie: str | None, *, session: Session, touch: bool = True) -> ConsoleUser | None:
+        """The user behind a cookie, or None if unknown, ended, expired or no longer as opened.
+
+        A read is a use (it restarts the idle lifetime) unless `touch` is false, as for a live
+        socket re-checking its session: an open tab alone must not keep a session alive."""
         row = self._live(cookie, session=session)
         if row is None or cookie is None:
             return None
@@ -117,8 +120,9 @@ class Sessions:
         if not hmac.compare_digest(row.password_stamp, _password_stamp(agent)):
             row.revoked_at = now
             return None
-        row.last_seen_at = agent.last_seen_at = now
-        row.idle_expires_at = min(now + timedelta(seconds=self.idle), row.expires_at)
+        if touch:
+            row.last_seen_at = agent.last_seen_at = now
+            row.idle_expires_at = min(now + timedelta(seconds=self.idle), row.expires_at)
         csrf = self._digest(b"csrf", cookie)
         return ConsoleUser(agent.id, agent.username, agent.display_name, agent.role, csrf, row.id)
 

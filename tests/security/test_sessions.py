@@ -212,6 +212,24 @@ def test_a_session_ends_after_its_absolute_lifetime_however_busy(
     assert not in_queue(alex)
 
 
+def test_a_check_that_is_not_a_use_does_not_extend_the_session(
+    app: Starlette, crm: Session, settings: Settings
+) -> None:
+    alex = client(app)
+    login(alex, "alex")
+    backdate(crm, minutes=20)
+    sessions = app.state.console.sessions
+    cookie = alex.cookies[SESSION_COOKIE]
+    user = sessions.read(cookie, session=crm, touch=False)
+    assert user is not None
+    crm.commit()
+    crm.expire_all()
+    assert crm.scalars(select(ConsoleSession)).one().last_seen_at < utcnow() - timedelta(minutes=19)
+    alex.post("/logout", data={"csrf_token": user.csrf})
+    crm.expire_all()
+    assert sessions.read(cookie, session=crm, touch=False) is None
+
+
 def test_the_cookie_lives_no_longer_than_the_session(app: Starlette) -> None:
     alex = client(app)
     page = alex.get("/login").text
