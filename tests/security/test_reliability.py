@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.websockets import WebSocket
 
 from bot.crm.consent import set_consent
-from bot.crm.db import make_engine
+from bot.crm.db import engine_for, make_engine
 from bot.crm.models import (
     Author,
     Channel,
@@ -80,8 +80,14 @@ def gateway_on(
     """A real gateway whose CRM is SQLite (its own copy) or the test PostgreSQL database."""
     copy_crm(crm_template, tmp_path / "var")
     overrides = {"DATABASE_URL": request.getfixturevalue("pg_url")} if database == "postgresql" else {}
-    with running_gateway(gateway_settings(tmp_path / "var", rasa.url, **overrides)) as running:
-        yield running
+    settings = gateway_settings(tmp_path / "var", rasa.url, **overrides)
+    try:
+        with running_gateway(settings) as running:
+            yield running
+    finally:
+        # The gateway's engine is cached per URL (bot.crm.db.engine_for) and outlives it: close its
+        # connections now, not whenever later tests push it out of the cache.
+        engine_for(settings.database_url).dispose()
 
 
 @contextmanager
