@@ -249,6 +249,7 @@ def user_turns(stack: Stack, sender_id: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.e2e
+@pytest.mark.timeout(0)  # like every e2e test: the stack may first wait for the model's training
 async def test_typed_attacks_do_not_steer_the_real_bot(stack: Stack) -> None:
     visitor, socket, sender_id = await visitor_of(stack)
     try:
