@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from bot.crm.db import make_engine
+from bot.crm.db import engine_for, make_engine
 from bot.crm.migrate import upgrade
 
 POSTGRES_ENV = "CARELOOP_TEST_POSTGRES_URL"
@@ -40,10 +40,26 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def pg_url() -> str:
+    """The shared PostgreSQL CRM, migrated and empty: tests on it roll their work back."""
     url = postgres_url()
     reset_postgres(url)
     upgrade(url)
     return url
+
+
+@pytest.fixture
+def pg_scratch(pg_url: str) -> Iterator[str]:
+    """The PostgreSQL CRM for a test that commits (a running gateway, console users): emptied
+    before the test and again after it, so the tests that share `pg_url` still find it empty
+    whatever order pytest runs them in (it groups the tests of each database together)."""
+    reset_postgres(pg_url)
+    upgrade(pg_url)
+    yield pg_url
+    # The process-wide engine a gateway or console made for it (bot.crm.db.engine_for) would keep
+    # its connections until pushed out of the cache, and their finaliser warns inside a later test.
+    engine_for(pg_url).dispose()
+    reset_postgres(pg_url)
+    upgrade(pg_url)
 
 
 @pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

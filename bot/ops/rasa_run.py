@@ -23,5 +23,5 @@ if __name__ == "__main__":
         if not os.environ.get(name, "").strip():
             sys.exit(f"{name} is not set: {why}")
     token = os.environ["RASA_TOKEN"]
-    sys.argv = ["rasa", "run", "--auth-token", token, *sys.argv[1:]]
+    sys.argv = ["rasa", "run", f"--auth-token={token}", *sys.argv[1:]]  # = : a token may begin with "-"
     main()

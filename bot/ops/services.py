@@ -136,5 +136,6 @@ def main() -> None:
     supervisor = Supervisor(services, settings.var_dir / "logs", policy=restart_policy(settings))
     sys.exit(supervisor.run(lambda: describe(settings, services)))
 
+
 if __name__ == "__main__":
     main()

@@ -66,8 +66,8 @@ def test_a_created_user_can_log_in_with_their_password(session: Session) -> None
         True,
     )
     assert agent.password_hash != PASSWORD
-    assert authenticate(session=session, username="new.agent-1", password=PASSWORD) is agent
-    assert authenticate(session=session, username="new.agent-1", password="wrong password!") is None
+    assert authenticate(session=session, account="new.agent-1", password=PASSWORD) is agent
+    assert authenticate(session=session, account="new.agent-1", password="wrong password!") is None
     assert audit(session, "agent", agent.id) == [
         ("agent:1", "agent_created", {"username": "new.agent-1", "role": "agent"})
     ]
@@ -151,8 +151,8 @@ def test_role_changes_deactivation_and_password_resets_are_audited(session: Sess
         (actor, "agent_reactivated", {}),
         (actor, "agent_password_reset", {}),
     ]
-    assert authenticate(session=session, username=agent.username, password=PASSWORD) is None
-    assert authenticate(session=session, username=agent.username, password="a brand new secret") is agent
+    assert authenticate(session=session, account=agent.username, password=PASSWORD) is None
+    assert authenticate(session=session, account=agent.username, password="a brand new secret") is agent
 
 
 def test_a_reset_needs_a_long_enough_password_and_a_real_user(session: Session) -> None:
@@ -161,7 +161,7 @@ def test_a_reset_needs_a_long_enough_password_and_a_real_user(session: Session) 
         staff.reset_password(session=session, agent_id=agent.id, password="short", actor="t")
     with pytest.raises(UnknownAgent):
         staff.reset_password(session=session, agent_id=999_999, password=PASSWORD, actor="t")
-    assert authenticate(session=session, username=agent.username, password=PASSWORD) is agent
+    assert authenticate(session=session, account=agent.username, password=PASSWORD) is agent
 
 
 def test_the_list_shows_everyone_with_their_last_login(session: Session) -> None:
@@ -198,7 +198,7 @@ def test_the_cli_adds_a_user_with_the_password_from_stdin(
         staff.main(["add", "first.admin"])
     engine = make_engine(url)
     with Session(engine) as db:
-        agent = authenticate(session=db, username="first.admin", password=PASSWORD)
+        agent = authenticate(session=db, account="first.admin", password=PASSWORD)
         assert agent is not None and (agent.role, agent.display_name) == (Role.ADMIN, "First Admin")
         assert db.scalars(select(Agent.username)).all() == ["first.admin"]
     engine.dispose()

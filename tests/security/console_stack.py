@@ -20,7 +20,6 @@ from bot.crm.models import Agent
 from bot.crm.passwords import hash_password
 from bot.gateway.app import Gateway, create_app
 from bot.settings import Settings
-from tests.conftest import postgres_url, reset_postgres
 from tests.console.conftest import HANDBACK, USERS
 from tests.gateway.harness import RunningGateway, gateway_settings
 from tests.gateway.servers import ServerThread
@@ -33,8 +32,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'crm.db'}"
     else:
-        url = postgres_url()
-        reset_postgres(url)
+        url = request.getfixturevalue("pg_scratch")
     upgrade(url)
     engine = make_engine(url)
     with Session(engine) as session:

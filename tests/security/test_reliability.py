@@ -79,7 +79,7 @@ def gateway_on(
 ) -> Iterator[RunningGateway]:
     """A real gateway whose CRM is SQLite (its own copy) or the test PostgreSQL database."""
     copy_crm(crm_template, tmp_path / "var")
-    overrides = {"DATABASE_URL": request.getfixturevalue("pg_url")} if database == "postgresql" else {}
+    overrides = {"DATABASE_URL": request.getfixturevalue("pg_scratch")} if database == "postgresql" else {}
     settings = gateway_settings(tmp_path / "var", rasa.url, **overrides)
     try:
         with running_gateway(settings) as running:

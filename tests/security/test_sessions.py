@@ -25,7 +25,6 @@ from bot.console.auth import SESSION_COOKIE
 from bot.crm.db import make_engine
 from bot.crm.models import Agent, ConsoleSession, utcnow
 from bot.settings import Settings
-from tests.conftest import postgres_url, reset_postgres
 from tests.console.logins import console_app, console_crm, console_settings, login
 
 
@@ -34,8 +33,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'crm.db'}"
     else:
-        url = postgres_url()
-        reset_postgres(url)
+        url = request.getfixturevalue("pg_scratch")
     console_crm(url)
     return console_settings(url)
 

@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("agent_id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column(
-            "role", sa.Enum("agent", "marketer", "admin", name="role", native_enum=False, length=24), nullable=False
+            "role",
+            sa.Enum("agent", "marketer", "admin", name="role", native_enum=False, length=24),
+            nullable=False,
         ),
         sa.Column("password_stamp", sa.String(length=16), nullable=False),
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
