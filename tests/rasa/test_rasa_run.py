@@ -14,7 +14,8 @@ def test_a_token_that_begins_with_a_dash_is_still_the_tokens_value(project_root:
     # Generated tokens are URL-safe base64, so one in 64 begins with "-"; `--auth-token -x` would be
     # read as a missing value and Rasa would not start. A bad port makes rasa stop right after
     # reading its options: the only complaint must be about the port.
-    secrets = {name: "-starts-with-a-dash" for name in ("RASA_TOKEN", "RASA_CHANNEL_SECRET", "ACTION_SERVER_TOKEN")}
+    names = ("RASA_TOKEN", "RASA_CHANNEL_SECRET", "ACTION_SERVER_TOKEN")
+    secrets = dict.fromkeys(names, "-starts-with-a-dash")
     result = subprocess.run(
         [str(project_root / ".venvs/rasa/bin/python"), "bot/ops/rasa_run.py", "--port", "not-a-port"],
         cwd=project_root,
