@@ -20,7 +20,7 @@ def _chat_rows(chat: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     for level in chat["levels"]:
         area = f"chat, {level['customers']} at once"
-        for path, label in (("gateway", "whole stack (web chat)"), ("rasa", "Rasa REST webhook only")):
+        for path, label in (("gateway", "whole stack (web chat)"), ("rasa", "Rasa channel only")):
             figures = level[path]
             value = _latencies(figures) + f", {_num(figures['per_second'])} msg/s"
             unanswered = sum(n for outcome, n in figures["outcomes"].items() if outcome != "answered")
