@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.console.app import Console
-from bot.console.auth import ConsoleUser, csrf_ok
+from bot.console.auth import SESSION_COOKIE, ConsoleUser, csrf_ok
 from bot.crm import desk as crm_desk
 from bot.crm import transcript
 from bot.crm.desk import DeskError
@@ -235,7 +235,13 @@ class DeskPages:
                 return  # not this agent's chat (any more): nothing to show the customer
 
     async def _heartbeat(self, socket: WebSocket, agent_id: int) -> None:
+        """Every beat: the login must still be alive (logout, expiry, a role change or a password
+        reset end it), or the socket is closed; an open tab alone does not count as use."""
+        cookie = socket.cookies.get(SESSION_COOKIE)
         while True:
+            if await self.console.crm.run(partial(self.console.sessions.read, cookie, touch=False)) is None:
+                await socket.close(code=FORBIDDEN)
+                return
             await self.console.crm.run(partial(crm_desk.touch_agent, agent_id=agent_id))
             await socket.send_text(json.dumps({"type": "ping"}))
             await asyncio.sleep(HEARTBEAT_SECONDS)

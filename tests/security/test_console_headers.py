@@ -2,10 +2,10 @@
 
 Every console response (pages, redirects, refusals, JSON, static files) says: scripts, styles and
 connections only from the console's own origin, no inline script, no framing (`frame-ancestors
-'none'` and `X-Frame-Options: DENY`), no MIME sniffing, and a same-origin referrer. Headless
-Chromium then proves the pages still work under that policy: the login, the queue's script and its
-live websocket, the admin pages, with no CSP violation and no console error; and a foreign page
-cannot frame the login.
+'none'` and `X-Frame-Options: DENY`), no MIME sniffing, and a same-origin referrer; pages are
+never cached (`Cache-Control: no-store`). Headless Chromium then proves the pages still work under
+that policy: the login, the queue's script and its live websocket, the admin pages, with no CSP
+violation and no console error; and a foreign page cannot frame the login.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def test_every_kind_of_console_response_has_the_headers(stack: RunningGateway) -
         assert {r.status_code for r in responses} >= {200, 303, 403}
         for response in responses:
             assert_protected(response)
+            if response.headers["content-type"].startswith("text/html"):
+                assert response.headers.get("cache-control") == "no-store", response.request.url
     finally:
         for client in (anonymous, ada.http, alex.http):
             client.close()
