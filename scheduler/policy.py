@@ -38,7 +38,7 @@ from bot.crm.reachability import reachable
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
 )
-UNCAPPED_KINDS = frozenset({OutreachKind.COMPLAINT_FOLLOWUP, OutreachKind.HANDBACK})
+UNCAPPED_KINDS = frozenset({OutreachKind.COMPLAINT_FOLLOWUP, OutreachKind.HANDBACK, OutreachKind.CASE_UPDATE})
 INTENT_FOR = {
     OutreachKind.COMPLAINT_FOLLOWUP: "EXTERNAL_checkin",
     OutreachKind.DELIVERY_CHECK: "EXTERNAL_delivery_check",
@@ -49,8 +49,12 @@ INTENT_FOR = {
     OutreachKind.CAMPAIGN: "EXTERNAL_campaign",
     OutreachKind.SURVEY: "EXTERNAL_survey",
     OutreachKind.HANDBACK: "EXTERNAL_handback",
+    # A case's resolution or question, written by a person: the domain's one intent that says a
+    # given text (campaign_text, no buttons). Its kind, not the intent, decides consent and cap.
+    OutreachKind.CASE_UPDATE: "EXTERNAL_campaign",
 }
-KIND_OF_INTENT = {intent: kind for kind, intent in INTENT_FOR.items()}
+# A direct send of EXTERNAL_campaign (not claimed by the scheduler) is counted as a campaign.
+KIND_OF_INTENT = {intent: kind for kind, intent in INTENT_FOR.items() if kind is not OutreachKind.CASE_UPDATE}
 CAP_WINDOW = timedelta(days=7)
 WITH_PERSON_RETRY = timedelta(minutes=30)  # a chat with a person is not interrupted; try again later
 

@@ -121,7 +121,11 @@ def claim(*, session: Session, delivery_id: int, now: datetime, stale_after: tim
 
 
 def still_relevant(*, session: Session, delivery: Delivery, now: datetime) -> tuple[bool, datetime | None]:
-    """A revisit waits for its case to be resolved, and is dropped once the loop is closed."""
+    """A revisit waits for its case to be resolved, and is dropped once the loop is closed; a
+    question about a case is dropped once the case no longer waits for the answer."""
+    if delivery.kind is OutreachKind.CASE_UPDATE and ":question:" in delivery.idempotency_key:
+        case = session.get(Complaint, delivery.complaint_id) if delivery.complaint_id else None
+        return case is not None and case.status is ComplaintStatus.WAITING_ON_CUSTOMER, None
     if delivery.kind is not OutreachKind.COMPLAINT_FOLLOWUP or delivery.complaint_id is None:
         return True, None
     complaint = session.get(Complaint, delivery.complaint_id)

@@ -8,7 +8,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.case_history import record_event
 from bot.crm.models import (
+    CaseEventKind,
     Complaint,
     ComplaintCategory,
     ComplaintStatus,
@@ -20,21 +22,28 @@ from bot.crm.models import (
     OutreachKind,
     Segment,
     Severity,
+    Team,
     utcnow,
 )
 from bot.crm.queries import log_interaction
 
-OPEN_STATUSES = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.REOPENED)
+OPEN_STATUSES = (
+    ComplaintStatus.OPEN,
+    ComplaintStatus.IN_PROGRESS,
+    ComplaintStatus.WAITING_ON_CUSTOMER,
+    ComplaintStatus.REOPENED,
+)
+TOP_PRIORITY = 1  # a case whose fix did not hold comes before every other
 REPEAT_WINDOW = timedelta(days=30)
 FOLLOWUP_AFTER_RESOLUTION = timedelta(days=3)
 
 TEAM_FOR = {
-    ComplaintCategory.DELIVERY: "logistics",
-    ComplaintCategory.BILLING: "billing",
-    ComplaintCategory.PRODUCT_QUALITY: "quality",
-    ComplaintCategory.SERVICE: "customer_care",
-    ComplaintCategory.TECHNICAL: "tech",
-    ComplaintCategory.OTHER: "customer_care",
+    ComplaintCategory.DELIVERY: Team.LOGISTICS.value,
+    ComplaintCategory.BILLING: Team.BILLING.value,
+    ComplaintCategory.PRODUCT_QUALITY: Team.QUALITY.value,
+    ComplaintCategory.SERVICE: Team.CUSTOMER_CARE.value,
+    ComplaintCategory.TECHNICAL: Team.TECH.value,
+    ComplaintCategory.OTHER: Team.CUSTOMER_CARE.value,
 }
 
 # Hours until the customer hears back, by severity; valuable and growable customers are faster.
@@ -122,6 +131,15 @@ def file_complaint(
     )
     session.add(complaint)
     session.flush()
+    record_event(
+        session=session,
+        complaint=complaint,
+        kind=CaseEventKind.FILED,
+        actor="customer",
+        to_value=complaint.team,
+        text=complaint.description,
+        now=now,
+    )
     escalate = severity is Severity.HIGH or customer.segment is Segment.MVC or repeat
     plan_followup(session=session, complaint=complaint, due=complaint.sla_due_at + FOLLOWUP_AFTER_RESOLUTION)
     log_interaction(
@@ -160,9 +178,11 @@ def reopen_complaint(
     conversation: Conversation | None = None,
     now: datetime | None = None,
 ) -> None:
-    """The fix did not hold: reopen with high severity and a fresh SLA, and revisit again later."""
+    """The fix did not hold: reopen to its owner at top priority, with high severity and a fresh SLA."""
     now = now or utcnow()
+    was = complaint.status
     complaint.status = ComplaintStatus.REOPENED
+    complaint.priority = TOP_PRIORITY
     complaint.severity = Severity.HIGH
     complaint.sla_due_at = sla_due(severity=Severity.HIGH, segment=customer.segment, now=now)
     complaint.followup_done_at = now
@@ -173,6 +193,16 @@ def reopen_complaint(
         conversation=conversation,
         kind="complaint_reopened",
         data={"complaint_id": complaint.id},
+        now=now,
+    )
+    record_event(
+        session=session,
+        complaint=complaint,
+        kind=CaseEventKind.REOPENED,
+        actor="customer",
+        from_value=was.value,
+        to_value=ComplaintStatus.REOPENED.value,
+        text="The customer said the problem is not solved.",
         now=now,
     )
     session.flush()

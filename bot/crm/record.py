@@ -27,7 +27,12 @@ from bot.crm.models import (
 )
 
 RECENT = 10
-OPEN_COMPLAINTS = (ComplaintStatus.OPEN, ComplaintStatus.IN_PROGRESS, ComplaintStatus.REOPENED)
+OPEN_COMPLAINTS = (
+    ComplaintStatus.OPEN,
+    ComplaintStatus.IN_PROGRESS,
+    ComplaintStatus.WAITING_ON_CUSTOMER,
+    ComplaintStatus.REOPENED,
+)
 
 
 @dataclass(frozen=True)

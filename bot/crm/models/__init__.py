@@ -2,6 +2,7 @@
 
 from .base import Base, UTCDateTime, utcnow
 from .care import HANDOFF_CALLBACK, HANDOFF_LIVE, Complaint, Handoff, Offer, RetentionAttempt, Survey
+from .cases import AgentTeam, CaseEvent
 from .commerce import Order, OrderLine, Product, Refund, Subscription
 from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
@@ -13,10 +14,12 @@ from .staff import Agent, AuditLog, ConsoleSession
 __all__ = [
     "Agent",
     "AgentNote",
+    "AgentTeam",
     "AuditLog",
     "Base",
     "Campaign",
     "CannedReply",
+    "CaseEvent",
     "ChannelIdentity",
     "Complaint",
     "Consent",

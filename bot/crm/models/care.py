@@ -15,6 +15,7 @@ from .enums import (
     HandoffStatus,
     LeaveReason,
     OfferKind,
+    Remedy,
     RetentionOutcome,
     Segment,
     Severity,
@@ -22,6 +23,11 @@ from .enums import (
 
 
 class Complaint(Base):
+    """A complaint case, worked by its team from filing to the customer's confirmation.
+
+    `version` counts every change (SQLAlchemy refuses an UPDATE of a row changed since it was
+    read), and a console form carries the version it was shown with: a stale form is refused."""
+
     __tablename__ = "complaint"
     __table_args__ = (Index("ix_complaint_status_sla_due_at", "status", "sla_due_at"),)
 
@@ -43,6 +49,15 @@ class Complaint(Base):
     resolved_at: Mapped[datetime | None]
     followup_due_at: Mapped[datetime | None]
     followup_done_at: Mapped[datetime | None]
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id", ondelete="SET NULL"), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # 1: reopened, on top
+    first_response_at: Mapped[datetime | None]  # first taken, asked or resolved by a person
+    remedy: Mapped[Remedy | None] = mapped_column(enum_column(Remedy))
+    refund_id: Mapped[int | None] = mapped_column(ForeignKey("refund.id", ondelete="SET NULL"))
+    credit_amount: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Offer(Base):

@@ -98,11 +98,47 @@ class Severity(str, enum.Enum):
 
 
 class ComplaintStatus(str, enum.Enum):
+    """A complaint case's lifecycle (bot/crm/cases.py says which moves are allowed)."""
+
     OPEN = "open"
     IN_PROGRESS = "in_progress"
-    RESOLVED = "resolved"
+    WAITING_ON_CUSTOMER = "waiting_on_customer"  # a question went to the customer
+    RESOLVED = "resolved"  # the customer was told; the revisit asks whether it held
+    REOPENED = "reopened"  # the fix did not hold: back to its owner at top priority
+    CLOSED = "closed"  # the customer confirmed the fix
+
+
+class Team(str, enum.Enum):
+    """The teams that own complaint cases, routed from the category (bot/crm/complaints.py)."""
+
+    LOGISTICS = "logistics"
+    BILLING = "billing"
+    QUALITY = "quality"
+    CUSTOMER_CARE = "customer_care"
+    TECH = "tech"
+
+
+class Remedy(str, enum.Enum):
+    """What the customer got when their case was resolved."""
+
+    REFUND = "refund"  # through the refund policy (bot/crm/refunds.py)
+    REPLACEMENT = "replacement"
+    CREDIT = "credit"  # store credit, an amount
+    NONE = "none"
+
+
+class CaseEventKind(str, enum.Enum):
+    """One line of a case's history."""
+
+    FILED = "filed"
+    STATE = "state"  # from one state to another
+    OWNER = "owner"  # taken, reassigned or released
+    TEAM = "team"  # moved to another team
+    NOTE = "note"  # internal, never sent to the customer
+    QUESTION = "question"  # asked the customer through their channel
+    ANSWER = "answer"  # the customer's reply to a question
+    RESOLVED = "resolved"  # with the resolution text and the remedy
     REOPENED = "reopened"
-    CLOSED = "closed"
 
 
 class LeaveReason(str, enum.Enum):
@@ -140,6 +176,7 @@ class HandoffStatus(str, enum.Enum):
 
 class Role(str, enum.Enum):
     AGENT = "agent"
+    LEAD = "lead"  # an agent who leads their team(s): works every case of the team
     MARKETER = "marketer"
     ADMIN = "admin"
 
@@ -163,3 +200,4 @@ class OutreachKind(str, enum.Enum):
     WIN_BACK = "win_back"
     SURVEY = "survey"
     HANDBACK = "handback"  # the bot's follow-up when an agent hands a chat back (counted, not capped)
+    CASE_UPDATE = "case_update"  # a team's resolution of, or question about, the customer's own case
