@@ -14,6 +14,8 @@ from bot.crm.business_hours import BadBusinessHours, BusinessHours
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
+SMTP_SECURITY = ("starttls", "ssl", "none")  # none: only for a relay on the same machine
+RETURNS_ADDRESS = "CareLoop Returns, Beispielstrasse 1, 10115 Berlin, Germany"
 
 
 class SettingsError(RuntimeError):
@@ -66,6 +68,14 @@ class Settings:
     console_session_idle_minutes: float
     console_session_max_hours: float
     console_trusted_proxies: tuple[str, ...]
+    smtp_host: str | None
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_security: str
+    mail_from: str
+    public_url: str
+    returns_address: str
 
     @property
     def rasa_port(self) -> int:
@@ -82,6 +92,11 @@ class Settings:
     @property
     def gateway_port(self) -> int:
         return _port_of(self.gateway_url, "GATEWAY_URL")
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where mails are written instead of sent while no SMTP_HOST is set (one .eml each)."""
+        return self.var_dir / "mail"
 
     @property
     def action_endpoint_url(self) -> str:
@@ -138,6 +153,14 @@ class Settings:
             console_session_idle_minutes=_number(env, "CONSOLE_SESSION_IDLE_MINUTES", 30.0),
             console_session_max_hours=_number(env, "CONSOLE_SESSION_MAX_HOURS", 12.0),
             console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=int(_number(env, "SMTP_PORT", 587)),
+            smtp_username=env.get("SMTP_USERNAME") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_security=_choice(env, "SMTP_SECURITY", SMTP_SECURITY, "starttls"),
+            mail_from=env.get("MAIL_FROM") or "CareLoop <care@careloop.example>",
+            public_url=_url(env, "PUBLIC_URL", env.get("GATEWAY_URL") or "http://127.0.0.1:8000"),
+            returns_address=env.get("RETURNS_ADDRESS") or RETURNS_ADDRESS,
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.check_secrets()
@@ -191,6 +214,14 @@ class Settings:
             "CONSOLE_SESSION_IDLE_MINUTES": repr(self.console_session_idle_minutes),
             "CONSOLE_SESSION_MAX_HOURS": repr(self.console_session_max_hours),
             "CONSOLE_TRUSTED_PROXIES": ",".join(self.console_trusted_proxies),
+            "SMTP_HOST": self.smtp_host or "",
+            "SMTP_PORT": str(self.smtp_port),
+            "SMTP_USERNAME": self.smtp_username or "",
+            "SMTP_PASSWORD": self.smtp_password or "",
+            "SMTP_SECURITY": self.smtp_security,
+            "MAIL_FROM": self.mail_from,
+            "PUBLIC_URL": self.public_url,
+            "RETURNS_ADDRESS": self.returns_address,
         }
 
     def opening_hours(self) -> BusinessHours:

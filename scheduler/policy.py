@@ -30,6 +30,9 @@ from bot.crm.models import (
     Customer,
     Delivery,
     DeliveryStatus,
+    EmailVerification,
+    MailPurpose,
+    OutboundMail,
     OutreachKind,
 )
 from bot.crm.queries import consent_of
@@ -273,3 +276,47 @@ def with_a_person(*, session: Session, customer_id: int) -> bool:
         )
         or 0
     ) > 0
+
+
+# Email (the gateway's outbox, bot/gateway/mailer.py) passes the same gate, with what each
+# purpose needs: mails the customer just asked for (a confirmation, a receipt) go at once and need
+# no marketing consent; a mail they did not ask for at that moment waits for the end of their
+# quiet hours. Mails about their own account are service messages and are not capped.
+MAIL_QUIET_PURPOSES = frozenset({MailPurpose.CASE_RESOLVED})
+MAIL_CONSENT: dict[MailPurpose, ConsentPurpose] = {}  # none yet needs consent: no marketing by mail
+
+
+def decide_mail(*, session: Session, mail: OutboundMail, now: datetime, policy: Policy) -> Verdict:
+    """May this mail go now? Asked right before every send."""
+    customer = session.get(Customer, mail.customer_id)
+    if customer is None or customer.erased_at is not None:
+        return Verdict(Outcome.SKIP, "erased")
+    if mail.purpose is MailPurpose.VERIFY_ADDRESS:
+        verification = session.get(EmailVerification, mail.verification_id) if mail.verification_id else None
+        waiting = (
+            verification is not None
+            and verification.address == mail.to_address
+            and verification.confirmed_at is None
+            and verification.revoked_at is None
+            and verification.expires_at > now
+        )
+        if not waiting:
+            return Verdict(Outcome.SKIP, "not_needed")
+    elif not _confirmed_address(customer, mail.to_address, mail.purpose):
+        return Verdict(Outcome.SKIP, "unverified_address")
+    needed = MAIL_CONSENT.get(mail.purpose)
+    if needed is not None and not consent_of(session=session, customer_id=customer.id, purpose=needed):
+        return Verdict(Outcome.SKIP, "no_consent")
+    if mail.purpose in MAIL_QUIET_PURPOSES:
+        wake = quiet_until(now, zone_of(customer), policy)
+        if wake is not None:
+            return Verdict(Outcome.DELAY, "quiet_hours", until=wake)
+    return Verdict(Outcome.SEND)
+
+
+def _confirmed_address(customer: Customer, address: str, purpose: MailPurpose) -> bool:
+    """The address is the customer's confirmed one; the notice that an address was replaced goes
+    to the address confirmed before (it is no longer the customer's email by then)."""
+    if purpose is MailPurpose.ADDRESS_REPLACED:
+        return customer.email_verified_at is not None
+    return customer.email == address and customer.email_verified_at is not None

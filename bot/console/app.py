@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.console import admin, campaigns, reports
+from bot.console import admin, campaigns, outbox, reports
 from bot.console.auth import (
     MAX_USERNAME,
     SESSION_COOKIE,
@@ -198,6 +198,7 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *campaigns.routes(console),
             *reports.routes(console),
             *admin.routes(console),
+            *outbox.routes(console),
         ],
         middleware=[Middleware(SecurityHeaders)],
     )

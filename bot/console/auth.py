@@ -48,6 +48,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reports": frozenset({Role.MARKETER, Role.ADMIN}),
     "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
     "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
+    "outbox": frozenset({Role.ADMIN}),  # every mail to customers, with its text
 }
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -147,6 +147,7 @@ ERASURE: dict[str, Declaration] = {
             "first_name": NULL,
             "last_name": NULL,
             "email": NULL,
+            "email_verified_at": NULL,
             "phone": NULL,
             "birthday": NULL,
             "timezone": Set("UTC"),  # where they live, roughly; only quiet hours read it
@@ -163,6 +164,8 @@ ERASURE: dict[str, Declaration] = {
         }
     ),
     "channel_identity": Delete("a Telegram chat id or web visitor id reaches the person itself"),
+    "outbound_mail": Delete("a mail's address and text reach and describe the person"),
+    "email_verification": Delete("an address the customer gave, waiting for their confirmation"),
     "consent": Rows(
         {
             "id": KEEP,

@@ -20,8 +20,10 @@ from bot.console.app import Console, create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
 from bot.gateway.desk import ConsoleHub, Desk
+from bot.gateway.email_outlet import EmailOutlet, MailboxTransport, MailTransport, SmtpTransport
 from bot.gateway.hangups import HangUpGuard
 from bot.gateway.inbox import Inbox
+from bot.gateway.mailer import Mailer
 from bot.gateway.outlets import Outlet
 from bot.gateway.pages import demo_shop
 from bot.gateway.proactive import InternalApi
@@ -30,9 +32,11 @@ from bot.gateway.reception import Reception
 from bot.gateway.store import Crm
 from bot.gateway.telegram import TelegramChannel
 from bot.gateway.telegram_outlet import TelegramOutlet
+from bot.gateway.verify_email import EmailVerificationPages
 from bot.gateway.web import WebChat, WebOutlet
 from bot.ops.status import supervised_services
 from bot.settings import Settings
+from scheduler.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ class Gateway:
     telegram: TelegramChannel | None
     desk: Desk
     console: Console
+    mailer: Mailer
+    verify_email: EmailVerificationPages
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -66,6 +72,31 @@ def _bot_username(telegram: TelegramChannel | None) -> str | None:
     if telegram is None or application is None or telegram.state != "running":
         return None
     return application.bot.username
+
+
+def mail_transport(settings: Settings) -> MailTransport:
+    """SMTP when SMTP_HOST is set; otherwise the local mailbox folder, so nothing leaves the machine."""
+    if settings.smtp_host is None:
+        return MailboxTransport(settings.mail_dir)
+    return SmtpTransport(
+        settings.smtp_host,
+        settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        security=settings.smtp_security,
+    )
+
+
+def build_mailer(settings: Settings, crm: Crm) -> Mailer:
+    transport = mail_transport(settings)
+    return Mailer(
+        crm=crm,
+        outlet=EmailOutlet(transport, settings.mail_from),
+        transport_name=transport.name,
+        policy=Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap),
+        secret_key=settings.secret_key,
+        public_url=settings.public_url,
+    )
 
 
 def build_gateway(settings: Settings) -> Gateway:
@@ -116,7 +147,11 @@ def build_gateway(settings: Settings) -> Gateway:
         unattended_seconds=settings.unattended_seconds,
     )
     console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
-    return Gateway(settings, crm, rasa, inbox, reception, web, internal, telegram, desk, console)
+    mailer = build_mailer(settings, crm)
+    verify_email = EmailVerificationPages(crm)
+    return Gateway(
+        settings, crm, rasa, inbox, reception, web, internal, telegram, desk, console, mailer, verify_email
+    )
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -144,6 +179,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/internal/proactive", gateway.internal.proactive, methods=["POST"]),
         Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),
         Route("/telegram/webhook", telegram_webhook, methods=["POST"]),
+        Route("/verify-email", gateway.verify_email.show, methods=["GET"]),
+        Route("/verify-email", gateway.verify_email.confirm, methods=["POST"]),
         Mount("/webchat", app=gateway.web.app()),
         Mount(
             "/console",
@@ -168,6 +205,7 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
     background = [
         asyncio.create_task(gateway.inbox.run_forever(), name="inbox"),
         asyncio.create_task(gateway.desk.run_forever(), name="desk"),
+        asyncio.create_task(gateway.mailer.run_forever(), name="outbox"),
     ]
     if gateway.telegram is not None:
         background.append(asyncio.create_task(gateway.telegram.run(), name="telegram"))

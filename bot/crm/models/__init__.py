@@ -8,6 +8,7 @@ from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
 from .desk import AgentNote, CannedReply
 from .enums import *  # noqa: F403 - the vocabularies belong with the models
+from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .staff import Agent, AuditLog, ConsoleSession
 
@@ -27,14 +28,18 @@ __all__ = [
     "Conversation",
     "Customer",
     "Delivery",
+    "EmailVerification",
     "HANDOFF_CALLBACK",
     "HANDOFF_LIVE",
     "Handoff",
     "InteractionEvent",
+    "MailPurpose",
+    "MailStatus",
     "Message",
     "Offer",
     "Order",
     "OrderLine",
+    "OutboundMail",
     "Product",
     "Refund",
     "RetentionAttempt",

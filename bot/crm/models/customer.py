@@ -18,6 +18,8 @@ class Customer(Base):
     first_name: Mapped[str | None] = mapped_column(String(80))
     last_name: Mapped[str | None] = mapped_column(String(80))
     email: Mapped[str | None] = mapped_column(String(254), index=True)
+    # Set when the customer confirmed the address (a link mailed to it); only then does it get mail.
+    email_verified_at: Mapped[datetime | None]
     phone: Mapped[str | None] = mapped_column(String(32))
     birthday: Mapped[date | None] = mapped_column(Date)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
