@@ -23,9 +23,10 @@ from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser, end_sessions, open_sessions
 from bot.console.once import ShownOnce
-from bot.crm import canned, staff
+from bot.crm import canned, cases, staff
 from bot.crm.canned import CannedError
-from bot.crm.models import Agent, CannedReply, Role
+from bot.crm.cases import CaseError
+from bot.crm.models import Agent, CannedReply, Role, Team
 from bot.crm.queries import record_audit
 from bot.crm.staff import StaffError, UnknownAgent
 
@@ -40,6 +41,7 @@ USERS_DONE = {
     "deactivated": "Deactivated. Their open sessions have ended and they can no longer log in.",
     "reactivated": "Reactivated. They can log in again.",
     "signed_out": "Signed out everywhere. Their open sessions have ended; they log in again to go on.",
+    "teams": "Teams saved. The Cases page shows them their teams' cases now.",
     "password": "Password changed. The old one no longer works and their open sessions have ended.",
     "shown": "A generated password is shown only once. If it was not noted, reset the password again.",
 }
@@ -84,6 +86,7 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/users/{agent_id:int}/active", users.set_active, methods=["POST"]),
         Route("/users/{agent_id:int}/password", users.reset_password, methods=["POST"]),
         Route("/users/{agent_id:int}/sessions/end", users.sign_out_everywhere, methods=["POST"]),
+        Route("/users/{agent_id:int}/teams", users.set_teams, methods=["POST"]),
         Route("/canned", replies.list_page, methods=["GET"]),
         Route("/canned", replies.add, methods=["POST"]),
         Route("/canned/{reply_id:int}/edit", replies.edit_form, methods=["GET"]),
@@ -246,6 +249,30 @@ class UserPages(_Pages):
 
         return await self._row_action(request, user, sign_out, "signed_out")
 
+    async def set_teams(self, request: Request) -> Response:
+        """Put a user in the teams ticked (complaint cases of those teams are theirs to work)."""
+        user, form = await self._post(request)
+        agent_id = int(request.path_params["agent_id"])
+        chosen = [str(team) for team in form.getlist("team")]
+
+        def change(session: Session) -> None:
+            if session.get(Agent, agent_id) is None:
+                raise UnknownAgent(f"There is no console user {agent_id}")
+            try:
+                teams = cases.set_teams(session=session, agent_id=agent_id, teams=chosen)
+            except CaseError as error:
+                raise StaffError(error.message, "team") from None
+            record_audit(
+                session=session,
+                actor=f"agent:{user.id}",
+                action="agent_teams_set",
+                entity="agent",
+                entity_id=agent_id,
+                details={"teams": ",".join(teams)},
+            )
+
+        return await self._row_action(request, user, change, "teams")
+
     async def _row_action(
         self, request: Request, user: ConsoleUser, change: Callable[..., Any], done: str
     ) -> Response:
@@ -270,6 +297,7 @@ class UserPages(_Pages):
     ) -> Response:
         rows = await self._crm(staff.staff)
         sessions = await self._crm(open_sessions)
+        agent_teams = await self._crm(cases.all_teams)
         response = self.console.page(
             request,
             "admin/users.html",
@@ -282,6 +310,8 @@ class UserPages(_Pages):
             roles=[r.value for r in Role],
             min_password=staff.MIN_PASSWORD,
             sessions=sessions,
+            teams=[{"value": t.value, "label": cases.TEAM_LABEL[t]} for t in Team],
+            agent_teams=agent_teams,
         )
         response.status_code = status
         if shown_password:
@@ -417,4 +447,4 @@ def _role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise StaffError("Choose a role: agent, marketer or admin", "role") from None
+        raise StaffError("Choose a role: agent, lead, marketer or admin", "role") from None

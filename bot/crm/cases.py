@@ -303,7 +303,7 @@ def open_cases(*, session: Session, viewer: Viewer, filters: Filters, now: datet
     if filters.mine:
         query = query.where(Complaint.owner_id == viewer.id)
     query = query.order_by(Complaint.priority.desc(), Complaint.sla_due_at, Complaint.id).limit(500)
-    names = _agent_names(session)
+    names = agent_names(session)
     rows = [_row(c, customer, names, now) for c, customer in session.execute(query).tuples()]
     if filters.clock:
         rows = [r for r in rows if r.clock == filters.clock]
@@ -329,7 +329,7 @@ def _row(complaint: Complaint, customer: Customer, names: dict[int, str], now: d
     )
 
 
-def _agent_names(session: Session) -> dict[int, str]:
+def agent_names(session: Session) -> dict[int, str]:
     return dict(session.execute(select(Agent.id, Agent.display_name)).tuples().all())
 
 
@@ -396,7 +396,7 @@ def _check_version(session: Session, complaint: Complaint, version: int | None, 
     """Refuse a form made from an older version of the case, saying what changed since."""
     if version is None or version == complaint.version:
         return
-    names = _agent_names(session)
+    names = agent_names(session)
     changes = [describe(e, names) for e in history(session=session, complaint_id=complaint.id, after=seen)]
     raise StaleCase(changes or ["The case was changed (its details, not its history)."])
 

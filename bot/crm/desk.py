@@ -31,7 +31,7 @@ from bot.crm.models import (
 from bot.crm.queries import record_audit
 
 OPEN = (HandoffStatus.QUEUED, HandoffStatus.CLAIMED)
-CHAT_ROLES = (Role.AGENT, Role.ADMIN)
+CHAT_ROLES = (Role.AGENT, Role.LEAD, Role.ADMIN)
 MAX_NOTE = 2000
 MAX_RESOLUTION = 2000
 REQUEUED = "handoff_requeued"

@@ -113,7 +113,7 @@ def agents_online(*, session: Session, now: datetime, within_seconds: float) -> 
         session.scalar(
             select(func.count(Agent.id)).where(
                 Agent.active.is_(True),
-                Agent.role.in_((Role.AGENT, Role.ADMIN)),
+                Agent.role.in_((Role.AGENT, Role.LEAD, Role.ADMIN)),
                 Agent.last_seen_at >= now - timedelta(seconds=within_seconds),
             )
         )
@@ -180,7 +180,7 @@ def unattended(*, session: Session, now: datetime, unattended_seconds: float) ->
     since = now - timedelta(seconds=unattended_seconds)
     last_seen = session.scalar(
         select(func.max(Agent.last_seen_at)).where(
-            Agent.active.is_(True), Agent.role.in_((Role.AGENT, Role.ADMIN))
+            Agent.active.is_(True), Agent.role.in_((Role.AGENT, Role.LEAD, Role.ADMIN))
         )
     )
     if last_seen is not None and last_seen >= since:

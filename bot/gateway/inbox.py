@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from bot.crm import reachability, transcript
+from bot.crm import cases, reachability, transcript
 from bot.crm.models import (
     Author,
     Channel,
@@ -406,6 +406,9 @@ def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
         external_id=inbound.external_id,
         profile=inbound.profile,
     )
+    if not stored.duplicate and inbound.text:
+        # An answer to a team's question about a case lands on the case, with the message itself.
+        cases.customer_answered(session=session, customer_id=stored.customer.id, text=inbound.text)
     return Accepted(stored.conversation.id, stored.message.id, stored.duplicate, stored.message.created_at)
 
 

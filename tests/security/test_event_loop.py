@@ -28,7 +28,8 @@ from sqlalchemy.pool import Pool
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from bot.crm.models import Agent, Campaign, CannedReply
+from bot.crm.complaints import file_complaint
+from bot.crm.models import Agent, Campaign, CannedReply, ComplaintCategory, Customer
 from tests.console.conftest import ConsoleClient, hand_off
 from tests.gateway.fixtures import rasa
 from tests.gateway.harness import RunningGateway, close_sockets
@@ -308,6 +309,40 @@ async def drive_desk(
     )
 
 
+def drive_cases(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient, alex: ConsoleClient) -> None:
+    """The case desk: teams on the Users page, the Cases list, a case from a note to resolved."""
+    alex_id = the_one(gateway, Agent, username="alex").id
+    teams = f"/users/{alex_id}/teams"
+    drive(watch, "POST", "/users/{agent_id:int}/teams", ada, teams, data={"team": "logistics"})
+    with gateway.crm() as crm:
+        customer = Customer(first_name="Casey")
+        crm.add(customer)
+        crm.flush()
+        filed = file_complaint(
+            session=crm,
+            customer=customer,
+            category=ComplaintCategory.DELIVERY,
+            description="Late",
+            order=None,
+            angry=False,
+        )
+        crm.commit()
+        page = f"/cases/{filed.complaint.id}"
+    drive(watch, "GET", "/cases", alex, "/cases?state=open&clock=at_risk")
+    drive(watch, "GET", "/cases.json", alex, "/cases.json")
+    drive(watch, "GET", "/cases/{case_id:int}", alex, page)
+    drive(watch, "POST", "/cases/{case_id:int}/notes", alex, f"{page}/notes", data={"text": "<b>hm</b>"})
+    drive(watch, "POST", "/cases/{case_id:int}/take", alex, f"{page}/take", data={})
+    drive(watch, "POST", "/cases/{case_id:int}/state", alex, f"{page}/state", data={"state": "open"})
+    assign = {"owner_id": str(alex_id), "team": "logistics"}
+    drive(watch, "POST", "/cases/{case_id:int}/assign", alex, f"{page}/assign", data=assign)
+    drive(watch, "POST", "/cases/{case_id:int}/ask", alex, f"{page}/ask", data={"question": "When?"})
+    empty = {"resolution": " ", "remedy": "none"}
+    drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=empty, status=(400,))
+    resolved = {"resolution": "Sorted", "remedy": "none"}
+    drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=resolved)
+
+
 async def console_socket(watch: ThreadWatch, alex: ConsoleClient, handoff_id: int) -> None:
     with watch.driving("WS", "/ws"):
         socket = await alex.socket()
@@ -329,6 +364,7 @@ async def test_console_work_never_runs_on_the_event_loop(
             drive_admin(watch, gateway, ada)
             drive_marketing(watch, gateway, mo)
             await drive_desk(watch, gateway, rasa, alex, sam)
+            drive_cases(watch, gateway, ada, alex)
             drive(watch, "POST", "/logout", ada, "/logout", data={})
         finally:
             await close_sockets(gateway)
