@@ -10,9 +10,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions.base import CRMAction, Turn, latest_intent
+from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
+from bot.crm import mail
 from bot.crm.consent import set_consent
-from bot.crm.models import ConsentPurpose
+from bot.crm.models import ConsentPurpose, utcnow
 from bot.crm.queries import log_interaction, record_audit
 
 EMAIL = re.compile(r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}$")
@@ -49,7 +50,8 @@ class ValidateContactForm(FormValidationAction):
 
 
 class ActionUpdateContactDetails(CRMAction):
-    """Store the new email or phone, and tell the customer exactly what changed."""
+    """A new phone number is stored at once (and the confirmed address told); a new email address
+    is only asked to be confirmed: it replaces the old one when the customer opens the link."""
 
     def name(self) -> str:
         return "action_update_contact_details"
@@ -59,13 +61,24 @@ class ActionUpdateContactDetails(CRMAction):
         if parsed is None:  # the form validated it; this only guards a hand-set slot
             return [SlotSet("contact_value", None), SlotSet("contact_hint", "invalid")]
         kind, value = parsed
-        customer = turn.customer
+        customer, now = turn.customer, utcnow()
         old = customer.email if kind == "email" else customer.phone
-        setattr(customer, kind, value)
+        if kind == "email":
+            mail.start_verification(
+                session=turn.session,
+                customer=customer,
+                address=value,
+                secret_key=current_settings().secret_key,
+                now=now,
+            )
+            state = mail.MailState.UNVERIFIED
+        else:
+            customer.phone = value
+            state = mail.queue_phone_changed(session=turn.session, customer=customer, now=now)
         record_audit(
             session=turn.session,
             actor="customer",
-            action=f"{kind}_changed",
+            action="email_change_requested" if kind == "email" else "phone_changed",
             entity="customer",
             entity_id=customer.id,
             details={"source": turn.conversation.sender_id.split(":")[0]},
@@ -83,6 +96,7 @@ class ActionUpdateContactDetails(CRMAction):
             SlotSet("contact_new", value),
             SlotSet("contact_value", None),
             SlotSet("contact_hint", None),
+            SlotSet("email_state", state.value),
         ]
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from rasa_sdk.events import EventType, SlotSet
+from sqlalchemy import select
 
-from bot.actions.base import CRMAction, Turn
-from bot.actions.formatting import day
+from bot.actions.base import CRMAction, Turn, current_settings
+from bot.actions.formatting import day, due_phrase
 from bot.actions.lookups import customer_order, latest_order, normalise_order_number
-from bot.crm import refunds
-from bot.crm.models import Order, utcnow
+from bot.crm import mail, refunds
+from bot.crm.handoffs import callback_promise, open_handoff
+from bot.crm.models import HANDOFF_CALLBACK, Order, OutboundMail, Refund, RefundStatus, utcnow
+from bot.crm.refunds import Decision, Eligibility
 
 
 def asked_number(turn: Turn) -> str | None:
@@ -78,9 +81,71 @@ class ActionRequestRefund(CRMAction):
             conversation=turn.conversation,
             now=utcnow(),
         )
+        refund = decision.refund or earlier_refund(turn, order, decision)
         return [
             SlotSet("refund_outcome", decision.eligibility.value),
-            SlotSet("refund_id", str(decision.refund.id) if decision.refund else None),
+            SlotSet("refund_id", str(refund.id) if refund else None),
             SlotSet("order_id", None),
             *order_slots(order, turn.customer.timezone),
+            *follow_through(turn, order, decision.eligibility, refund),
         ]
+
+
+def earlier_refund(turn: Turn, order: Order, decision: Decision) -> Refund | None:
+    """The refund an order already has (asking again finds it)."""
+    if decision.eligibility is not Eligibility.ALREADY:
+        return None
+    return turn.session.scalar(
+        select(Refund)
+        .where(Refund.order_id == order.id, Refund.status != RefundStatus.REJECTED)
+        .order_by(Refund.id.desc())
+        .limit(1)
+    )
+
+
+def follow_through(
+    turn: Turn, order: Order, eligibility: Eligibility, refund: Refund | None
+) -> list[EventType]:
+    """Do what the answer promises: mail an approved refund's confirmation with the return
+    instructions (or say why not), and put a refund that needs a person in the team's queue."""
+    if refund is None:
+        return [SlotSet("email_state", None)]
+    if eligibility is Eligibility.NEEDS_REVIEW:
+        return refund_review(turn)
+    approved = refund.status in (RefundStatus.APPROVED, RefundStatus.PAID)
+    if eligibility is Eligibility.ALREADY and (not approved or mailed_before(turn, refund)):
+        return [SlotSet("email_state", None)]  # nothing new to send: the answer says it exists
+    state = mail.queue_refund_confirmation(
+        session=turn.session,
+        customer=turn.customer,
+        refund=refund,
+        order=order,
+        returns_address=current_settings().returns_address,
+    )
+    if eligibility is Eligibility.ALREADY and state is not mail.MailState.SENT:
+        return [SlotSet("email_state", None)]
+    return [SlotSet("email_state", state.value)]
+
+
+def mailed_before(turn: Turn, refund: Refund) -> bool:
+    key = f"refund:{refund.id}"
+    return turn.session.scalar(select(OutboundMail.id).where(OutboundMail.idempotency_key == key)) is not None
+
+
+def refund_review(turn: Turn) -> list[EventType]:
+    """A refund above the limit waits for a person: a callback case in the agents' queue."""
+    settings, now = current_settings(), utcnow()
+    hours = settings.opening_hours()
+    handoff, _ = open_handoff(
+        session=turn.session,
+        customer=turn.customer,
+        conversation=turn.conversation,
+        reason="refund_review",
+        mode=HANDOFF_CALLBACK,
+        callback_by=callback_promise(hours=hours, now=now),
+        now=now,
+    )
+    promise = due_phrase(
+        handoff.callback_by or callback_promise(hours=hours, now=now), now, turn.customer.timezone
+    )
+    return [SlotSet("email_state", None), SlotSet("callback_when", promise)]

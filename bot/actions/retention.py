@@ -8,7 +8,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn
-from bot.crm import retention
+from bot.crm import mail, retention
 from bot.crm.handoffs import open_handoff
 from bot.crm.models import (
     HANDOFF_CALLBACK,
@@ -63,11 +63,18 @@ def reason_of(turn: Turn) -> LeaveReason:
 
 
 def give_up(turn: Turn) -> list[EventType]:
-    """No (more) offers: record the cancellation request and plan the win-back check-in."""
+    """No (more) offers: record the cancellation request, confirm it by mail (when the customer has
+    a confirmed address) and plan the win-back check-in."""
+    now = utcnow()
+    subscription = retention.active_subscription(session=turn.session, customer_id=turn.customer.id)
+    plan = subscription.product.name if subscription is not None else None
     retention.record_cancellation(
-        session=turn.session, customer=turn.customer, conversation=turn.conversation
+        session=turn.session, customer=turn.customer, conversation=turn.conversation, now=now
     )
-    return [SlotSet("retention_state", "exhausted")]
+    state = mail.queue_cancellation_confirmation(
+        session=turn.session, customer=turn.customer, plan=plan, now=now
+    )
+    return [SlotSet("retention_state", "exhausted"), SlotSet("email_state", state.value)]
 
 
 class ActionStartRetention(CRMAction):

@@ -225,6 +225,7 @@ class _Builder:
             first_name=first,
             last_name=last,
             email=f"{_ascii(first)}.{_ascii(last)}.{number}@example.com",
+            email_verified_at=joined,  # confirmed at sign-up, so the demo's mails have somewhere to go
             phone=f"+49151{number:07d}" if rng.random() < 0.7 else None,
             birthday=date(rng.randint(1952, 2005), rng.randint(1, 12), rng.randint(1, 28)),
             timezone=zone,

@@ -28,6 +28,7 @@ from bot.crm.models import (
     ConsentPurpose,
     Customer,
     OrderStatus,
+    OutboundMail,
     Refund,
     Survey,
     utcnow,
@@ -154,11 +155,14 @@ async def test_contact_update_shows_what_changed_and_is_audited(crm: Session, da
         SlotSet("contact_new", "dana@new.example"),
         SlotSet("contact_value", None),
         SlotSet("contact_hint", None),
+        SlotSet("email_state", "unverified"),
     ]
     crm.expire_all()
-    assert crm.get(Customer, dana.id).email == "dana@new.example"  # type: ignore[union-attr]
+    # An address typed in chat is only asked to be confirmed: the old one stays until the link is opened.
+    assert crm.get(Customer, dana.id).email == "dana@old.example"  # type: ignore[union-attr]
+    assert crm.scalars(select(OutboundMail.to_address)).all() == ["dana@new.example"]
     assert crm.scalars(select(AuditLog.action).where(AuditLog.entity_id == dana.id)).all() == [
-        "email_changed"
+        "email_change_requested"
     ]
 
 

@@ -159,7 +159,8 @@ async def test_one_more_different_offer_then_the_no_is_respected(crm: Session) -
     ]
 
     final, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", intent="deny"))
-    assert final == [*context(mara), SlotSet("retention_state", "exhausted")]
+    # No confirmed address: the confirmation is not mailed, and the answer says so (email_state).
+    assert final == [*context(mara), SlotSet("retention_state", "exhausted"), SlotSet("email_state", "none")]
     assert attempts(crm) == [("price", "PRICE-MCC-20", "declined"), ("price", "PRICE-MCC-PAUSE", "declined")]
     subscription = crm.scalars(select(Subscription)).one()
     assert subscription.status is SubscriptionStatus.CANCEL_REQUESTED
