@@ -7,9 +7,10 @@ from datetime import timedelta
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
-from bot.actions.base import CRMAction, Turn
+from bot.actions.base import CRMAction, Turn, current_settings
+from bot.actions.formatting import due_phrase
 from bot.crm import mail, retention
-from bot.crm.handoffs import open_handoff
+from bot.crm.handoffs import callback_promise, open_handoff
 from bot.crm.models import (
     HANDOFF_CALLBACK,
     ComplaintCategory,
@@ -165,15 +166,30 @@ class ActionAcceptRetention(CRMAction):
             conversation=turn.conversation,
         )
         todo = retention.apply_offer(session=turn.session, customer=turn.customer, offer=attempt.offer)
+        events: list[EventType] = [
+            SlotSet("retention_state", None),
+            SlotSet("offer_kind", attempt.offer.kind.value),
+        ]
         if todo is not None:
-            open_handoff(
-                session=turn.session,
-                customer=turn.customer,
-                conversation=turn.conversation,
-                reason="retention",
-                mode=HANDOFF_CALLBACK,  # the offer promises a personal follow-up, not a live chat now
-            )
-        return [SlotSet("retention_state", None), SlotSet("offer_kind", attempt.offer.kind.value)]
+            events.append(SlotSet("callback_when", personal_follow_up(turn)))
+        return events
+
+
+def personal_follow_up(turn: Turn) -> str:
+    """The offer promises a person's follow-up, not a live chat now: a callback case in the agents'
+    queue with a promised time, which the answer names."""
+    now, hours = utcnow(), current_settings().opening_hours()
+    due = callback_promise(hours=hours, now=now)
+    handoff, _ = open_handoff(
+        session=turn.session,
+        customer=turn.customer,
+        conversation=turn.conversation,
+        reason="retention",
+        mode=HANDOFF_CALLBACK,
+        callback_by=due,
+        now=now,
+    )
+    return due_phrase(handoff.callback_by or due, now, turn.customer.timezone)
 
 
 class ActionDeclineRetention(CRMAction):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from bot.actions.contact import ActionUpdateContactDetails
 from bot.actions.orders import ActionRequestRefund
-from bot.actions.retention import ActionDeclineRetention, ActionOfferRetention
+from bot.actions.retention import ActionAcceptRetention, ActionDeclineRetention, ActionOfferRetention
 from bot.crm import mail
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.models import (
@@ -200,3 +200,27 @@ async def test_a_cancellation_is_confirmed_by_mail_only_when_it_can_be(
     said = answer("utter_cancellation_recorded", final)
     assert ("I've sent you a confirmation by email" in said) is mailed
     assert ("this chat is your record of it" in said) is not mailed
+
+
+async def test_a_promised_personal_follow_up_is_a_callback_case_with_the_time_said(crm: Session) -> None:
+    seed_catalogue(session=crm, launched_at=utcnow() - timedelta(days=900))
+    ines = customer(crm, email=None, confirmed=False)
+    plan = crm.scalars(select(Product).where(Product.sku == "PLAN-PLUS")).one()
+    crm.add(
+        Subscription(
+            customer_id=ines.id,
+            product_id=plan.id,
+            status=SubscriptionStatus.ACTIVE,
+            monthly_price=plan.price,
+            started_at=utcnow() - timedelta(days=40),
+        )
+    )
+    crm.commit()
+    reason = [{"entity": "leave_reason", "value": "service"}]  # the offer: fix it first, a person calls
+    await run_action(ActionOfferRetention(), make_tracker("web:ines", intent="give_reason", entities=reason))
+    events, _ = await run_action(ActionAcceptRetention(), make_tracker("web:ines", intent="affirm"))
+    handoff = crm.scalars(select(Handoff)).one()
+    assert (handoff.reason, handoff.mode, handoff.callback_by is not None) == ("retention", "callback", True)
+    when = next(e["value"] for e in events if e.get("name") == "callback_when")
+    said = answer("utter_retention_accepted", events)
+    assert said.endswith(f"they'll contact you {when}.") and "within a day" not in said
