@@ -68,6 +68,8 @@ class Settings:
     console_session_idle_minutes: float
     console_session_max_hours: float
     console_trusted_proxies: tuple[str, ...]
+    nlu_review_confidence: float
+    nlu_review_dir: Path
     smtp_host: str | None
     smtp_port: int
     smtp_username: str | None
@@ -153,6 +155,10 @@ class Settings:
             console_session_idle_minutes=_number(env, "CONSOLE_SESSION_IDLE_MINUTES", 30.0),
             console_session_max_hours=_number(env, "CONSOLE_SESSION_MAX_HOURS", 12.0),
             console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
+            nlu_review_confidence=_fraction(env, "NLU_REVIEW_CONFIDENCE", 0.6),
+            nlu_review_dir=Path(
+                env.get("NLU_REVIEW_DIR") or PROJECT_ROOT / "data" / "nlu" / "review"
+            ).resolve(),
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=int(_number(env, "SMTP_PORT", 587)),
             smtp_username=env.get("SMTP_USERNAME") or None,
@@ -214,6 +220,8 @@ class Settings:
             "CONSOLE_SESSION_IDLE_MINUTES": repr(self.console_session_idle_minutes),
             "CONSOLE_SESSION_MAX_HOURS": repr(self.console_session_max_hours),
             "CONSOLE_TRUSTED_PROXIES": ",".join(self.console_trusted_proxies),
+            "NLU_REVIEW_CONFIDENCE": repr(self.nlu_review_confidence),
+            "NLU_REVIEW_DIR": str(self.nlu_review_dir),
             "SMTP_HOST": self.smtp_host or "",
             "SMTP_PORT": str(self.smtp_port),
             "SMTP_USERNAME": self.smtp_username or "",
@@ -330,6 +338,13 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
         except ValueError:
             raise SettingsError(f"{name}: {network!r} is not an IP address or network") from None
     return networks
+
+
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _number(env, name, default)
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name} must be between 0 and 1, not {value}")
+    return value
 
 
 def _port_of(url: str, name: str) -> int:

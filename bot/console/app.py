@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.console import admin, campaigns, outbox, reports
+from bot.console import admin, campaigns, nlu_review, outbox, reports
 from bot.console import cases as case_desk
 from bot.console.auth import (
     MAX_USERNAME,
@@ -199,6 +199,7 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *campaigns.routes(console),
             *reports.routes(console),
             *admin.routes(console),
+            *nlu_review.routes(console),
             *case_desk.routes(console),
             *outbox.routes(console),
         ],

@@ -49,6 +49,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "reports": frozenset({Role.MARKETER, Role.ADMIN}),
     "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
     "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
+    "nlu_review": frozenset({Role.ADMIN}),  # confirm or correct the bot's readings; export them
     "outbox": frozenset({Role.ADMIN}),  # every mail to customers, with its text
 }
 

@@ -363,6 +363,26 @@ ERASURE: dict[str, Declaration] = {
         },
         about=("entity", "entity_id"),
     ),
+    "nlu_review": Rows(
+        {
+            "id": KEEP,
+            "message_id": KEEP,
+            "reasons": Code(r"[a-z_]+(,[a-z_]+)*"),
+            "intent": Code(INTENT, NULL),
+            "confidence": KEEP,
+            "ranking": Scrub(),  # intent names go, confidences stay
+            "votes": Scrub(),
+            "read_at": KEEP,
+            "decision": KEEP,
+            "chosen_intent": Code(INTENT, NULL),
+            "reviewed_by": KEEP,
+            "reviewed_at": KEEP,
+            "exported_at": KEEP,
+            # the words stay in message.text (emptied above); an export file holds them masked
+            "export_file": Code(r"review-\d{4}-\d{2}-\d{2}-\d+\.yml", NULL),
+        }
+    ),
+    "nlu_review_state": NoCustomerRows("how far the review has read Rasa's tracker store"),
     "agent": NoCustomerRows("console users: staff"),
     "console_session": NoCustomerRows("agents' console logins: staff"),
     "canned_reply": NoCustomerRows("prepared answers agents share"),

@@ -40,6 +40,7 @@ def gateway_settings(var_dir: Path, rasa_url: str, **overrides: str) -> Settings
         "GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
         "GATEWAY_RASA_TIMEOUT": "1.5",
         "GATEWAY_RETRY_SECONDS": "0.5",
+        "NLU_REVIEW_DIR": str(var_dir / "nlu-review"),  # never the project's data/nlu/review
         **overrides,
     }
     return Settings.from_env(env)

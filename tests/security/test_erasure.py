@@ -66,6 +66,7 @@ from bot.crm.models import (
     SubscriptionStatus,
     Survey,
 )
+from bot.crm.models.review import NluReview
 from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
 from tests.factories import NOW, make_complaint, make_customer, make_order, make_refund
 
@@ -169,6 +170,18 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
         )
     session.add_all(rows)
     session.flush()
+    review = NluReview(  # the NLU review's reading of the customer's message
+        message_id=rows[0].id,
+        reasons="fallback",
+        intent="complain",
+        ranking=[{"intent": "complain", "confidence": 0.3}],
+        votes={"diet": {"intent": "complain", "confidence": 0.5}},
+        chosen_intent="complain",
+        export_file="review-2026-06-15-1.yml",
+    )
+    session.add(review)
+    session.flush()
+    rows.append(review)
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]

@@ -30,7 +30,9 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from bot.crm.complaints import file_complaint
 from bot.crm.models import Agent, Campaign, CannedReply, ComplaintCategory, Customer
+from bot.crm.models.review import NluReview
 from tests.console.conftest import ConsoleClient, hand_off
+from tests.crm.rasa_tracker import a_misread_message
 from tests.gateway.fixtures import rasa
 from tests.gateway.harness import RunningGateway, close_sockets
 from tests.gateway.standin_rasa import StandInRasa
@@ -216,6 +218,22 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
     )
 
 
+def drive_nlu_review(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient) -> None:
+    """The NLU review: read from the tracker store, decide, review again, decide, export."""
+    with gateway.crm() as crm:
+        message_id = a_misread_message(crm, gateway.settings.rasa_tracker_db)
+    drive(watch, "GET", "/nlu-review", ada, "/nlu-review")
+    item = the_one(gateway, NluReview, message_id=message_id).id
+    decision, reopen = f"/nlu-review/{item}/decision", f"/nlu-review/{item}/reopen"
+    decide = "/nlu-review/{review_id:int}/decision"
+    drive(watch, "POST", decide, ada, decision, data={"intent": "complain"})
+    drive(watch, "POST", "/nlu-review/{review_id:int}/reopen", ada, reopen, data={})
+    drive(watch, "POST", decide, ada, decision, data={"intent": "nope"}, status=(422,))
+    drive(watch, "POST", decide, ada, decision, data={"intent": "complain"})
+    drive(watch, "POST", "/nlu-review/export", ada, "/nlu-review/export", data={})
+    drive(watch, "GET", "/nlu-review", ada, "/nlu-review?tab=reviewed")
+
+
 def drive_marketing(watch: ThreadWatch, gateway: RunningGateway, mo: ConsoleClient) -> None:
     """Campaigns from preview to scheduled, and the reports."""
     drive(watch, "GET", "/campaigns", mo, "/campaigns")
@@ -362,6 +380,7 @@ async def test_console_work_never_runs_on_the_event_loop(
         ada, mo, alex, sam = clients
         try:
             drive_admin(watch, gateway, ada)
+            drive_nlu_review(watch, gateway, ada)
             drive_marketing(watch, gateway, mo)
             await drive_desk(watch, gateway, rasa, alex, sam)
             drive_cases(watch, gateway, ada, alex)

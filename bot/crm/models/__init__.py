@@ -10,6 +10,7 @@ from .desk import AgentNote, CannedReply
 from .enums import *  # noqa: F403 - the vocabularies belong with the models
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
+from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
 from .staff import Agent, AuditLog, ConsoleSession
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "MailPurpose",
     "MailStatus",
     "Message",
+    "NluReview",
+    "NluReviewState",
     "Offer",
     "Order",
     "OrderLine",
@@ -43,6 +46,8 @@ __all__ = [
     "Product",
     "Refund",
     "RetentionAttempt",
+    "ReviewDecision",
+    "ReviewReason",
     "Subscription",
     "Survey",
     "UTCDateTime",
