@@ -5,8 +5,9 @@ from __future__ import annotations
 from rasa_sdk.events import EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn
+from bot.crm.case_history import record_event
 from bot.crm.complaints import reopen_complaint
-from bot.crm.models import Complaint, ComplaintStatus, utcnow
+from bot.crm.models import CaseEventKind, Complaint, ComplaintStatus, utcnow
 from bot.crm.queries import log_interaction
 
 CATEGORY_WORDS = {
@@ -51,6 +52,16 @@ class ActionCheckinFine(CRMAction):
 
     def act(self, turn: Turn) -> list[EventType]:
         complaint = the_complaint(turn)
+        if complaint is not None and complaint.status is ComplaintStatus.RESOLVED:
+            record_event(
+                session=turn.session,
+                complaint=complaint,
+                kind=CaseEventKind.STATE,
+                actor="customer",
+                from_value=complaint.status.value,
+                to_value=ComplaintStatus.CLOSED.value,
+                text="The customer said everything is fine now.",
+            )
         if complaint is not None:
             complaint.status = ComplaintStatus.CLOSED
             complaint.followup_done_at = complaint.followup_done_at or utcnow()

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.complaints import SLA_HOURS
+from bot.crm.demo_cases import add_demo_cases
 from bot.crm.demo_history import add_recent_history
 from bot.crm.models import (
     Agent,
@@ -60,6 +61,7 @@ DEMO_LOGINS = (
     ("agent2", "Sam Second", Role.AGENT, "agent2-demo"),
     ("marketer", "Morgan Marketer", Role.MARKETER, "marketer-demo"),
     ("admin", "Ada Admin", Role.ADMIN, "admin-demo"),
+    ("lead", "Lee Lead", Role.LEAD, "lead-demo"),
 )
 
 TIMEZONES = (  # zone, language, weight
@@ -181,6 +183,7 @@ def load_demo_data(
     counts = assign_segments(session=session, now=now)
     personas = frozenset(web_external_id(number) for number in range(1, len(PERSONAS) + 1))
     add_recent_history(session=session, rng=random.Random(seed + 2), now=now, spare=personas)
+    add_demo_cases(session=session, rng=random.Random(seed + 3), now=now, spare=personas)
     return counts
 
 

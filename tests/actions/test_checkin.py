@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from rasa_sdk.events import SlotSet
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.actions.checkin import ActionCheckinFine, ActionPrepareCheckin, ActionReopenComplaint
-from bot.crm.models import ComplaintCategory, ComplaintStatus, Severity
+from bot.crm.models import CaseEvent, CaseEventKind, ComplaintCategory, ComplaintStatus, Severity
 from tests.actions.conftest import context, make_tracker, run_action
 from tests.factories import make_complaint, make_customer
 
@@ -57,3 +58,7 @@ async def test_a_yes_closes_the_loop_and_someone_elses_case_is_untouched(crm: Se
         True,
     )
     assert theirs.status is ComplaintStatus.RESOLVED
+    closing = crm.scalars(select(CaseEvent).where(CaseEvent.complaint_id == mine.id)).all()
+    assert [(e.kind, e.actor, e.from_value, e.to_value) for e in closing] == [
+        (CaseEventKind.STATE, "customer", "resolved", "closed")
+    ]
