@@ -11,6 +11,7 @@ from sqlalchemy import Select, Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.complaints import OPEN_STATUSES
+from bot.crm.labels import customer_tier
 from bot.crm.models import Channel, ChannelIdentity, Complaint, Customer, Segment, Temperament
 
 PLACEHOLDERS = ("first_name", "last_name", "segment", "plan")
@@ -117,7 +118,7 @@ def render(message: str, customer: Customer, plan: str | None = None) -> str:
     values = {
         "first_name": customer.first_name or "there",
         "last_name": customer.last_name or "",
-        "segment": customer.segment.value,
+        "segment": customer_tier(customer.segment),  # the tier as customers know it, never our code
         "plan": plan or "membership",
     }
     return message.format_map(values)

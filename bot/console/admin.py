@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -22,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser, end_sessions, open_sessions
+from bot.console.confirm import ask, confirmed
 from bot.console.once import ShownOnce
 from bot.crm import canned, cases, staff
 from bot.crm.canned import CannedError
@@ -194,6 +196,19 @@ class UserPages(_Pages):
         user, form = await self._post(request)
         agent_id = int(request.path_params["agent_id"])
         active = str(form.get("active", "")) == "yes"
+        if not active and not confirmed(form):
+            name = await self._name_of(agent_id)
+            return ask(
+                self.console,
+                request,
+                user,
+                question=f"Deactivate {name}?",
+                consequence=f"{name} is signed out everywhere at once and can no longer log in. "
+                "Chats they hold go back to the queue when they are away. You can reactivate them later.",
+                yes=f"Yes, deactivate {name}",
+                back="/users",
+                form=form,
+            )
 
         def change(session: Session) -> None:
             staff.set_active(
@@ -207,6 +222,20 @@ class UserPages(_Pages):
     async def reset_password(self, request: Request) -> Response:
         user, form = await self._post(request)
         agent_id = int(request.path_params["agent_id"])
+        if not confirmed(form):
+            name = await self._name_of(agent_id)
+            return ask(
+                self.console,
+                request,
+                user,
+                question=f"Reset the password of {name}?",
+                consequence=f"Their old password stops working now and every open session of {name} ends; "
+                "they log in with the new one. This cannot be undone.",
+                yes="Yes, reset the password",
+                back="/users",
+                form=form,
+                password_field="password",
+            )
         password = str(form.get("password", ""))
         generated = not password
         if generated:
@@ -248,6 +277,15 @@ class UserPages(_Pages):
             )
 
         return await self._row_action(request, user, sign_out, "signed_out")
+
+    async def _name_of(self, agent_id: int) -> str:
+        """The display name of a console user, for a confirmation (404 when there is none)."""
+        name = await self._crm(
+            lambda session: session.scalar(select(Agent.display_name).where(Agent.id == agent_id))
+        )
+        if name is None:
+            raise HTTPException(404, detail=f"There is no console user {agent_id}.")
+        return name
 
     async def set_teams(self, request: Request) -> Response:
         """Put a user in the teams ticked (complaint cases of those teams are theirs to work)."""

@@ -38,6 +38,11 @@ from bot.console.auth import (
     csrf_ok,
     trusted_networks,
 )
+from bot.console.error_pages import handlers as error_handlers
+from bot.console.home import summary as home_summary
+from bot.console.humane import duration
+from bot.crm.labels import label
+from bot.crm.models import utcnow
 from bot.crm.queries import record_audit
 from bot.gateway.store import Crm
 from bot.ops.status import supervised_services
@@ -88,6 +93,8 @@ class Console:
             idle=settings.console_session_idle_minutes * 60,
         )
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
+        self.templates.env.filters["label"] = label  # every code a page shows, in words (bot/crm/labels)
+        self.templates.env.filters["duration"] = duration
         self.throttle = LoginThrottle()
         self.trusted_proxies = trusted_networks(settings.console_trusted_proxies)
         self.secure_cookies = settings.environment == "production"
@@ -179,7 +186,8 @@ def routes(console: Console) -> list[BaseRoute]:
     async def home(request: Request) -> Response:
         user = await console.require(request)
         services = await run_in_threadpool(supervised_services, console.settings.var_dir)
-        return console.page(request, "home.html", user, services=services)
+        summary = await console.crm.run(partial(home_summary, user=user, now=utcnow()))
+        return console.page(request, "home.html", user, services=services, summary=summary)
 
     return [
         Route("/", home, methods=["GET"]),
@@ -199,11 +207,12 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *campaigns.routes(console),
             *reports.routes(console),
             *admin.routes(console),
-            *nlu_review.routes(console),
             *case_desk.routes(console),
+            *nlu_review.routes(console),
             *outbox.routes(console),
         ],
         middleware=[Middleware(SecurityHeaders)],
+        exception_handlers=error_handlers(console, SECURITY_HEADERS),
     )
     app.state.console = console
     return app

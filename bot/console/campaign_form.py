@@ -1,18 +1,24 @@
 """The campaign form as the marketer typed it, and its conversion to and from a campaign.
 
-Every field is kept as text, so that a refused form comes back exactly as it was typed; the
-checking itself is `scheduler.campaigns.check_campaign`'s.
+Every field is kept as text, so that a refused form comes back exactly as it was typed. `problems`
+finds every mistake at once, each beside its field in a marketer's words (cross-field checks
+included); `scheduler.campaigns.check_campaign` stays the final word for the page and the CLI.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from starlette.datastructures import FormData
 
-from bot.crm.models import Campaign
+from bot.crm.labels import label
+from bot.crm.models import Campaign, Channel, Segment, Temperament
+from scheduler.audience import PLACEHOLDERS
+from scheduler.campaigns import MAX_BUTTONS, InvalidAudience, Schedule, check_not_past
 
 MULTI = ("segments", "temperaments", "channels")  # fields with several values (checkboxes)
 
@@ -37,6 +43,7 @@ class CampaignForm:
     zone: str = "local"  # "local": each customer's own time; "utc": one moment for everyone
     button_1: str = ""
     button_2: str = ""
+    markup_ok: str = ""  # "yes": the marketer saw the markup warning and wants the text as written
 
     @classmethod
     def read(cls, form: FormData) -> CampaignForm:
@@ -80,7 +87,7 @@ class CampaignForm:
             audience["tags"] = tags
         for key in ("last_contact_days_min", "last_contact_days_max", "churn_risk_min"):
             if getattr(self, key).strip():
-                audience[key] = getattr(self, key).strip()
+                audience[key] = getattr(self, key).strip().replace(",", ".")  # 0,6 is how many write 0.6
         if self.has_open_complaint in ("yes", "no"):
             audience["has_open_complaint"] = self.has_open_complaint == "yes"
         return audience
@@ -105,6 +112,119 @@ class CampaignForm:
             "schedule": self.schedule(),
             "buttons": self.buttons(),
         }
+
+    def problems(self, now: datetime | None = None) -> dict[str, str]:
+        """Every mistake in the form at once: {field name: what to fix, in a marketer's words}."""
+        found: dict[str, str] = {}
+        if not self.name.strip():
+            found["name"] = "Give the campaign a name (only marketers see it)."
+        elif len(self.name.strip()) > 120:
+            found["name"] = "The name is too long: at most 120 characters."
+        message = _message_problem(self.message)
+        if message:
+            found["message"] = message
+        for key, allowed, what in (
+            ("segments", [s.value for s in Segment], "segment"),
+            ("temperaments", [t.value for t in Temperament], "temperament"),
+            ("channels", [c.value for c in Channel], "channel"),
+        ):
+            wrong = [v for v in getattr(self, key) if v not in allowed]
+            if wrong:
+                found[key] = f"Choose a {what} from the list ({', '.join(wrong)} is not one)."
+        days = {}
+        for key in ("last_contact_days_min", "last_contact_days_max"):
+            days[key] = _whole_days(getattr(self, key))
+            if days[key] is False:
+                found[key] = "Write a whole number of days, 0 or more (e.g. 30), or leave it empty."
+        low, high = days["last_contact_days_min"], days["last_contact_days_max"]
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            found["last_contact_days_max"] = (
+                f"“At most {high} days ago” is less than “at least {low} days ago”: nobody can match both. "
+                "Swap them or widen the range."
+            )
+        risk = self.churn_risk_min.strip().replace(",", ".")
+        if risk and not _is_fraction(risk):
+            found["churn_risk_min"] = (
+                "Write a churn risk between 0 and 1 (e.g. 0.6 for 60 %), or leave it empty."
+            )
+        when = self._schedule_problem(now)
+        if when:
+            found[when[0]] = when[1]
+        for key in ("button_1", "button_2"):
+            text = getattr(self, key).strip()
+            if len(text) > 40:
+                found[key] = "A button label has at most 40 characters."
+            elif text.startswith("/"):
+                found[key] = "Write the answer in words, e.g. Tell me more (a slash makes it a command)."
+        if len([b for b in self.buttons() if b.strip()]) > MAX_BUTTONS:
+            found["button_2"] = f"At most {MAX_BUTTONS} buttons."
+        return found
+
+    def _schedule_problem(self, now: datetime | None) -> tuple[str, str] | None:
+        try:
+            date.fromisoformat(self.date.strip())
+        except ValueError:
+            return "date", "Choose the day of the first send (YYYY-MM-DD)."
+        if not re.fullmatch(r"\d{1,2}:\d{2}", self.time.strip()):
+            return "time", "Choose the time of day to send (HH:MM, e.g. 10:00)."
+        try:
+            schedule = Schedule.parse(self.schedule())
+        except InvalidAudience:
+            return "time", "Choose the time of day to send (HH:MM, e.g. 10:00)."
+        if now is not None:
+            try:
+                check_not_past(schedule, now)
+            except InvalidAudience:
+                return "date", "This moment has already passed everywhere: choose a later day or time."
+        return None
+
+    def markup(self) -> list[str]:
+        """Markup in the message that customers would see literally (chats show plain text)."""
+        found = []
+        if re.search(r"</?[a-zA-Z][^>]*>", self.message):
+            found.append("HTML tags such as <b> or <br>")
+        if re.search(r"&[a-zA-Z]+;|&#\d+;", self.message):
+            found.append("HTML entities such as &amp;")
+        if re.search(r"\*\*[^*]+\*\*|__[^_]+__|\[[^\]]+\]\([^)]+\)", self.message):
+            found.append("Markdown such as **bold** or [a link](…)")
+        return found
+
+
+def _message_problem(message: str) -> str | None:
+    if not message.strip():
+        return "Write the message customers will read."
+    if len(message) > 1000:
+        return f"The message is {len(message):,} characters long: at most 1,000."
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(message) if name is not None}
+    except ValueError:
+        return "A placeholder is not closed: write it as {first_name}, with both braces."
+    unknown = names - set(PLACEHOLDERS)
+    if unknown:
+        usable = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+        named = ", ".join("{" + u + "}" for u in sorted(unknown))
+        return f"{named} is not a placeholder we can fill: use {usable}."
+    return None
+
+
+def _whole_days(text: str) -> int | None | bool:
+    """The number of days, None when empty, False when not a whole number of 0 or more."""
+    text = text.strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() and len(text) < 6 else False
+
+
+def _is_fraction(text: str) -> bool:
+    try:
+        return 0.0 <= float(text) <= 1.0
+    except ValueError:
+        return False
+
+
+def segment_words() -> dict[str, str]:
+    """Each segment as a marketer reads it on the form."""
+    return {s.value: label(s) for s in Segment}
 
 
 def _text(value: object) -> str:

@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
 from bot.console.campaign_form import CampaignForm
+from bot.console.confirm import ask, confirmed
+from bot.crm.labels import label
 from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
 from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
 from scheduler.campaigns import (
@@ -33,6 +35,7 @@ from scheduler.campaigns import (
     begun_somewhere,
     change_status,
     check_campaign,
+    check_not_past,
     create_campaign,
     delivery_rows,
     editable,
@@ -68,6 +71,20 @@ DONE_MESSAGES = {
     "cancelled": "Cancelled: messages not yet sent are dropped.",
 }
 ACTION_LABELS = {"schedule": "Schedule", "pause": "Pause", "cancel": "Cancel campaign"}
+FIELD_NAMES = {  # the form's fields as the marketer sees them, for the list of mistakes
+    "name": "Name",
+    "message": "Text",
+    "segments": "Segments",
+    "temperaments": "Temperaments",
+    "channels": "Reachable on",
+    "last_contact_days_min": "Last contact at least … days ago",
+    "last_contact_days_max": "… and at most … days ago",
+    "churn_risk_min": "Churn risk at least",
+    "date": "Date",
+    "time": "Time",
+    "button_1": "Button 1",
+    "button_2": "Button 2",
+}
 
 
 def utcnow() -> datetime:
@@ -85,6 +102,7 @@ def routes(console: Console, clock: Callable[[], datetime] = utcnow) -> list[Bas
         Route("/campaigns/{campaign_id:int}/edit", pages.edit_form, methods=["GET"]),
         Route("/campaigns/{campaign_id:int}/edit", pages.edit, methods=["POST"]),
         Route("/campaigns/{campaign_id:int}/status", pages.change, methods=["POST"]),
+        Route("/campaigns/{campaign_id:int}/progress.json", pages.progress, methods=["GET"]),
     ]
 
 
@@ -110,10 +128,17 @@ class CampaignPages:
     async def create(self, request: Request) -> Response:
         user = await self.console.require(request, PERMISSION)
         form, intent = await self._read(request, user)
+        if intent == "now":
+            form = form.sending_now(self.clock())
+        refused = self._refusal(request, user, form, intent, campaign_id=None)
+        if refused is not None:
+            return refused
         if intent == "preview":
             return await self._preview_page(request, user, form, None)
         if intent == "now":
-            form = form.sending_now(self.clock())
+            asking = await self._ask_send_now(request, user, form, back="/campaigns/new")
+            if asking is not None:
+                return asking
         try:
             campaign_id = await self.console.crm.run(
                 partial(self._create, user=user, form=form, draft=intent == "draft")
@@ -135,15 +160,61 @@ class CampaignPages:
         user = await self.console.require(request, PERMISSION)
         campaign_id = int(request.path_params["campaign_id"])
         form, intent = await self._read(request, user)
+        if intent == "now":
+            form = form.sending_now(self.clock())
+        refused = self._refusal(request, user, form, intent, campaign_id=campaign_id)
+        if refused is not None:
+            return refused
         if intent == "preview":
             return await self._preview_page(request, user, form, campaign_id)
         if intent == "now":
-            form = form.sending_now(self.clock())
+            asking = await self._ask_send_now(request, user, form, back=f"/campaigns/{campaign_id}/edit")
+            if asking is not None:
+                return asking
         try:
             await self.console.crm.run(partial(self._update, user=user, campaign_id=campaign_id, form=form))
         except InvalidAudience as error:
             return self._form_page(request, user, form, campaign_id=campaign_id, error=str(error), status=422)
         return self._redirect(request, f"/campaigns/{campaign_id}?done=saved")
+
+    async def _ask_send_now(
+        self, request: Request, user: ConsoleUser, form: CampaignForm, *, back: str
+    ) -> Response | None:
+        """The "send it now to N customers?" step, unless the marketer confirmed it already; None also
+        when the form is not valid (saving it then shows what to fix)."""
+        posted = await request.form()  # already read and cached by _read
+        if confirmed(posted):
+            return None
+        try:
+            draft = check_campaign(**form.fields(), now=self.clock())
+        except InvalidAudience:
+            return None
+        preview = await self.console.crm.run(partial(_preview, draft=draft, now=self.clock()))
+        people = _customers(preview["consenting"])
+        return ask(
+            self.console,
+            request,
+            user,
+            question=f"Send {form.name.strip() or 'this campaign'} now to {people}?",
+            consequence=f"It goes out at the next minute to {people} (those in the audience who agreed to "
+            "marketing messages; quiet hours still hold it for those for whom it is night). Once sent, a "
+            "message cannot be taken back.",
+            yes=f"Yes, send it to {people}",
+            back=back,
+            form=posted,
+        )
+
+    def _refusal(
+        self, request: Request, user: ConsoleUser, form: CampaignForm, intent: str, *, campaign_id: int | None
+    ) -> Response | None:
+        """The form again with every mistake beside its field, or with the markup warning before it is
+        scheduled or sent; None when it may go on. A draft may be saved with a passed date."""
+        problems = form.problems(None if intent == "draft" else self.clock())
+        if problems:
+            return self._form_page(request, user, form, campaign_id=campaign_id, errors=problems, status=422)
+        if intent in ("schedule", "now") and form.markup() and form.markup_ok != "yes":
+            return self._form_page(request, user, form, campaign_id=campaign_id, status=422)
+        return None
 
     def _create(self, session: Session, *, user: ConsoleUser, form: CampaignForm, draft: bool) -> int:
         campaign = create_campaign(
@@ -185,6 +256,7 @@ class CampaignPages:
         *,
         campaign_id: int | None,
         error: str | None = None,
+        errors: dict[str, str] | None = None,
         preview: dict[str, Any] | None = None,
         status: int = 200,
     ) -> Response:
@@ -195,6 +267,9 @@ class CampaignPages:
             form=form,
             campaign_id=campaign_id,
             error=error,
+            errors=errors or {},
+            markup=form.markup(),
+            field_names=FIELD_NAMES,
             preview=preview,
             placeholders=PLACEHOLDERS,
             segments=[s.value for s in Segment],
@@ -213,12 +288,37 @@ class CampaignPages:
         done = DONE_MESSAGES.get(request.query_params.get("done", ""))
         return await self._show_page(request, user, int(request.path_params["campaign_id"]), done=done)
 
+    async def progress(self, request: Request) -> Response:
+        """What the campaign page's figures show, for its script to refresh them without a reload."""
+        await self.console.require(request, PERMISSION)
+        campaign_id = int(request.path_params["campaign_id"])
+        data = await self.console.crm.run(partial(_progress_view, campaign_id=campaign_id))
+        if data is None:
+            return JSONResponse({"error": f"There is no campaign {campaign_id}."}, status_code=404)
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
+
     async def change(self, request: Request) -> Response:
         user = await self.console.require(request, PERMISSION)
         campaign_id = int(request.path_params["campaign_id"])
         form = await self._form_data(request)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         action = str(form.get("action", ""))
+        if not confirmed(form):
+            asking = await self.console.crm.run(
+                partial(_confirmation, campaign_id=campaign_id, action=action, now=self.clock())
+            )
+            if asking is not None:  # an impossible action is refused below, not asked about
+                question, consequence, yes = asking
+                return ask(
+                    self.console,
+                    request,
+                    user,
+                    question=question,
+                    consequence=consequence,
+                    yes=yes,
+                    back=f"/campaigns/{campaign_id}",
+                    form=form,
+                )
         try:
             await self.console.crm.run(
                 partial(self._change, user=user, campaign_id=campaign_id, action=action)
@@ -290,10 +390,13 @@ class CampaignPages:
             "schedule": schedule,
             "occurrences": [(day, _progress(c)) for day, c in occurrences],
             "actions": [
-                (a, ACTION_LABELS[a]) for a, (sources, _) in TRANSITIONS.items() if campaign.status in sources
+                (a, ACTION_LABELS[a], _confirmation(session, campaign_id=campaign_id, action=a, now=now))
+                for a, (sources, _) in TRANSITIONS.items()
+                if campaign.status in sources
             ],
             "resume": campaign.status is CampaignStatus.PAUSED,
             "can_edit": editable(session=session, campaign=campaign),
+            "now_hhmm": now.astimezone(timezone.utc).strftime("%H:%M:%S"),
         }
 
     # ----- plumbing -----
@@ -347,6 +450,72 @@ def _preview(session: Session, *, draft: Draft, now: datetime) -> dict[str, Any]
     }
 
 
+def _progress_view(session: Session, *, campaign_id: int) -> dict[str, Any] | None:
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None:
+        return None
+    counts = figures(session=session, campaign_id=campaign_id)
+    return {
+        "status": campaign.status.value,
+        "status_label": label(campaign.status),
+        "progress": _progress(counts),
+        "skips": _skips(counts),
+    }
+
+
+def _confirmation(
+    session: Session, *, campaign_id: int, action: str, now: datetime
+) -> tuple[str, str, str] | None:
+    """(question, what will happen, the yes button) before a status change, or None when the
+    campaign cannot take `action` from where it is (the change itself then says why)."""
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or action not in TRANSITIONS or campaign.status not in TRANSITIONS[action][0]:
+        return None
+    counts = _progress(figures(session=session, campaign_id=campaign_id))
+    reach = preview_for(
+        session=session, audience=Audience.parse(campaign.audience), message=campaign.message, now=now
+    ).consenting
+    people = _customers(reach)
+    if action == "schedule" and campaign.status is CampaignStatus.PAUSED:
+        return (
+            f"Resume {campaign.name}?",
+            f"Sending goes on: {_customers(counts['waiting'])} still waiting get it, each checked again for "
+            "consent, quiet hours and the weekly cap.",
+            "Yes, resume sending",
+        )
+    if action == "schedule":
+        when = Schedule.parse(campaign.schedule)
+        try:
+            check_not_past(when, now)
+        except InvalidAudience:
+            return None  # scheduling it is refused, with why
+        return (
+            f"Schedule {campaign.name}?",
+            f"It will go to {people} (those in the audience who agreed to marketing messages, as of now), "
+            "from "
+            f"{when.start.isoformat()} at {when.at.strftime('%H:%M')} "
+            f"{'UTC' if when.zone == 'utc' else 'in each customer’s own time zone'}.",
+            f"Yes, schedule it for {people}",
+        )
+    if action == "pause":
+        return (
+            f"Pause {campaign.name}?",
+            f"Nothing more is sent until you resume it; {_customers(counts['waiting'])} waiting keep their "
+            "place. You can resume it at any time.",
+            "Yes, pause sending",
+        )
+    return (
+        f"Cancel {campaign.name}?",
+        f"{_customers(counts['waiting'] if counts['total'] else reach)} will not get it. Messages already "
+        f"sent ({counts['sent']}) stay sent. This cannot be undone.",
+        "Yes, cancel the campaign",
+    )
+
+
+def _customers(count: int) -> str:
+    return f"{count:,} customer" + ("" if count == 1 else "s")
+
+
 _INBOUND = (DeliveryStatus.RECEIVED, DeliveryStatus.PROCESSED, DeliveryStatus.DELIVERED)
 
 
@@ -390,7 +559,7 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
     elif delivery.status is DeliveryStatus.FAILED:
         reason = delivery.error or "the gateway did not accept it"
     elif delivery.status is DeliveryStatus.QUEUED and delivery.skip_reason:
-        reason = f"waiting: {REASONS.get(delivery.skip_reason, delivery.skip_reason)}"
+        reason = f"held: {REASONS.get(delivery.skip_reason, delivery.skip_reason)}"
     elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
         reason = f"will retry: {delivery.error}"
     scheduled = _aware(delivery.scheduled_for)

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
@@ -26,12 +26,25 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bot.console import humane
 from bot.console.app import Console
 from bot.console.auth import SESSION_COOKIE, ConsoleUser, csrf_ok
+from bot.console.confirm import ask, confirmed
 from bot.crm import desk as crm_desk
 from bot.crm import transcript
 from bot.crm.desk import DeskError
-from bot.crm.models import Agent, AgentNote, Direction, Handoff, HandoffStatus, Message, utcnow
+from bot.crm.labels import label
+from bot.crm.models import (
+    Agent,
+    AgentNote,
+    Customer,
+    DeliveryStatus,
+    Direction,
+    Handoff,
+    HandoffStatus,
+    Message,
+    utcnow,
+)
 from bot.crm.record import customer_record
 from bot.gateway.desk import Desk
 
@@ -42,6 +55,10 @@ HELLO_TIMEOUT = 10.0
 TRANSCRIPT_LIMIT = 200
 FORBIDDEN = 4403  # websocket close code: not logged in, no permission, or a foreign page
 AUTHOR_LABELS = {"customer": "Customer", "bot": "Bot", "system": "Notice"}
+QUEUE_DONE = {  # what the agent's last action did, shown on the queue they land on
+    "handed_back": "Handed back to the bot. The customer is asked how we did.",
+    "transferred": "Transferred. Your colleague sees the chat in their queue now.",
+}
 
 
 def desk_routes(desk: Desk, console: Console) -> list[BaseRoute]:
@@ -74,7 +91,8 @@ class DeskPages:
     async def queue(self, request: Request) -> Response:
         user = await self._require(request)
         entries = await self.console.crm.run(partial(_queue, now=utcnow()))
-        return self.console.page(request, "desk/queue.html", user, entries=entries, error=None)
+        done = QUEUE_DONE.get(request.query_params.get("done", ""))
+        return self.console.page(request, "desk/queue.html", user, entries=entries, error=None, done=done)
 
     async def queue_json(self, request: Request) -> Response:
         await self._require(request)
@@ -145,9 +163,24 @@ class DeskPages:
                 raise DeskError("Choose the agent to transfer to.", 400)
             return {"to": await self.desk.transfer(handoff_id, user.id, int(target))}
 
-        return await self._act(request, move, then="/queue")
+        return await self._act(request, move, then="/queue?done=transferred")
 
     async def close(self, request: Request) -> Response:
+        if not _wants_json(request):  # a plain form: ask first (the page's script asks in a dialog)
+            user, form = await self._change(request)
+            if not confirmed(form):
+                return ask(
+                    self.console,
+                    request,
+                    user,
+                    question="Close this chat?",
+                    consequence="The customer goes back to the bot, the chat leaves the queue for good and "
+                    "the resolution is recorded as written.",
+                    yes="Yes, close the chat",
+                    back=f"/chats/{int(request.path_params['handoff_id'])}",
+                    form=form,
+                )
+
         async def end(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
             await self.desk.close(handoff_id, user.id, _field(form, "resolution"))
             return {}
@@ -158,7 +191,7 @@ class DeskPages:
         async def give_back(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
             return {"followed_up": (await self.desk.hand_back(handoff_id, user.id)).followed_up}
 
-        return await self._act(request, give_back, then="/queue")
+        return await self._act(request, give_back, then="/queue?done=handed_back")
 
     async def _act(
         self,
@@ -290,7 +323,73 @@ def _is_id(value: object) -> bool:
 
 
 def _queue(session: Session, *, now: datetime) -> list[dict[str, Any]]:
-    return [entry.view() for entry in crm_desk.open_queue(session=session, now=now)]
+    """The open queue as the page shows it: labels, guests named, urgency and priority in words."""
+    entries = crm_desk.open_queue(session=session, now=now)
+    known = _what_is_known(session, entries)
+    return [_entry_view(entry, known, now) for entry in entries]
+
+
+def _what_is_known(session: Session, entries: list[crm_desk.QueueEntry]) -> dict[int, dict[str, Any]]:
+    """Per handoff: the customer's name (if any), whether email and phone are given, the messages so far."""
+    if not entries:
+        return {}
+    customers = {
+        c.id: c
+        for c in session.scalars(select(Customer).where(Customer.id.in_({e.customer_id for e in entries})))
+    }
+    counts = dict(
+        session.execute(
+            select(Message.conversation_id, func.count(Message.id))
+            .where(
+                Message.conversation_id.in_({e.conversation_id for e in entries}),
+                Message.direction == Direction.INBOUND,
+            )
+            .group_by(Message.conversation_id)
+        )
+        .tuples()
+        .all()
+    )
+    known = {}
+    for e in entries:
+        customer = customers[e.customer_id]
+        named = " ".join(p for p in (customer.first_name, customer.last_name) if p)
+        known[e.handoff_id] = {
+            "name": named,
+            "email": bool(customer.email),
+            "phone": bool(customer.phone),
+            "messages": counts.get(e.conversation_id, 0),
+        }
+    return known
+
+
+def _entry_view(
+    entry: crm_desk.QueueEntry, known: dict[int, dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    about = known[entry.handoff_id]
+    flag = humane.urgency(
+        mode=entry.mode, requested_at=entry.requested_at, callback_by=entry.callback_by, now=now
+    )
+    return {
+        **entry.view(),
+        "customer": humane.guest_name(
+            name=about["name"],
+            channel=entry.channel,
+            messages=about["messages"],
+            email=about["email"],
+            phone=about["phone"],
+        ),
+        "segment_label": label(entry.segment, "Segment"),
+        "temperament_label": label(entry.temperament, "Temperament"),
+        "reason_label": label(entry.reason, "handoff_reason"),
+        "mode_label": label(entry.mode, "handoff_mode"),
+        "channel_label": label(entry.channel, "Channel"),
+        "wait_text": humane.duration(entry.wait_seconds),
+        "urgency": flag.level if entry.status == HandoffStatus.QUEUED.value else "",
+        "urgency_text": flag.text if entry.status == HandoffStatus.QUEUED.value else "",
+        "priority_text": humane.priority_words(
+            total=entry.priority, segment=entry.segment, reason=entry.reason, temperament=entry.temperament
+        ),
+    }
 
 
 def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float) -> dict[str, Any] | None:
@@ -298,6 +397,8 @@ def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float)
     if state is None:
         return None
     handoff = session.get_one(Handoff, handoff_id)
+    customer = session.get_one(Customer, handoff.customer_id)
+    conversation_channel = crm_desk.chat_of(session=session, handoff_id=handoff_id).channel.value
     targets = [
         a
         for a in crm_desk.present_agents(session=session, now=utcnow(), away_seconds=away)
@@ -307,7 +408,23 @@ def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float)
         "state": state,
         "handoff": handoff,
         "record": customer_record(
-            session=session, customer_id=handoff.customer_id, conversation_id=handoff.conversation_id
+            session=session,
+            customer_id=handoff.customer_id,
+            conversation_id=handoff.conversation_id,
+            handoff_id=handoff.id,
+        ),
+        "title": humane.guest_name(
+            name=" ".join(p for p in (customer.first_name, customer.last_name) if p),
+            channel=conversation_channel,
+            messages=sum(1 for m in state["messages"] if m["inbound"]),
+            email=bool(customer.email),
+            phone=bool(customer.phone),
+        ),
+        "priority_text": humane.priority_words(
+            total=handoff.priority,
+            segment=customer.segment.value,
+            reason=handoff.reason,
+            temperament=customer.temperament.value,
         ),
         "canned": crm_desk.canned_replies(session=session),
         "targets": [{"id": a.id, "name": a.display_name} for a in targets],
@@ -330,8 +447,12 @@ def _chat_state(session: Session, *, handoff_id: int, agent_id: int) -> dict[str
         "handoff": {
             "id": handoff.id,
             "status": handoff.status.value,
+            "status_label": label(handoff.status),
             "mode": handoff.mode,
+            "mode_label": label(handoff.mode, "handoff_mode"),
             "reason": handoff.reason,
+            "reason_label": label(handoff.reason, "handoff_reason"),
+            "callback_by": handoff.callback_by.isoformat() if handoff.callback_by else None,
             "agent": names.get(handoff.agent_id) if handoff.agent_id else None,
             "mine": handoff.status == HandoffStatus.CLAIMED and handoff.agent_id == agent_id,
             "may_note": crm_desk.may_note(
@@ -373,6 +494,7 @@ def _message_view(message: Message, names: dict[int, str], handed_off_at: dateti
         "buttons": [str(b.get("title", "")) for b in payload.get("buttons") or []],
         "inbound": message.direction == Direction.INBOUND,
         "status": message.delivery_status.value,
+        "status_label": _delivery_words(message),
         "error": message.error,
         "at": message.created_at.isoformat(),
         "before_handoff": message.created_at < handed_off_at,
@@ -393,3 +515,13 @@ def _event_text(
         "handoff_closed": f"Closed by {by}: {handoff.resolution or ''}",
     }
     return texts.get(action, action.replace("_", " "))
+
+
+def _delivery_words(message: Message) -> str:
+    """Where an outbound message is, in words ("Delivered", "Not delivered: …"); inbound ones say nothing."""
+    if message.direction == Direction.INBOUND:
+        return ""
+    if message.delivery_status == DeliveryStatus.FAILED:
+        return "Not delivered"
+    words = label(message.delivery_status)
+    return words[0].upper() + words[1:]

@@ -35,11 +35,36 @@ DEFAULT_HANDLE_MINUTES = 4.0  # until the CRM has enough finished chats to measu
 CALLBACK_WITHIN = timedelta(hours=2)  # after opening (or from now, when open but nobody is online)
 
 
+IRRITABLE_WEIGHT = 10
+
+
 def priority(*, segment: Segment, severity: Severity | None, reason: str, temperament: Temperament) -> int:
     """Higher is more urgent; waiting time is added by the queue when it sorts."""
     score = SEGMENT_WEIGHT[segment] + REASON_WEIGHT.get(reason, 0)
     score += SEVERITY_WEIGHT[severity] if severity else 0
-    return score + (10 if temperament is Temperament.IRRITABLE else 0)
+    return score + (IRRITABLE_WEIGHT if temperament is Temperament.IRRITABLE else 0)
+
+
+def priority_parts(
+    *, total: int, segment: Segment, reason: str, temperament: Temperament
+) -> list[tuple[str, int]]:
+    """What made a stored priority, factor by factor, as (factor code, points), largest first.
+
+    The severity is not stored on the handoff: it is what remains once the other factors are
+    counted (when the customer's segment or temperament changed since, the rest is "other")."""
+    parts = [
+        (f"segment:{segment.value}", SEGMENT_WEIGHT[segment]),
+        (f"reason:{reason}", REASON_WEIGHT.get(reason, 0)),
+    ]
+    if temperament is Temperament.IRRITABLE:
+        parts.append(("temperament:irritable", IRRITABLE_WEIGHT))
+    rest = total - sum(points for _, points in parts)
+    severity = next((s for s, w in SEVERITY_WEIGHT.items() if w == rest and w), None)
+    if severity is not None:
+        parts.append((f"severity:{severity.value}", rest))
+    elif rest:
+        parts.append(("other", rest))
+    return sorted((p for p in parts if p[1]), key=lambda p: -p[1])
 
 
 def open_handoff(

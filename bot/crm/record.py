@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.labels import label
 from bot.crm.models import (
     Agent,
     AgentNote,
@@ -68,8 +69,10 @@ class CustomerRecord:
 
 
 def customer_record(
-    *, session: Session, customer_id: int, conversation_id: int | None = None
+    *, session: Session, customer_id: int, conversation_id: int | None = None, handoff_id: int | None = None
 ) -> CustomerRecord:
+    """The customer's record beside a chat: `conversation_id` and `handoff_id` are the current ones,
+    left out of "other conversations" and "earlier handoffs"."""
     customer = session.get_one(Customer, customer_id)
     record = CustomerRecord(
         customer_id=customer.id,
@@ -81,7 +84,7 @@ def customer_record(
         tags=list(customer.tags or []),
     )
     record.consent = [
-        Row(c.purpose.value, f"{'yes' if c.granted else 'no'} ({c.source})", c.changed_at)
+        Row(label(c.purpose), f"{'yes' if c.granted else 'no'} ({c.source})", c.changed_at)
         for c in session.scalars(
             select(Consent).where(Consent.customer_id == customer_id).order_by(Consent.purpose)
         )
@@ -96,7 +99,7 @@ def customer_record(
     ]
     _commerce(session, record)
     _care(session, record)
-    _conversations(session, record, conversation_id)
+    _conversations(session, record, conversation_id, handoff_id)
     return record
 
 
@@ -124,10 +127,10 @@ def _commerce(session: Session, record: CustomerRecord) -> None:
     orders = session.scalars(
         select(Order).where(Order.customer_id == customer_id).order_by(Order.placed_at.desc()).limit(RECENT)
     )
-    record.orders = [Row(o.number, f"{o.status.value}, €{_money(o.total)}", o.placed_at) for o in orders]
+    record.orders = [Row(o.number, f"{label(o.status)}, €{_money(o.total)}", o.placed_at) for o in orders]
     subscriptions = session.scalars(select(Subscription).where(Subscription.customer_id == customer_id))
     record.subscriptions = [
-        Row(s.product.name, f"{s.status.value}, €{_money(s.monthly_price)}/month", s.started_at)
+        Row(s.product.name, f"{label(s.status)}, €{_money(s.monthly_price)}/month", s.started_at)
         for s in subscriptions
     ]
 
@@ -143,8 +146,8 @@ def _care(session: Session, record: CustomerRecord) -> None:
     )
     for complaint in complaints:
         row = Row(
-            f"#{complaint.id} {complaint.category.value} ({complaint.severity.value})",
-            f"{complaint.status.value}, team {complaint.team}"
+            f"#{complaint.id} {label(complaint.category)} ({label(complaint.severity)})",
+            f"{label(complaint.status)}, team {complaint.team}"
             + (f": {complaint.resolution}" if complaint.resolution else ""),
             complaint.created_at,
         )
@@ -160,8 +163,8 @@ def _care(session: Session, record: CustomerRecord) -> None:
     )
     record.retention = [
         Row(
-            f"{a.reason.value if a.reason else 'no reason given'}",
-            f"{a.offer.title if a.offer else 'no offer'}: {a.outcome.value}",
+            f"{label(a.reason) if a.reason else 'no reason given'}",
+            f"{a.offer.title if a.offer else 'no offer'}: {label(a.outcome)}",
             a.created_at,
         )
         for a in attempts
@@ -174,7 +177,9 @@ def _care(session: Session, record: CustomerRecord) -> None:
     ]
 
 
-def _conversations(session: Session, record: CustomerRecord, conversation_id: int | None) -> None:
+def _conversations(
+    session: Session, record: CustomerRecord, conversation_id: int | None, handoff_id: int | None
+) -> None:
     customer_id = record.customer_id
     conversations = session.scalars(
         select(Conversation)
@@ -183,18 +188,18 @@ def _conversations(session: Session, record: CustomerRecord, conversation_id: in
         .limit(RECENT)
     )
     record.conversations = [
-        Row(c.sender_id, c.status.value, c.last_message_at or c.started_at) for c in conversations
+        Row(c.sender_id, label(c.status), c.last_message_at or c.started_at) for c in conversations
     ]
     handoffs = session.execute(
         select(Handoff, Agent.display_name)
         .outerjoin(Agent, Agent.id == Handoff.agent_id)
-        .where(Handoff.customer_id == customer_id)
+        .where(Handoff.customer_id == customer_id, Handoff.id != (handoff_id or -1))
         .order_by(Handoff.requested_at.desc())
         .limit(RECENT)
     ).all()
     record.handoffs = [
         Row(
-            f"{h.reason} ({h.mode}): {h.status.value}",
+            f"{label(h.reason, 'handoff_reason')} ({label(h.mode, 'handoff_mode')}): {label(h.status)}",
             ", ".join(p for p in (agent, h.resolution) if p),
             h.requested_at,
         )

@@ -235,7 +235,7 @@ def test_deactivating_a_user_ends_their_open_session_at_once(
     login(alex, "alex")
     assert alex.get("/").status_code == 200
     alex_id = agent_named(settings, "alex").id
-    response = post(admin, f"/users/{alex_id}/active", active="no")
+    response = post(admin, f"/users/{alex_id}/active", active="no", confirmed="yes")
     assert response.status_code == 303
     after = alex.get("/")
     assert after.status_code == 303 and after.headers["location"].endswith("/login")
@@ -262,7 +262,7 @@ def test_a_role_change_takes_effect_at_once(admin: TestClient, app: Starlette, s
 
 def test_the_only_admin_cannot_deactivate_or_demote_themself(admin: TestClient, settings: Settings) -> None:
     ada_id = agent_named(settings, "ada").id
-    deactivated = post(admin, f"/users/{ada_id}/active", active="no")
+    deactivated = post(admin, f"/users/{ada_id}/active", active="no", confirmed="yes")
     assert deactivated.status_code == 409 and "You cannot deactivate yourself" in deactivated.text
     demoted = post(admin, f"/users/{ada_id}/role", role="agent")
     assert demoted.status_code == 409 and "You cannot change your own role" in demoted.text
@@ -276,10 +276,15 @@ def test_one_admin_can_deactivate_another(admin: TestClient, app: Starlette, set
     assert post(admin, f"/users/{agent_named(settings, 'alex').id}/role", role="admin").status_code == 303
     alex = browser(app)
     login(alex, "alex")
-    assert post(alex, f"/users/{agent_named(settings, 'ada').id}/active", active="no").status_code == 303
+    assert (
+        post(
+            alex, f"/users/{agent_named(settings, 'ada').id}/active", active="no", confirmed="yes"
+        ).status_code
+        == 303
+    )
     assert admin.get("/users").status_code == 303  # ada's session is over
     # alex is the last active admin now; the CRM refuses to lose them (tests/crm/test_staff.py)
-    refused = post(alex, f"/users/{agent_named(settings, 'alex').id}/active", active="no")
+    refused = post(alex, f"/users/{agent_named(settings, 'alex').id}/active", active="no", confirmed="yes")
     assert refused.status_code == 409
     assert agent_named(settings, "alex").active
 
@@ -290,23 +295,25 @@ def test_a_password_reset_replaces_the_old_password_and_ends_open_sessions(
     alex_id = agent_named(settings, "alex").id
     open_session = browser(app)
     login(open_session, "alex")
-    short = post(admin, f"/users/{alex_id}/password", password="too short")
+    short = post(admin, f"/users/{alex_id}/password", password="too short", confirmed="yes")
     assert short.status_code == 422 and "at least 12 characters" in short.text
     assert open_session.get("/").status_code == 200  # a refused reset changes nothing
-    assert post(admin, f"/users/{alex_id}/password", password=NEW_PASSWORD).status_code == 303
+    assert (
+        post(admin, f"/users/{alex_id}/password", password=NEW_PASSWORD, confirmed="yes").status_code == 303
+    )
     assert open_session.get("/").status_code == 303
     client = browser(app)
     token = CSRF.search(client.get("/login").text).group(1)  # type: ignore[union-attr]
     old = client.post("/login", data={"username": "alex", "password": "alex-pw", "csrf_token": token})
     assert old.status_code == 401
     login(client, "alex", NEW_PASSWORD)
-    assert post(admin, "/users/999999/password", password=NEW_PASSWORD).status_code == 404
+    assert post(admin, "/users/999999/password", password=NEW_PASSWORD, confirmed="yes").status_code == 404
 
 
 def test_a_generated_reset_password_survives_a_reload_of_the_page(
     admin: TestClient, app: Starlette, settings: Settings
 ) -> None:
-    reset = post(admin, f"/users/{agent_named(settings, 'alex').id}/password", password="")
+    reset = post(admin, f"/users/{agent_named(settings, 'alex').id}/password", password="", confirmed="yes")
     assert reset.status_code == 303
     page = admin.get(reset.headers["location"]).text
     shown = re.search(r"The password for <strong>alex</strong> is\s+<code>([^<]+)</code>", page)
@@ -420,3 +427,19 @@ async def test_an_agent_sees_a_new_canned_reply_in_their_chat(
         'data-text="Sorry for the wait!"' in page.text
         and "Delay &lt;b&gt;sorry&lt;/b&gt;</button>" in page.text
     )
+
+
+def test_deactivating_and_resetting_a_password_ask_first(admin: TestClient, settings: Settings) -> None:
+    """Issue 19: without JavaScript, the destructive user changes are a second step that says what happens."""
+    alex_id = agent_named(settings, "alex").id
+    asked = post(admin, f"/users/{alex_id}/active", active="no")
+    assert asked.status_code == 200 and "Deactivate Alex?" in asked.text
+    assert "can no longer log in" in asked.text and 'name="confirmed" value="yes"' in asked.text
+    assert agent_named(settings, "alex").active  # nothing happened yet
+    reset = post(admin, f"/users/{alex_id}/password", password=NEW_PASSWORD)
+    assert reset.status_code == 200 and "Reset the password of Alex?" in reset.text
+    assert NEW_PASSWORD not in reset.text  # a password is never written back into a page: typed again there
+    assert 'id="confirm-password"' in reset.text
+    assert audit_actions(settings, "agent") == []
+    list_page = admin.get("/users").text
+    assert 'data-confirm="Deactivate Alex?' in list_page

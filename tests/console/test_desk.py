@@ -400,7 +400,10 @@ async def test_closing_with_a_resolution_gives_the_conversation_back(
     assert missing.status_code == 400 and missing.json()["error"] == "Write what was resolved before closing."
 
     response = await asyncio.to_thread(
-        alex.post, f"/chats/{chat.handoff_id}/close", {"resolution": "Resent the order"}, as_json=False
+        alex.post,
+        f"/chats/{chat.handoff_id}/close",
+        {"resolution": "Resent the order", "confirmed": "yes"},
+        as_json=False,
     )
 
     assert response.status_code == 303 and response.headers["location"].endswith("/console/queue")

@@ -245,7 +245,16 @@ def test_the_record_shows_what_an_agent_needs(session: Session) -> None:
     assert [r.title.split()[0] for r in record.open_complaints] == [f"#{open_case.id}"]
     assert len(record.past_complaints) == 1
     assert [r.title for r in record.conversations] == ["telegram:555"]
-    assert [r.title for r in record.handoffs] == ["customer_request (live): queued"]
+    assert [r.title for r in record.handoffs] == [
+        "the customer asked for a person (live chat): waiting for a person"
+    ]
+    beside_the_chat = customer_record(
+        session=session,
+        customer_id=customer.id,
+        conversation_id=handoff.conversation_id,
+        handoff_id=handoff.id,
+    )
+    assert beside_the_chat.handoffs == []  # issue 19: "Earlier handoffs" never lists the current one
 
 
 # ---- the race, with two real connections committing -----------------------------------------

@@ -188,8 +188,18 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
     zoe = the_one(gateway, Agent, username="zoe").id
     drive(watch, "POST", "/users/{agent_id:int}/role", ada, f"/users/{zoe}/role", data={"role": "marketer"})
     drive(watch, "POST", "/users/{agent_id:int}/active", ada, f"/users/{zoe}/active", data={"active": "no"})
+    no = {"active": "no", "confirmed": "yes"}  # the first post asked "Deactivate Zoe?"; this one acts
+    drive(watch, "POST", "/users/{agent_id:int}/active", ada, f"/users/{zoe}/active", data=no)
     drive(watch, "POST", "/users/{agent_id:int}/active", ada, f"/users/{zoe}/active", data={"active": "yes"})
-    reset = drive(watch, "POST", "/users/{agent_id:int}/password", ada, f"/users/{zoe}/password", data={})
+    drive(watch, "POST", "/users/{agent_id:int}/password", ada, f"/users/{zoe}/password", data={})  # asks
+    reset = drive(
+        watch,
+        "POST",
+        "/users/{agent_id:int}/password",
+        ada,
+        f"/users/{zoe}/password",
+        data={"confirmed": "yes"},
+    )
     drive(watch, "GET", "/users", ada, reset.headers["location"].removeprefix("/console"))
     drive(
         watch,
@@ -197,7 +207,7 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
         "/users/{agent_id:int}/password",
         ada,
         f"/users/{zoe}/password",
-        data={"password": "another-long-password-2"},
+        data={"password": "another-long-password-2", "confirmed": "yes"},
     )
     drive(watch, "POST", "/users/{agent_id:int}/sessions/end", ada, f"/users/{zoe}/sessions/end", data={})
     drive(watch, "GET", "/canned", ada, "/canned")
@@ -242,12 +252,16 @@ def drive_marketing(watch: ThreadWatch, gateway: RunningGateway, mo: ConsoleClie
     drive(watch, "POST", "/campaigns/new", mo, "/campaigns/new", data=campaign_form("draft"))
     campaign = the_one(gateway, Campaign, name="Winter roast").id
     drive(watch, "GET", "/campaigns/{campaign_id:int}", mo, f"/campaigns/{campaign}")
+    progress = f"/campaigns/{campaign}/progress.json"
+    drive(watch, "GET", "/campaigns/{campaign_id:int}/progress.json", mo, progress)
     drive(watch, "GET", "/campaigns/{campaign_id:int}/edit", mo, f"/campaigns/{campaign}/edit")
     edit = f"/campaigns/{campaign}/edit"
     drive(watch, "POST", "/campaigns/{campaign_id:int}/edit", mo, edit, data=campaign_form("preview"))
     drive(watch, "POST", "/campaigns/{campaign_id:int}/edit", mo, edit, data=campaign_form("draft"))
     status = f"/campaigns/{campaign}/status"
     drive(watch, "POST", "/campaigns/{campaign_id:int}/status", mo, status, data={"action": "schedule"})
+    scheduling = {"action": "schedule", "confirmed": "yes"}  # the first post asked; this one acts
+    drive(watch, "POST", "/campaigns/{campaign_id:int}/status", mo, status, data=scheduling)
     drive(
         watch,
         "POST",
@@ -323,7 +337,7 @@ async def drive_desk(
         "/chats/{handoff_id:int}/close",
         alex,
         f"/chats/{second.handoff_id}/close",
-        data={"resolution": "Refund sent"},
+        data={"resolution": "Refund sent", "confirmed": "yes"},
     )
 
 

@@ -57,9 +57,22 @@
     });
   }
 
-  function minutes(since) {
-    var waited = Math.max(0, Date.now() - new Date(since).getTime());
-    return Math.floor(waited / 60000) + " min";
+  /* The same units as bot/console/humane.py's duration(): "45 s", "12 min", "2 h 15 min", "1 day 3 h". */
+  function duration(seconds) {
+    seconds = Math.max(0, Math.floor(seconds));
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 24) return hours + " h" + (minutes ? " " + minutes + " min" : "");
+    var days = Math.floor(hours / 24);
+    hours = hours % 24;
+    return days + (days === 1 ? " day" : " days") + (hours ? " " + hours + " h" : "");
+  }
+
+  function waited(since) {
+    return duration((Date.now() - new Date(since).getTime()) / 1000);
   }
 
   function hhmm(at) {
@@ -81,7 +94,25 @@
   }
 
   function segment(entry) {
-    return el("td", {}, [el("span", { class: "seg seg-" + entry.segment, text: entry.segment })]);
+    return el("td", {}, [el("span", { class: "seg seg-" + entry.segment, text: entry.segment_label })]);
+  }
+
+  function urgencyCell(entry) {
+    var td = el("td", { class: "urgency", "data-level": entry.urgency });
+    if (entry.urgency) {
+      td.appendChild(el("span", {
+        class: "flag flag-" + entry.urgency, text: (entry.urgency === "overdue" ? "\u26a0 " : "") + entry.urgency_text,
+      }));
+    } else {
+      td.textContent = entry.urgency_text;
+    }
+    return td;
+  }
+
+  function priorityCell(entry) {
+    var why = entry.priority_text.indexOf(": ") >= 0 ? entry.priority_text.split(": ").slice(1).join(": ") : "";
+    return el("td", {}, [el("span", { class: "priority", title: entry.priority_text, text: String(entry.priority) }),
+      el("div", { class: "why", text: why })]);
   }
 
   function renderQueue(entries) {
@@ -92,21 +123,23 @@
       if (e.status === "queued") {
         var who = el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: e.customer })]);
         if (e.notice) who.appendChild(el("div", { class: "notice", text: e.notice }));
-        var mode = e.mode + (e.callback_by ? " (by " + e.callback_by.slice(0, 16).replace("T", " ") + " UTC)" : "");
-        w.push(el("tr", { "data-handoff": String(e.handoff_id) }, [
-          who, segment(e), cell(e.temperament), cell(e.reason), cell(e.channel), cell(mode),
-          el("td", { class: "wait", "data-since": e.requested_at, text: minutes(e.requested_at) }),
-          cell(String(e.priority)), el("td", {}, [claimForm(e)]),
-        ]));
+        var mode = e.mode_label + (e.callback_by ? " (by " + e.callback_by.slice(0, 16).replace("T", " ") + " UTC)" : "");
+        var row = el("tr", { "data-handoff": String(e.handoff_id) }, [
+          who, urgencyCell(e), segment(e), cell(e.temperament_label), cell(e.reason_label), cell(e.channel_label),
+          cell(mode), el("td", { class: "wait", "data-since": e.requested_at, text: e.wait_text }),
+          priorityCell(e), el("td", {}, [claimForm(e)]),
+        ]);
+        if (e.urgency) row.className = "urgent-" + e.urgency;
+        w.push(row);
       } else {
         var mine = e.agent_id !== null && String(e.agent_id) === desk.dataset.me;
         c.push(el("tr", { "data-handoff": String(e.handoff_id) }, [
-          cell(e.customer), segment(e), cell(e.reason), cell(e.channel), cell(e.mode), cell(e.agent || ""),
+          cell(e.customer), segment(e), cell(e.reason_label), cell(e.channel_label), cell(e.mode_label), cell(e.agent || ""),
           el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: mine ? "Continue" : "View" })]),
         ]));
       }
     });
-    if (!w.length) w.push(el("tr", { class: "empty" }, [el("td", { colspan: "9", text: "Nobody is waiting." })]));
+    if (!w.length) w.push(el("tr", { class: "empty" }, [el("td", { colspan: "10", text: "Nobody is waiting." })]));
     if (!c.length) c.push(el("tr", { class: "empty" }, [el("td", { colspan: "7", text: "No chat is being handled." })]));
     waiting.replaceChildren.apply(waiting, w);
     claimed.replaceChildren.apply(claimed, c);
@@ -118,6 +151,7 @@
       renderQueue(data.entries);
       var now = document.querySelectorAll("#waiting tr[data-handoff]").length;
       if (now > before) say(now + " waiting.");
+      fresh();
     }, function () { say("Could not refresh the queue; retrying."); });
   }
 
@@ -132,17 +166,37 @@
         return el("span", { class: "chip", text: b });
       })));
     }
-    var status = el("span", { class: "status", text: m.status });
+    var status = el("span", { class: "status", text: m.status_label });
     if (m.error) status.setAttribute("title", m.error);
     item.appendChild(el("span", { class: "meta" }, [el("time", { datetime: m.at, text: hhmm(m.at) }), document.createTextNode(" "), status]));
     return item;
   }
 
+  function atBottom(log) {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  function toNewest() {
+    var log = document.getElementById("log");
+    log.scrollTop = log.scrollHeight;
+    document.getElementById("new-messages").hidden = true;
+  }
+
+  /* Follow new messages like every chat tool: stay at the newest unless the agent scrolled up to
+     read; then leave the view where it is and show a "new messages" marker instead. */
   function renderState(state) {
     var log = document.getElementById("log");
-    var atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    var following = atBottom(log);
+    var last = log.lastElementChild ? Number(log.lastElementChild.dataset.id) : 0;
+    var keep = log.scrollTop;
     log.replaceChildren.apply(log, state.messages.map(renderMessage));
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    var newest = state.messages.length ? state.messages[state.messages.length - 1].id : 0;
+    if (following) toNewest();
+    else {
+      log.scrollTop = keep;
+      if (newest > last) document.getElementById("new-messages").hidden = false;
+    }
+    fresh();
     var notes = document.getElementById("notes");
     notes.replaceChildren.apply(notes, state.notes.length ? state.notes.map(function (n) {
       return el("li", {}, [el("span", { class: "note-text", text: n.text }),
@@ -200,8 +254,9 @@
         post("/chats/" + handoff + "/messages", { text: text })
           .then(function (data) {
             reply.value = "";
-            say("Sent (" + data.status + ").");
-            return refreshChat();
+            forgetDraft();
+            say(data.status === "failed" ? "Not delivered: the customer could not be reached." : "Sent.");
+            return refreshChat().then(toNewest);
           }, function (error) { say(error.message); })
           .then(function () { reply.disabled = false; reply.focus(); });
       });
@@ -211,7 +266,11 @@
           composer.requestSubmit();
         }
       });
-      reply.addEventListener("input", function () { sendTyping(!!reply.value.trim()); });
+      reply.addEventListener("input", function () {
+        sendTyping(!!reply.value.trim());
+        keepDraft(reply.value);
+      });
+      if (!reply.value) reply.value = savedDraft();
       Array.prototype.forEach.call(document.querySelectorAll(".canned-reply"), function (button) {
         button.addEventListener("click", function () {
           reply.value = button.dataset.text;
@@ -219,6 +278,12 @@
         });
       });
     }
+    var log = document.getElementById("log");
+    toNewest();  // a chat opens at its newest message
+    log.addEventListener("scroll", function () {
+      if (atBottom(log)) document.getElementById("new-messages").hidden = true;
+    });
+    document.getElementById("new-messages").addEventListener("click", toNewest);
     var noteForm = document.getElementById("note-form");  // only for the chat's agent and admins
     if (noteForm) {
       noteForm.addEventListener("submit", function (event) {
@@ -230,7 +295,35 @@
     }
   }
 
+  /* The agent's unsent reply survives a redraw of the page (a reload when the chat's state changes). */
+  function draftKey() { return "careloop-draft-" + handoff; }
+  function keepDraft(text) {
+    try { if (text) sessionStorage.setItem(draftKey(), text); else sessionStorage.removeItem(draftKey()); } catch (e) { /* storage off */ }
+  }
+  function forgetDraft() { keepDraft(""); }
+  function savedDraft() {
+    try { return sessionStorage.getItem(draftKey()) || ""; } catch (e) { return ""; }
+  }
+
   /* ---------- live updates ---------- */
+
+  var lastFresh = Date.now();
+  var stale = document.getElementById("desk-stale");
+
+  function fresh() {
+    lastFresh = Date.now();
+    if (stale) stale.hidden = true;
+  }
+
+  function markStale() {
+    if (!stale) {
+      stale = el("p", { class: "stale", id: "desk-stale", role: "status" });
+      live.parentNode.insertBefore(stale, live.nextSibling);
+    }
+    stale.textContent = "Live updates stopped at " + hhmm(new Date(lastFresh).toISOString()) +
+      ": this page may be out of date. Reconnecting\u2026";
+    stale.hidden = false;
+  }
 
   function connect() {
     var url = location.origin.replace(/^http/, "ws") + root + "/ws";
@@ -264,6 +357,7 @@
     ws.addEventListener("close", function () {
       if (socket !== ws) return;
       desk.classList.remove("is-live");
+      markStale();
       var delay = Math.min(15000, 1000 * Math.pow(2, retries++));
       setTimeout(connect, delay);
     });
@@ -273,9 +367,11 @@
     if (!event.defaultPrevented) leaving = true;
   });
   if (page === "chat") wireChat();
+  // Urgency grows with time even when nothing happens: redraw the queue's flags every minute.
+  if (page === "queue") setInterval(refreshQueue, 60000);
   setInterval(function () {
     Array.prototype.forEach.call(document.querySelectorAll(".wait[data-since]"), function (td) {
-      td.textContent = minutes(td.dataset.since);
+      td.textContent = waited(td.dataset.since);
     });
   }, 15000);
   connect();
