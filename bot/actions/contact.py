@@ -64,14 +64,14 @@ class ActionUpdateContactDetails(CRMAction):
         customer, now = turn.customer, utcnow()
         old = customer.email if kind == "email" else customer.phone
         if kind == "email":
-            mail.start_verification(
+            asked = mail.start_verification(
                 session=turn.session,
                 customer=customer,
                 address=value,
                 secret_key=current_settings().secret_key,
                 now=now,
             )
-            state = mail.MailState.UNVERIFIED
+            state = mail.MailState.UNVERIFIED if asked is not None else mail.MailState.NONE
         else:
             customer.phone = value
             state = mail.queue_phone_changed(session=turn.session, customer=customer, now=now)

@@ -20,7 +20,7 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
@@ -36,6 +36,8 @@ from bot.crm.models import (
 from bot.crm.queries import record_audit
 
 VERIFY_FOR = timedelta(hours=24)
+# Links asked for per customer per day: the chat must not become a way to mail strangers.
+LINKS_PER_DAY = 3
 LINK_PLACEHOLDER = "[confirmation link]"
 SIGNATURE = "\n\nBest wishes,\nCareLoop customer care"
 
@@ -235,12 +237,27 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def links_today(*, session: Session, customer_id: int, now: datetime) -> int:
+    return int(
+        session.scalar(
+            select(func.count(EmailVerification.id)).where(
+                EmailVerification.customer_id == customer_id,
+                EmailVerification.created_at > now - timedelta(days=1),
+            )
+        )
+        or 0
+    )
+
+
 def start_verification(
     *, session: Session, customer: Customer, address: str, secret_key: str, now: datetime | None = None
-) -> EmailVerification:
+) -> EmailVerification | None:
     """Ask the customer to confirm `address`: earlier unconfirmed requests stop working, and the
-    one mail an unconfirmed address may get is queued. The customer's email stays as it was."""
+    one mail an unconfirmed address may get is queued. The customer's email stays as it was.
+    None, and nothing sent, once the customer asked for LINKS_PER_DAY links in a day."""
     now = now or utcnow()
+    if links_today(session=session, customer_id=customer.id, now=now) >= LINKS_PER_DAY:
+        return None
     session.execute(
         update(EmailVerification)
         .where(

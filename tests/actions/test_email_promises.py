@@ -224,3 +224,17 @@ async def test_a_promised_personal_follow_up_is_a_callback_case_with_the_time_sa
     when = next(e["value"] for e in events if e.get("name") == "callback_when")
     said = answer("utter_retention_accepted", events)
     assert said.endswith(f"they'll contact you {when}.") and "within a day" not in said
+
+
+async def test_the_chat_cannot_be_used_to_mail_strangers_again_and_again(crm: Session) -> None:
+    ines = customer(crm, email="ines@example.com", confirmed=True)
+    answers = []
+    for n in range(mail.LINKS_PER_DAY + 1):
+        tracker = make_tracker("web:ines", slots={"contact_value": f"someone{n}@example.com"})
+        events, _ = await run_action(ActionUpdateContactDetails(), tracker)
+        answers.append(answer("utter_contact_updated", events))
+    assert [p for p, _ in queued(crm)] == [MailPurpose.VERIFY_ADDRESS] * mail.LINKS_PER_DAY
+    assert all(a.startswith("Thanks! I've sent a link") for a in answers[:-1])
+    assert "I won't send another one now" in answers[-1] and "ines@example.com" in answers[-1]
+    crm.expire_all()
+    assert crm.get_one(Customer, ines.id).email == "ines@example.com"
