@@ -188,7 +188,7 @@ class ReviewPages:
         if result.file:
             where = _shown_path(self.console.settings.nlu_review_dir / result.file, self.project_root)
             summary = summary.replace(result.file, where)
-            summary += " Read it, then commit it: the next `make run` trains on it."
+            summary += " Read it, then commit it: the next make run trains on it."
         return summary
 
     @staticmethod

@@ -161,9 +161,9 @@ def _write(directory: Path, examples: dict[str, list[str]], actor: str, today: d
 def render(examples: dict[str, list[str]], actor: str, today: date) -> str:
     """Rasa NLU YAML: one block of examples per intent."""
     lines = [
-        f"# Customer messages from live chats, read again by an admin ({actor}) on {today.isoformat()}",
-        "# in the console's NLU review. Personal data is masked (bot/crm/masking.py): read every line",
-        "# before committing.",
+        "# Customer messages from live chats, their intents decided by admins in the console's NLU review;",
+        f"# exported by {actor} on {today.isoformat()}. Personal data is masked (bot/crm/masking.py):",
+        "# read every line before committing.",
         'version: "3.1"',
         "",
         "nlu:",

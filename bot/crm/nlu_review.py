@@ -535,6 +535,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             actor="cli",
         )
     print(result.summary())
+    if result.file:
+        print(settings.nlu_review_dir / result.file)
 
 
 if __name__ == "__main__":
