@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bot.crm.mail import fill_link
@@ -138,7 +139,9 @@ class Mailer:
         while True:
             try:
                 await self.run_due()
-            except Exception:  # the outbox must outlive a CRM outage; the rows wait for the next round
+            except SQLAlchemyError as error:  # the rows wait in the CRM for the next round
+                log.warning("outbox: CRM unavailable (%s)", type(error).__name__)
+            except Exception:  # the loop must outlive any one failure; it is logged, not hidden
                 log.exception("outbox round failed")
             await asyncio.sleep(self.poll_seconds)
 
@@ -163,7 +166,11 @@ class Mailer:
         )
         if isinstance(ready, str):
             return ready
-        result = await self.outlet.deliver(ready)
+        try:
+            result = await self.outlet.deliver(ready)
+        except Exception as error:  # a mail the outlet cannot even build is a failed try, not a stuck claim
+            log.exception("mail %s could not be delivered", mail_id)
+            result = DeliveryResult(DeliveryStatus.FAILED, error=type(error).__name__)
         return await self.crm.run(
             partial(record, mail_id=mail_id, result=result, transport=self.transport_name, now=self.clock())
         )

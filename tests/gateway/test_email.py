@@ -376,3 +376,24 @@ async def test_quiet_hours_hold_only_mails_whose_purpose_needs_them(
     clock.now = held.send_after
     assert await outbox.run_due() == {"sent": 1}
     assert [m["Subject"] for m in smtp.mailbox.received][-1] == "Your case #7 is resolved"
+
+
+class BrokenTransport:
+    """A transport that fails in a way nobody foresaw (not a network or SMTP error)."""
+
+    name = "smtp"
+
+    async def send(self, message: email.message.EmailMessage, mail: object) -> None:
+        raise ValueError("unexpected")
+
+
+async def test_an_unforeseen_failure_is_a_failed_try_not_a_stuck_claim(crm_url: str, crm: Crm) -> None:
+    customer_id = add_customer(crm_url, email="zelda@example.com")
+    approved_refund(crm_url, customer_id)
+    clock = Clock()
+    outbox = mailer(crm, BrokenTransport(), clock)
+    for attempt in range(1, 7):
+        clock.now += timedelta(hours=1)
+        assert await outbox.run_due() == {"retry" if attempt < 6 else "failed": 1}
+    (row,) = mails(crm_url)
+    assert (row.status, row.attempts, row.error) == (MailStatus.FAILED, 6, "ValueError")
