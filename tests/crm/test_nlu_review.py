@@ -4,7 +4,9 @@ and the export to a new NLU file — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -423,3 +425,29 @@ def test_the_projects_vocabulary_and_fallback_actions(project_root: Path) -> Non
     assert "faq/returns" in words.intents
     assert {"email", "phone", "order_id"} <= words.entities
     assert "action_default_fallback" in nlu_review.fallback_actions(project_root)
+
+
+def test_two_exports_at_once_write_one_file(
+    committing: Session, tracker: RasaTrackerStore, exporter: Agent, tmp_path: Path
+) -> None:
+    chat = Chat(committing, tracker)
+    for n in range(3):
+        decided(committing, tracker, exporter, chat, f"parcel {n} is soaked", "complain")
+    committing.commit()
+    engine, start = committing.get_bind(), threading.Barrier(2)
+
+    def one_export() -> Any:
+        with Session(engine, expire_on_commit=False) as own:
+            start.wait()
+            return exported(own, tmp_path / "out", tmp_path / "data")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: one_export(), range(2)))
+
+    assert sorted(r.lines for r in results) == [0, 3]
+    (written,) = (tmp_path / "out").iterdir()
+    assert sorted(load(written)["complain"]) == [
+        "parcel 0 is soaked",
+        "parcel 1 is soaked",
+        "parcel 2 is soaked",
+    ]
