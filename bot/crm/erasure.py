@@ -276,6 +276,26 @@ ERASURE: dict[str, Declaration] = {
             "resolved_at": KEEP,
             "followup_due_at": KEEP,
             "followup_done_at": KEEP,
+            "owner_id": KEEP,
+            "priority": KEEP,
+            "first_response_at": KEEP,
+            "remedy": KEEP,
+            "refund_id": KEEP,
+            "credit_amount": KEEP,
+            "version": KEEP,
+        }
+    ),
+    "case_event": Rows(
+        {
+            "id": KEEP,
+            "complaint_id": KEEP,
+            "kind": KEEP,
+            "agent_id": KEEP,
+            "actor": Code(ACTOR),
+            "from_value": Code(r"[a-z0-9_]+", NULL),  # a state, a team or an agent's id
+            "to_value": Code(r"[a-z0-9_]+", NULL),
+            "text": NULL,  # the customer's words, a question to them, their answer, a note, a resolution
+            "created_at": KEEP,
         }
     ),
     "retention_attempt": Rows(
@@ -384,6 +404,7 @@ ERASURE: dict[str, Declaration] = {
     ),
     "nlu_review_state": NoCustomerRows("how far the review has read Rasa's tracker store"),
     "agent": NoCustomerRows("console users: staff"),
+    "agent_team": NoCustomerRows("which teams a console user works in: staff"),
     "console_session": NoCustomerRows("agents' console logins: staff"),
     "canned_reply": NoCustomerRows("prepared answers agents share"),
     "campaign": NoCustomerRows("a marketer's message and audience filter, for many customers"),

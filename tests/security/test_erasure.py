@@ -45,6 +45,8 @@ from bot.crm.models import (
     AuditLog,
     Author,
     Base,
+    CaseEvent,
+    CaseEventKind,
     Channel,
     Consent,
     ConsentPurpose,
@@ -157,6 +159,14 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
             skip_reason="quiet_hours",
         ),
         AgentNote(customer_id=customer.id, handoff_id=handoff.id, text="called back"),
+        CaseEvent(  # the customer's answer to a question on their case
+            complaint_id=complaint.id,
+            kind=CaseEventKind.ANSWER,
+            actor="customer",
+            from_value="waiting_on_customer",
+            to_value="in_progress",
+            text="my new address is 1 Main St",
+        ),
     ]
     identity = customer.identities[0]
     for entity, entity_id in (
@@ -342,6 +352,12 @@ def test_erasure_keeps_what_the_books_and_reports_count(session: Session) -> Non
     assert only("consent", "source", "granted") == ("web:chat", True)
     assert only("survey", "score") == (2,)
     assert only("agent_note", "text") == ("[erased]",)
+    assert only("case_event", "kind", "actor", "to_value", "text") == (
+        "answer",
+        "customer",
+        "in_progress",
+        None,
+    )
     noted = [e["details"] for e in after["audit_log"] if e["action"] == "noted"]
     assert noted and all(d == {"conversation_id": owned["conversation"][0]} for d in noted)
     assert "channel_identity" not in after
