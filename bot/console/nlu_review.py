@@ -109,7 +109,7 @@ class ReviewPages:
         work = partial(
             export,
             directory=self.console.settings.nlu_review_dir,
-            training_data=self.project_root / "data",
+            known_data=[self.project_root / "data", self.project_root / "tests" / "nlu"],
             entities=words.entities,
             actor=f"agent:{user.id}",
         )

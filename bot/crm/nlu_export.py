@@ -9,14 +9,16 @@ exported with the file's name. The file is a change for a person to review and c
 Exactly once: the export first takes the review state row (`claim_state`), so two admins pressing
 the button at once make one file, not two with the same lines; the file is created exclusively
 and removed again if the decisions cannot be marked. A message whose masked words are already an
-example in the training data, or in an earlier export, is marked exported without a new line, so
-even a file that was written just before a crash is not repeated.
+example in the training data or an earlier export is marked exported without a new line, so even a
+file written just before a crash is not repeated; so is one whose words are in a held-out set
+(tests/nlu/), which must never become training data. Words are compared as tests/nlu compares
+them: lower case, punctuation and spacing ignored.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -31,7 +33,7 @@ from bot.crm.models import ChannelIdentity, Conversation, Customer, Message, Nlu
 from bot.crm.nlu_review import EXPORTED, claim_state
 from bot.crm.queries import record_audit
 
-ALREADY_KNOWN = None  # export_file of a message whose words were in the training data already
+ALREADY_KNOWN = None  # export_file of a message whose words were known already (training or held-out)
 FILE_NAME = re.compile(r"review-(\d{4}-\d{2}-\d{2})-(\d+)\.yml")
 _ANNOTATION = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
@@ -46,10 +48,14 @@ class ExportResult:
     def summary(self) -> str:
         if self.file is None and not self.already_known:
             return "Nothing new to export: every confirmed or corrected message is exported already."
-        known = f"; {self.already_known} already in the training data" if self.already_known else ""
+        known = (
+            f"; {self.already_known} not written, their words were known already"
+            if self.already_known
+            else ""
+        )
         if self.file is None:
             return (
-                f"No new file: the {self.already_known} decided message(s) are in the training data already."
+                f"No new file: the words of the {self.already_known} decided message(s) were known already."
             )
         return f"Wrote {self.lines} example(s) to {self.file}{known}."
 
@@ -58,13 +64,14 @@ def export(
     *,
     session: Session,
     directory: Path,
-    training_data: Path,
+    known_data: Sequence[Path],
     entities: Iterable[str],
     actor: str,
     today: date | None = None,
 ) -> ExportResult:
     """Write the decided, unexported messages to a new file in `directory` and mark them exported;
-    commits, so that the file and the marks stand or fall together."""
+    commits, so that the file and the marks stand or fall together. Examples already in an NLU file
+    under `known_data` (data/, tests/nlu/) or `directory` are not written again."""
     claim_state(session)
     rows = session.execute(
         select(NluReview, Message)
@@ -75,7 +82,7 @@ def export(
     result = ExportResult()
     if not rows:
         return result
-    known_examples = existing_examples([training_data, directory])
+    known_examples = existing_examples([*known_data, directory])
     examples: dict[str, list[str]] = {}
     placed: list[NluReview] = []
     for row, message in rows:
@@ -193,4 +200,6 @@ def existing_examples(roots: Iterable[Path]) -> set[str]:
 
 
 def _plain(example: str) -> str:
-    return " ".join(_ANNOTATION.sub(r"\1", example).lower().split())
+    """Lower-case words only, annotations dropped (tests/nlu/test_heldout.py's `normalise`)."""
+    text = _ANNOTATION.sub(r"\1", example).lower()
+    return " ".join(re.findall(r"\w+", text)) or text.strip()

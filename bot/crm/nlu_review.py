@@ -442,7 +442,11 @@ def _open_row(session: Session, review_id: int) -> NluReview:
     if row is None:
         raise LookupError(f"There is no message {review_id} to review.")
     if row.exported_at is not None:
-        where = f"in {row.export_file}" if row.export_file else "(it was already in the training data)"
+        where = (
+            f"in {row.export_file}"
+            if row.export_file
+            else "(its words were known: training or held-out data)"
+        )
         raise ReviewError(f"This message is already exported {where}: change it in that file instead")
     return row
 
@@ -530,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         result = export(
             session=session,
             directory=settings.nlu_review_dir,
-            training_data=PROJECT_ROOT / "data",
+            known_data=[PROJECT_ROOT / "data", PROJECT_ROOT / "tests" / "nlu"],
             entities=vocabulary(PROJECT_ROOT).entities,
             actor="cli",
         )

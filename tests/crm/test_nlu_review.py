@@ -291,7 +291,7 @@ def exported(session: Session, out: Path, training: Path) -> Any:
     return export(
         session=session,
         directory=out,
-        training_data=training,
+        known_data=[training],
         entities=WORDS.entities,
         actor="ada",
         today=TODAY,
@@ -371,22 +371,36 @@ def test_an_exported_decision_cannot_change(
         reopen(session=committing, review_id=review_id, agent_id=exporter.id)
 
 
-def test_examples_already_in_the_training_data_are_not_written_again(
+def test_examples_in_the_training_or_held_out_data_are_not_written_again(
     committing: Session, tracker: RasaTrackerStore, exporter: Agent, tmp_path: Path
 ) -> None:
-    training = tmp_path / "data"
+    training, held_out = tmp_path / "data", tmp_path / "tests" / "nlu"
     (training / "nlu").mkdir(parents=True)
+    held_out.mkdir(parents=True)
     (training / "nlu" / "orders.yml").write_text(
         'version: "3.1"\nnlu:\n  - intent: check_order_status\n    examples: |\n'
         "      - where is order [CL-100000](order_id)\n      - where is my stuff\n"
     )
+    (held_out / "blind.yml").write_text(
+        'version: "3.1"\nnlu:\n  - intent: complain\n    examples: |\n      - my parcel never came!!\n'
+    )
     chat = Chat(committing, tracker)
     decided(committing, tracker, exporter, chat, "Where is order cl-555555", "check_order_status")
-    decided(committing, tracker, exporter, chat, "where is my   stuff", "check_order_status")
+    decided(committing, tracker, exporter, chat, "where is my   stuff?", "check_order_status")
+    decided(committing, tracker, exporter, chat, "My parcel never came", "complain")  # a test message
+    decided(committing, tracker, exporter, chat, "my parcel never came back", "complain")
 
-    result = exported(committing, training / "nlu" / "review", training)
-    assert (result.file, result.lines, result.already_known) == (None, 0, 2)
-    assert not (training / "nlu" / "review").exists()
+    out = training / "nlu" / "review"
+    result = export(
+        session=committing,
+        directory=out,
+        known_data=[training, held_out],
+        entities=WORDS.entities,
+        actor="ada",
+        today=TODAY,
+    )
+    assert (result.file, result.lines, result.already_known) == ("review-2026-12-04-1.yml", 1, 3)
+    assert load(out / "review-2026-12-04-1.yml") == {"complain": ["my parcel never came back"]}
     assert {i.exported_at is not None for i in reviewed(session=committing)} == {True}
 
 
