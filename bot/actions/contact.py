@@ -34,8 +34,13 @@ def parse_contact(text: str) -> tuple[str, str] | None:
     return None
 
 
+GAVE_UP = "-"  # contact_value when the customer gave no email or phone twice: the form ends
+
+
 class ValidateContactForm(FormValidationAction):
-    """Accept an email address or a phone number; anything else is asked again with an example."""
+    """Accept an email address or a phone number; anything else is asked again once with an
+    example, and a second miss ends the form (an address or a name is not something it can take,
+    and no customer may be held in a question)."""
 
     def name(self) -> str:
         return "validate_contact_form"
@@ -44,9 +49,11 @@ class ValidateContactForm(FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         parsed = parse_contact(str(value or ""))
-        if parsed is None:
-            return {"contact_value": None, "contact_hint": "invalid"}
-        return {"contact_value": parsed[1], "contact_hint": None}
+        if parsed is not None:
+            return {"contact_value": parsed[1], "contact_hint": None}
+        if tracker.get_slot("contact_hint") == "invalid":
+            return {"contact_value": GAVE_UP, "contact_hint": "gave_up"}
+        return {"contact_value": None, "contact_hint": "invalid"}
 
 
 class ActionUpdateContactDetails(CRMAction):
@@ -57,6 +64,8 @@ class ActionUpdateContactDetails(CRMAction):
         return "action_update_contact_details"
 
     def act(self, turn: Turn) -> list[EventType]:
+        if turn.tracker.get_slot("contact_hint") == "gave_up":  # nothing to change: say so
+            return [SlotSet("contact_value", None), SlotSet("contact_kind", None)]
         parsed = parse_contact(turn.tracker.get_slot("contact_value") or "")
         if parsed is None:  # the form validated it; this only guards a hand-set slot
             return [SlotSet("contact_value", None), SlotSet("contact_hint", "invalid")]

@@ -240,3 +240,22 @@ async def test_an_irritable_customer_is_offered_a_person_at_the_first_miss() -> 
     tracker.events = [{"event": "user", "parse_data": {"intent": {"name": "nlu_fallback"}}}]
     events, _ = await run_action(ActionClarify(), tracker)
     assert events == [SlotSet("clarify_top", "handoff")]
+
+
+async def test_a_second_answer_that_is_no_email_or_phone_ends_the_form_and_changes_nothing(
+    crm: Session, dana: Customer
+) -> None:
+    validator, street = ValidateContactForm(), "12 High Street, Leeds LS1 4AB"
+    first = validator.validate_contact_value(street, CollectingDispatcher(), make_tracker(), {})
+    assert first == {"contact_value": None, "contact_hint": "invalid"}  # asked again, with an example
+    again = make_tracker(slots={"contact_hint": "invalid"})
+    second = validator.validate_contact_value(street, CollectingDispatcher(), again, {})
+    assert second == {"contact_value": "-", "contact_hint": "gave_up"}  # the form is filled: it ends
+
+    tracker = make_tracker("web:dana", slots={"contact_value": "-", "contact_hint": "gave_up"})
+    events, _ = await run_action(ActionUpdateContactDetails(), tracker)
+    assert events[-2:] == [SlotSet("contact_value", None), SlotSet("contact_kind", None)]
+    crm.expire_all()
+    assert crm.get(Customer, dana.id).email == "dana@old.example"  # type: ignore[union-attr]
+    assert not crm.scalars(select(AuditLog.action).where(AuditLog.entity_id == dana.id)).all()
+    assert not crm.scalars(select(OutboundMail.to_address)).all()
