@@ -14,7 +14,7 @@ help:
 	@echo "make run    set up (environments, model, database, demo data) and start every service"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make lint   ruff on our code; make validate: rasa data validate"
-	@echo "make nlu-eval   intent macro-F1 and out-of-scope recall on the held-out set (tests/nlu/)"
+	@echo "make nlu-eval   the model on both test sets side by side: the team's held-out set and the blind set (tests/nlu/)"
 	@echo "make nlu-split  the same figures on an 80/20 split of the training data, to judge a change (~15 min)"
 	@echo "make bench      speed, capacity, losses, NLU and cost on the real stack (under 20 min; var/bench/)"
 
