@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 
 from bot.crm.labels import label
 from bot.crm.models import Campaign, Channel, Segment, Temperament
+from bot.gateway.limits import reads_as_intent
 from scheduler.audience import PLACEHOLDERS
 from scheduler.campaigns import MAX_BUTTONS, InvalidAudience, Schedule, check_not_past
 
@@ -154,8 +155,11 @@ class CampaignForm:
             text = getattr(self, key).strip()
             if len(text) > 40:
                 found[key] = "A button label has at most 40 characters."
-            elif text.startswith("/"):
-                found[key] = "Write the answer in words, e.g. Tell me more (a slash makes it a command)."
+            elif reads_as_intent(text):  # a label is also the button's payload
+                found[key] = (
+                    "A button label may not begin with a slash (/): the chat would read it as a command, "
+                    "not as the customer's answer. Write the answer in words, e.g. Tell me more."
+                )
         if len([b for b in self.buttons() if b.strip()]) > MAX_BUTTONS:
             found["button_2"] = f"At most {MAX_BUTTONS} buttons."
         return found

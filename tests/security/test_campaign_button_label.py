@@ -104,7 +104,8 @@ def test_the_form_shows_the_refusal_and_keeps_what_was_typed(client: TestClient,
     response = client.post("/campaigns/new", data=form(csrf, intent, "/EXTERNAL_campaign"))
 
     assert response.status_code == 422
-    shown = re.search(r'<p class="error" role="alert" id="form-error">(.*?)</p>', response.text, re.S)
-    assert shown is not None and REFUSED in shown.group(1)
+    # Issue 19: the refusal stands beside the field it is about (the form lists every mistake at once).
+    shown = re.search(r'<p class="field-error" id="err-button_2">(.*?)</p>', response.text, re.S)
+    assert shown is not None and REFUSED in shown.group(1).lower()
     assert 'value="/EXTERNAL_campaign"' in response.text
     assert client.get("/campaigns").text.count("Spring beans") == 0
