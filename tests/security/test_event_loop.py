@@ -211,6 +211,7 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
     )
     drive(watch, "POST", "/users/{agent_id:int}/sessions/end", ada, f"/users/{zoe}/sessions/end", data={})
     drive(watch, "GET", "/canned", ada, "/canned")
+    drive(watch, "GET", "/outbox", ada, "/outbox")
     drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Sorry for the wait."})
     drive(watch, "POST", "/canned", ada, "/canned", data={"title": "Sorry", "text": "Again."}, status=(422,))
     reply = the_one(gateway, CannedReply, title="Sorry").id
