@@ -117,7 +117,12 @@ def test_a_password_reset_ends_the_users_sessions(app: Starlette, crm: Session) 
     login(alex, "alex")
     ada, csrf = admin(app)
     reset = ada.post(
-        f"/users/{agent_id(crm, 'alex')}/password", data={"csrf_token": csrf, "password": "a-new-password-1"}
+        f"/users/{agent_id(crm, 'alex')}/password",
+        data={
+            "csrf_token": csrf,
+            "password": "a-new-password-1",
+            "confirmed": "yes",
+        },  # asked first (issue 19)
     )
     assert reset.status_code == 303
     assert not in_queue(alex)
@@ -141,7 +146,12 @@ def test_a_deactivation_ends_the_sessions_even_when_reactivated(app: Starlette, 
     ada, csrf = admin(app)
     alex_id = agent_id(crm, "alex")
     for active in ("no", "yes"):
-        response = ada.post(f"/users/{alex_id}/active", data={"csrf_token": csrf, "active": active})
+        data = {
+            "csrf_token": csrf,
+            "active": active,
+            "confirmed": "yes",
+        }  # a deactivation asks first (issue 19)
+        response = ada.post(f"/users/{alex_id}/active", data=data)
         assert response.status_code == 303
     assert not in_queue(alex)
     login(alex, "alex")  # reactivated: a new login works
