@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ def handlers(console: Console, security_headers: dict[str, str]) -> dict[Any, An
         return _page(console, request, exc.status_code, text, user, exc.headers)
 
     async def failed(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ClientDisconnect):  # nobody to answer; bot.gateway.hangups logs it once
+            return PlainTextResponse("", status_code=400)
         log.error("console page failed: %s %s", request.method, request.url.path, exc_info=exc)
         if _wants_json(request):
             response: Response = JSONResponse({"error": DETAILS[500]}, status_code=500)

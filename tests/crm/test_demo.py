@@ -246,8 +246,8 @@ def test_refuses_a_crm_that_already_has_customers(demo: Session) -> None:
 
 
 @pytest.mark.postgres
-def test_demo_data_loads_on_postgresql(pg_url: str) -> None:
-    engine = make_engine(pg_url)
+def test_demo_data_loads_on_postgresql(pg_scratch: str) -> None:
+    engine = make_engine(pg_scratch)  # an empty CRM, whatever tests ran before on the shared database
     with engine.connect() as connection:
         transaction = connection.begin()
         session = Session(bind=connection, join_transaction_mode="create_savepoint")

@@ -101,7 +101,11 @@ def test_a_marketer_creates_previews_schedules_watches_pauses_and_cancels(
     with outreach.crm() as session:
         assert session.scalars(select(Campaign).where(Campaign.name == "Winter roast")).all() == []
 
+    # The script tag is sent as literal text: the form warns and asks for that to be said.
+    expect(page.locator("#markup-warning")).to_be_visible()
+    page.get_by_label("Send the text as written anyway").check()
     page.get_by_role("button", name="Schedule").click()
+    page.locator("dialog.confirm").get_by_role("button", name=re.compile("^Yes, schedule it")).click()
     expect(page.get_by_role("status")).to_have_text("Scheduled. The scheduler picks it up at its next run.")
     expect(page.get_by_role("heading", name="Winter roast")).to_be_visible()
     campaign_url = page.url.split("?")[0]
@@ -127,10 +131,12 @@ def test_a_marketer_creates_previews_schedules_watches_pauses_and_cancels(
     reload_until(page, lambda: figure(page, "replied") == "1")
 
     page.get_by_role("button", name="Pause").click()
+    page.locator("dialog.confirm").get_by_role("button", name="Yes, pause sending").click()
     expect(page.get_by_role("status")).to_have_text("Paused: nothing more is sent until you resume it.")
     expect(page.get_by_test_id("campaign-status")).to_have_text("paused")
     expect(page.get_by_role("button", name="Resume")).to_be_visible()
     page.get_by_role("button", name="Cancel campaign").click()
+    page.locator("dialog.confirm").get_by_role("button", name="Yes, cancel the campaign").click()
     expect(page.get_by_role("status")).to_have_text("Cancelled: messages not yet sent are dropped.")
     expect(page.get_by_test_id("campaign-status")).to_have_text("cancelled")
     expect(page.get_by_role("button", name="Pause")).to_have_count(0)
