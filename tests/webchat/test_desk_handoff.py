@@ -81,7 +81,7 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
         expect(customer.locator(".cl-msg--agent .cl-text")).to_have_text(
             "Hi, I'm Alex from the team. What happened?"
         )
-        expect(agent.locator("#log .msg-agent .status").last).to_have_text("delivered")
+        expect(agent.locator("#log .msg-agent .status").last).to_have_text("Delivered")
 
         bot_lines = customer.locator(".cl-msg--bot:not(.cl-greeting)").count()
         say(customer, "The grinder I bought stopped working")
