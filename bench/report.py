@@ -117,9 +117,11 @@ def _cost_rows(cost: dict[str, Any]) -> list[Row]:
     if training is None:
         trained = "not recorded (this machine reused a model trained before records were kept)"
     else:
+        cpu = training.get("cpu_seconds")
         trained = (
             f"{_num(training['seconds'], 0)} s, full `rasa train` on {training['trained_at'][:10]}"
-            f" ({training['cores']} cores, load {training.get('load_average_1m', '?')})"
+            f" ({training['cores']} cores, load {training.get('load_average_1m', '?')}"
+            f"{'' if cpu is None else f', {_num(cpu, 0)} CPU-seconds'})"
         )
     memory = ", ".join(f"{name} {_num(mb, 0)} MB" for name, mb in cost["peak_memory_mb"].items())
     return [
@@ -129,8 +131,17 @@ def _cost_rows(cost: dict[str, Any]) -> list[Row]:
             "cold start to first answer",
             f"{_num(cost['cold_start_s'])} s (healthy after {_num(cost['healthy_after_s'])} s)",
         ),
+        ("cost", "a changed model to its first answer (training + cold start)", _first_answer(cost)),
         ("cost", "peak memory (VmHWM)", memory),
     ]
+
+
+def _first_answer(cost: dict[str, Any]) -> str:
+    """What a newcomer waits after `make run` once environments exist: training, then the start."""
+    training = cost["training"]
+    if training is None or cost["cold_start_s"] is None:
+        return "not measured (no training record on this machine)"
+    return f"{_num((training['seconds'] + cost['cold_start_s']) / 60)} min"
 
 
 def render(result: dict[str, Any]) -> str:

@@ -4,7 +4,7 @@ Runs in the Rasa environment as a plain script, from the project root (config.ym
 are imported from there):
 `.venvs/rasa/bin/python bot/ops/nlu_votes.py MODEL NLU_FILE OUT_JSON`.
 OUT_JSON gets one row per example: the text, its labelled intent, the blended intent and
-confidence, the runner-up's confidence, and DIET's and the logistic regression's own top intents.
+confidence, the runner-up's confidence, and each classifier's own top intent (`intent_votes`).
 """
 
 import asyncio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,15 +70,41 @@ def test_a_training_is_recorded_with_its_duration_and_date(
 ) -> None:
     monkeypatch.setenv("CARELOOP_CACHE", str(tmp_path / "cache"))
 
-    def fake_rasa_train(target: Path, root: Path) -> float:  # stands in for the 10-minute `rasa train`
+    def fake_rasa_train(target: Path, root: Path) -> tuple[float, float]:  # stands in for `rasa train`
         target.write_bytes(b"a freshly trained model")
-        return 612.0
+        return 612.0, 1090.5
 
     monkeypatch.setattr(model, "train", fake_rasa_train)
     path = model.ensure_model(tmp_path / "models", project)
 
     record = model.training_record(path)
     assert record is not None
-    assert record["model"] == path.name and record["seconds"] == 612.0
+    assert record["model"] == path.name and record["seconds"] == 612.0 and record["cpu_seconds"] == 1090.5
     assert record["trained_at"].startswith(str(datetime.now(timezone.utc).year))
     assert model.training_record(tmp_path / "models" / "careloop-0000000000000000.tar.gz") is None
+
+
+def test_training_reports_the_processor_seconds_of_the_training_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `rasa` executable (the process boundary): it spends processor time, then writes the
+    # model where `rasa train --out DIR --fixed-model-name NAME` would.
+    fake_rasa = tmp_path / "rasa"
+    fake_rasa.write_text(
+        f"#!{sys.executable}\n"
+        "import sys, time\n"
+        "args = sys.argv[1:]\n"
+        "out, name = args[args.index('--out') + 1], args[args.index('--fixed-model-name') + 1]\n"
+        "end = time.process_time() + 0.3\n"
+        "while time.process_time() < end:\n"
+        "    pass\n"
+        "open(f'{out}/{name}.tar.gz', 'wb').write(b'model')\n"
+    )
+    fake_rasa.chmod(0o755)
+    monkeypatch.setattr(model, "RASA_BIN", fake_rasa)
+    target = tmp_path / "careloop-1234.tar.gz"
+
+    seconds, cpu_seconds = model.train(target, tmp_path)
+
+    assert target.read_bytes() == b"model"
+    assert 0.3 <= cpu_seconds <= seconds + 1
