@@ -10,6 +10,7 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.crm import retention
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
@@ -70,6 +71,7 @@ def sweep_once(rt: Runtime, now: datetime) -> dict[str, int]:
                 )
             campaigns.close_if_done(session=session, campaign=campaign)
         counts["replies"] = campaigns.attribute_replies(session=session, now=now)
+        counts["cancellations_ended"] = retention.end_due_cancellations(session=session, now=now)
     return counts
 
 

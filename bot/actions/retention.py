@@ -69,11 +69,12 @@ def give_up(turn: Turn) -> list[EventType]:
     now = utcnow()
     subscription = retention.active_subscription(session=turn.session, customer_id=turn.customer.id)
     plan = subscription.product.name if subscription is not None else None
+    ends_at = retention.billing_month_end(subscription.started_at, now) if subscription is not None else None
     retention.record_cancellation(
         session=turn.session, customer=turn.customer, conversation=turn.conversation, now=now
     )
     state = mail.queue_cancellation_confirmation(
-        session=turn.session, customer=turn.customer, plan=plan, now=now
+        session=turn.session, customer=turn.customer, plan=plan, now=now, ends_at=ends_at
     )
     return [SlotSet("retention_state", "exhausted"), SlotSet("email_state", state.value)]
 

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -167,14 +168,15 @@ def queue_refund_confirmation(
 
 
 def queue_cancellation_confirmation(
-    *, session: Session, customer: Customer, plan: str | None, now: datetime
+    *, session: Session, customer: Customer, plan: str | None, now: datetime, ends_at: datetime | None = None
 ) -> MailState:
     """The cancellation request, in writing: when it takes effect, and how to change their mind."""
     what = f"your {plan} membership" if plan else "your membership"
+    on = f", on {_local_day(ends_at, customer.timezone)}" if ends_at is not None else ""
     body = (
         f"{greeting(customer)}\n\n"
         f"we have recorded your request to cancel {what}. It takes effect at the end of your current "
-        "billing month; until then everything carries on as usual.\n\n"
+        f"billing month{on}; until then everything carries on as usual.\n\n"
         "If you change your mind, just write to us in the chat - your history stays with us."
     )
     return queue_for_customer(
@@ -186,6 +188,14 @@ def queue_cancellation_confirmation(
         body=body,
         now=now,
     )
+
+
+def _local_day(moment: datetime, tz: str | None) -> str:
+    try:
+        zone = ZoneInfo(tz or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return moment.astimezone(zone).strftime("%A %-d %B %Y")
 
 
 def queue_phone_changed(*, session: Session, customer: Customer, now: datetime) -> MailState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -232,6 +233,54 @@ def record_cancellation(
     )
     session.flush()
     return delivery
+
+
+def billing_month_end(started_at: datetime, at: datetime) -> datetime:
+    """The first monthly anniversary of `started_at` after `at`: when a cancellation asked at `at` ends.
+
+    A plan started on the 31st renews on the last day of shorter months."""
+    months = (at.year - started_at.year) * 12 + at.month - started_at.month
+    end = _months_after(started_at, months)
+    while end <= at:
+        months += 1
+        end = _months_after(started_at, months)
+    return end
+
+
+def _months_after(start: datetime, months: int) -> datetime:
+    year, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + year, month + 1
+    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def end_due_cancellations(*, session: Session, now: datetime) -> int:
+    """Cancel the memberships whose billing month ended since the customer asked; return how many.
+
+    What the bot and the confirmation mail promise ("it takes effect at the end of your current
+    billing month") happens here; a customer who took an offer or resumed in between is ACTIVE again
+    and is not touched."""
+    ended = 0
+    for subscription in session.scalars(
+        select(Subscription).where(Subscription.status == SubscriptionStatus.CANCEL_REQUESTED)
+    ):
+        asked = subscription.cancel_requested_at or now
+        end = billing_month_end(subscription.started_at, asked)
+        if end > now:
+            continue
+        subscription.status = SubscriptionStatus.CANCELLED
+        subscription.cancelled_at = end
+        # An audit entry, not an interaction: the customer did nothing today, so their last contact stays.
+        record_audit(
+            session=session,
+            actor="scheduler",
+            action="cancellation_took_effect",
+            entity="subscription",
+            entity_id=subscription.id,
+            details={"customer_id": subscription.customer_id, "ended_at": end.isoformat()},
+        )
+        ended += 1
+    session.flush()
+    return ended
 
 
 def apply_offer(

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bot.actions.contact import ActionUpdateContactDetails
 from bot.actions.orders import ActionRequestRefund
 from bot.actions.retention import ActionAcceptRetention, ActionDeclineRetention, ActionOfferRetention
-from bot.crm import mail
+from bot.crm import mail, retention
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.models import (
     Customer,
@@ -179,13 +179,14 @@ async def test_a_cancellation_is_confirmed_by_mail_only_when_it_can_be(
     seed_catalogue(session=crm, launched_at=utcnow() - timedelta(days=900))
     ines = customer(crm, email=email, confirmed=confirmed)
     plan = crm.scalars(select(Product).where(Product.sku == "PLAN-PLUS")).one()
+    started = utcnow() - timedelta(days=40)
     crm.add(
         Subscription(
             customer_id=ines.id,
             product_id=plan.id,
             status=SubscriptionStatus.ACTIVE,
             monthly_price=plan.price,
-            started_at=utcnow() - timedelta(days=40),
+            started_at=started,
         )
     )
     crm.commit()
@@ -197,6 +198,9 @@ async def test_a_cancellation_is_confirmed_by_mail_only_when_it_can_be(
         if SlotSet("retention_state", "exhausted") in final:
             break
     assert queued(crm) == ([(MailPurpose.CANCELLATION_CONFIRMATION, "ines@example.com")] if mailed else [])
+    if mailed:  # the mail names the day it takes effect: the second monthly anniversary of the start
+        ends = retention.billing_month_end(started, utcnow())
+        assert ends.strftime("%A %-d %B %Y") in crm.scalars(select(OutboundMail)).one().body
     said = answer("utter_cancellation_recorded", final)
     assert ("I've sent you a confirmation by email" in said) is mailed
     assert ("this chat is your record of it" in said) is not mailed
