@@ -740,18 +740,33 @@ def _remedy_words(
 
 def queue_case_update(*, session: Session, complaint: Complaint, key: str, text: str, now: datetime) -> None:
     """Queue a message about the customer's own case; the scheduler sends it through the policy gate."""
-    session.add(
-        Delivery(
-            idempotency_key=key,
-            kind=OutreachKind.CASE_UPDATE,
-            customer_id=complaint.customer_id,
-            complaint_id=complaint.id,
-            status=DeliveryStatus.QUEUED,
-            scheduled_for=now,
-            # The entities of the intent that carries a message written by a person (policy.py).
-            payload={"campaign_text": text, "campaign_button_1": "", "campaign_button_2": ""},
-        )
+    queue_personal_message(
+        session=session,
+        customer_id=complaint.customer_id,
+        complaint_id=complaint.id,
+        key=key,
+        text=text,
+        now=now,
     )
+
+
+def queue_personal_message(
+    *, session: Session, customer_id: int, complaint_id: int | None, key: str, text: str, now: datetime
+) -> Delivery:
+    """Queue a service message a person wrote to this customer (about their case, or what changed
+    after their feedback); the scheduler sends it once through the policy gate."""
+    delivery = Delivery(
+        idempotency_key=key,
+        kind=OutreachKind.CASE_UPDATE,
+        customer_id=customer_id,
+        complaint_id=complaint_id,
+        status=DeliveryStatus.QUEUED,
+        scheduled_for=now,
+        # The entities of the intent that carries a message written by a person (policy.py).
+        payload={"campaign_text": text, "campaign_button_1": "", "campaign_button_2": ""},
+    )
+    session.add(delivery)
+    return delivery
 
 
 def question_key(complaint_id: int, event_id: int) -> str:

@@ -9,11 +9,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Conversation,
     Customer,
     Delivery,
     DeliveryStatus,
+    FeedbackSource,
     LeaveReason,
     Offer,
     OfferKind,
@@ -179,9 +181,21 @@ def record_exit_answer(
     answer: str,
     now: datetime | None = None,
 ) -> None:
-    """Keep the leaving customer's answer to the exit question with their last save attempt."""
+    """Keep the leaving customer's answer to the exit question with their last save attempt, and
+    put it on the Feedback page."""
     if attempts:
         attempts[-1].exit_answer = answer[:2000]
+    last = attempts[-1] if attempts else None
+    file_feedback(
+        session=session,
+        customer_id=customer.id,
+        source=FeedbackSource.EXIT_ANSWER,
+        text=answer,
+        conversation_id=conversation.id if conversation else None,
+        retention_attempt_id=last.id if last else None,
+        leave_reason=last.reason.value if last and last.reason else None,
+        now=now,
+    )
     log_interaction(
         session=session,
         customer=customer,

@@ -9,12 +9,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.crm.complaints import sla_due
+from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Complaint,
     ComplaintCategory,
     ComplaintStatus,
     Conversation,
     Customer,
+    FeedbackSource,
     Severity,
     Survey,
     utcnow,
@@ -106,6 +108,17 @@ def record_comment(
     survey.comment = comment[:2000]
     session.add(survey)
     session.flush()
+    # The words land on the Feedback page, where a person owns them (the bot says the team reads them).
+    file_feedback(
+        session=session,
+        customer_id=customer.id,
+        source=FeedbackSource.FEEDBACK if survey.score is None else FeedbackSource.RATING_COMMENT,
+        text=survey.comment,
+        conversation_id=survey.conversation_id,
+        survey_id=survey.id,
+        score=survey.score,
+        now=now,
+    )
     log_interaction(
         session=session,
         customer=customer,

@@ -8,6 +8,14 @@ from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
 from .desk import AgentNote, CannedReply
 from .enums import *  # noqa: F403 - the vocabularies belong with the models
+from .feedback import (
+    FeedbackEvent,
+    FeedbackEventKind,
+    FeedbackItem,
+    FeedbackSource,
+    FeedbackState,
+    FeedbackTheme,
+)
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
@@ -30,6 +38,12 @@ __all__ = [
     "Customer",
     "Delivery",
     "EmailVerification",
+    "FeedbackEvent",
+    "FeedbackEventKind",
+    "FeedbackItem",
+    "FeedbackSource",
+    "FeedbackState",
+    "FeedbackTheme",
     "HANDOFF_CALLBACK",
     "HANDOFF_LIVE",
     "Handoff",
