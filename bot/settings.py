@@ -61,6 +61,7 @@ class Settings:
     agent_online_seconds: float
     agent_away_seconds: float
     unattended_seconds: float
+    follow_up_minutes: float  # a message this soon after a person closed the chat goes to people again
     supervisor_restart_limit: int
     supervisor_restart_window: float
     supervisor_backoff_seconds: float
@@ -148,6 +149,7 @@ class Settings:
             agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
             agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
             unattended_seconds=_number(env, "HANDOFF_UNATTENDED_SECONDS", 300.0),
+            follow_up_minutes=_number(env, "HANDOFF_FOLLOW_UP_MINUTES", 30.0),
             supervisor_restart_limit=int(_number(env, "SUPERVISOR_RESTART_LIMIT", 5)),
             supervisor_restart_window=_number(env, "SUPERVISOR_RESTART_WINDOW_SECONDS", 120.0),
             supervisor_backoff_seconds=_number(env, "SUPERVISOR_BACKOFF_SECONDS", 1.0),
@@ -213,6 +215,7 @@ class Settings:
             "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
             "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
             "HANDOFF_UNATTENDED_SECONDS": repr(self.unattended_seconds),
+            "HANDOFF_FOLLOW_UP_MINUTES": repr(self.follow_up_minutes),
             "SUPERVISOR_RESTART_LIMIT": str(self.supervisor_restart_limit),
             "SUPERVISOR_RESTART_WINDOW_SECONDS": repr(self.supervisor_restart_window),
             "SUPERVISOR_BACKOFF_SECONDS": repr(self.supervisor_backoff_seconds),

@@ -4,6 +4,8 @@ Live: the handoff is queued with a priority, the customer hears the expected wai
 `action_pause_for_agent` (run after the bot's last words) pauses the bot; the gateway routes the
 customer's messages to the agent until the agent hands back. Outside business hours or with nobody
 online the bot says so honestly, files a callback case with a promised time, and keeps helping.
+The promised time is the handoff's stored due time (bot/crm/handoffs.py), counted in opening hours
+and stated in the customer's time zone with the zone named, so the chat and the queue agree.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
-from bot.actions.formatting import due_phrase
 from bot.crm.handoffs import (
     agents_online,
     callback_promise,
+    callback_words,
     complaint_severity,
     expected_wait_minutes,
     handle_minutes,
@@ -79,8 +81,11 @@ class ActionHandoff(CRMAction):
             )
             state = "queued" if created else "already"
             return [*events, SlotSet("handoff_state", state), SlotSet("wait_minutes", str(wait))]
-        promise = due_phrase(
-            handoff.callback_by or callback_promise(hours=hours, now=now), now, turn.customer.timezone
+        # The stored due time, which the queue shows: the promise and the queue cannot disagree.
+        promise = callback_words(
+            due=handoff.callback_by or callback_promise(hours=hours, now=now),
+            customer_zone=turn.customer.timezone,
+            business_zone=settings.business_timezone,
         )
         state = "callback_closed" if not is_open else "callback_busy"
         return [*events, SlotSet("handoff_state", state), SlotSet("callback_when", promise)]

@@ -31,12 +31,13 @@ from bot.console.app import Console
 from bot.console.auth import SESSION_COOKIE, ConsoleUser, csrf_ok
 from bot.console.confirm import ask, confirmed
 from bot.crm import desk as crm_desk
-from bot.crm import transcript
+from bot.crm import handoffs, transcript
 from bot.crm.desk import DeskError
 from bot.crm.labels import label
 from bot.crm.models import (
     Agent,
     AgentNote,
+    Channel,
     Customer,
     DeliveryStatus,
     Direction,
@@ -56,8 +57,11 @@ TRANSCRIPT_LIMIT = 200
 FORBIDDEN = 4403  # websocket close code: not logged in, no permission, or a foreign page
 AUTHOR_LABELS = {"customer": "Customer", "bot": "Bot", "system": "Notice"}
 QUEUE_DONE = {  # what the agent's last action did, shown on the queue they land on
-    "handed_back": "Handed back to the bot. The customer is asked how we did.",
+    "handed_back": "Handed back to the bot. It answers the customer's last message, then asks how we did.",
     "transferred": "Transferred. Your colleague sees the chat in their queue now.",
+    "closed": "Closed. Your resolution was sent to the customer; if they write again soon, it comes back "
+    "to you.",
+    "closed_waiting": "Closed. Your resolution waits for the customer: they read it when they come back.",
 }
 
 
@@ -85,18 +89,21 @@ class DeskPages:
 
     def __init__(self, desk: Desk, console: Console) -> None:
         self.desk, self.console = desk, console
+        self.zone = (
+            desk.hours.zone.key
+        )  # the business's: a callback is stated in it when the customer's is unknown
 
     # ---- pages ---------------------------------------------------------------------------------
 
     async def queue(self, request: Request) -> Response:
         user = await self._require(request)
-        entries = await self.console.crm.run(partial(_queue, now=utcnow()))
+        entries = await self.console.crm.run(partial(_queue, now=utcnow(), zone=self.zone))
         done = QUEUE_DONE.get(request.query_params.get("done", ""))
         return self.console.page(request, "desk/queue.html", user, entries=entries, error=None, done=done)
 
     async def queue_json(self, request: Request) -> Response:
         await self._require(request)
-        entries = await self.console.crm.run(partial(_queue, now=utcnow()))
+        entries = await self.console.crm.run(partial(_queue, now=utcnow(), zone=self.zone))
         return _json({"entries": entries})
 
     async def chat(self, request: Request) -> Response:
@@ -104,15 +111,28 @@ class DeskPages:
         return await self._chat_page(request, user, error=None)
 
     async def _chat_page(
-        self, request: Request, user: ConsoleUser, error: str | None, status: int = 200
+        self,
+        request: Request,
+        user: ConsoleUser,
+        error: str | None,
+        status: int = 200,
+        form: FormData | None = None,
     ) -> Response:
         handoff_id = int(request.path_params["handoff_id"])
         data = await self.console.crm.run(
-            partial(_chat_page, handoff_id=handoff_id, agent_id=user.id, away=self.desk.away_seconds)
+            partial(
+                _chat_page,
+                handoff_id=handoff_id,
+                agent_id=user.id,
+                away=self.desk.away_seconds,
+                zone=self.zone,
+            )
         )
         if data is None:
             raise HTTPException(404, detail="There is no such handoff.")
-        response = self.console.page(request, "desk/chat.html", user, error=error, **data)
+        # What the agent wrote is kept when the page comes back with an error (nothing is lost).
+        kept = {name: _field(form, name) for name in ("resolution",)} if form is not None else {}
+        response = self.console.page(request, "desk/chat.html", user, error=error, kept=kept, **data)
         response.status_code = status
         return response
 
@@ -134,7 +154,7 @@ class DeskPages:
         except DeskError as error:
             if _wants_json(request):
                 return JSONResponse({"error": error.message}, status_code=error.status)
-            entries = await self.console.crm.run(partial(_queue, now=utcnow()))
+            entries = await self.console.crm.run(partial(_queue, now=utcnow(), zone=self.zone))
             response = self.console.page(
                 request, "desk/queue.html", user, entries=entries, error=error.message
             )
@@ -174,22 +194,29 @@ class DeskPages:
                     request,
                     user,
                     question="Close this chat?",
-                    consequence="The customer goes back to the bot, the chat leaves the queue for good and "
-                    "the resolution is recorded as written.",
+                    consequence=close_consequence(_field(form, "resolution")),
                     yes="Yes, close the chat",
                     back=f"/chats/{int(request.path_params['handoff_id'])}",
                     form=form,
                 )
 
-        async def end(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
-            await self.desk.close(handoff_id, user.id, _field(form, "resolution"))
-            return {}
+        told: list[DeliveryStatus] = []
 
-        return await self._act(request, end, then="/queue")
+        async def end(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
+            ended = await self.desk.close(handoff_id, user.id, _field(form, "resolution"))
+            told.extend([ended.told] if ended.told else [])
+            return {"told": ended.told.value if ended.told else None}
+
+        def then() -> str:
+            waiting = told and told[0] == DeliveryStatus.QUEUED
+            return "/queue?done=closed_waiting" if waiting else "/queue?done=closed"
+
+        return await self._act(request, end, then=then)
 
     async def hand_back(self, request: Request) -> Response:
         async def give_back(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
-            return {"followed_up": (await self.desk.hand_back(handoff_id, user.id)).followed_up}
+            ended = await self.desk.hand_back(handoff_id, user.id)
+            return {"followed_up": ended.followed_up, "answered": ended.answered}
 
         return await self._act(request, give_back, then="/queue?done=handed_back")
 
@@ -197,7 +224,7 @@ class DeskPages:
         self,
         request: Request,
         work: Callable[[ConsoleUser, FormData, int], Awaitable[dict[str, Any]]],
-        then: str | None = None,
+        then: str | Callable[[], str] | None = None,
     ) -> Response:
         user, form = await self._change(request)
         handoff_id = int(request.path_params["handoff_id"])
@@ -206,8 +233,9 @@ class DeskPages:
         except DeskError as error:
             if _wants_json(request):
                 return JSONResponse({"error": error.message}, status_code=error.status)
-            return await self._chat_page(request, user, error=error.message, status=error.status)
-        return self._done(request, then or f"/chats/{handoff_id}", result)
+            return await self._chat_page(request, user, error=error.message, status=error.status, form=form)
+        path = then() if callable(then) else then
+        return self._done(request, path or f"/chats/{handoff_id}", result)
 
     def _done(self, request: Request, path: str, result: dict[str, Any]) -> Response:
         if _wants_json(request):
@@ -280,6 +308,15 @@ class DeskPages:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
+def close_consequence(resolution: str) -> str:
+    """What closing does, with the words the customer will read (the page escapes them)."""
+    return (
+        f"The customer reads, exactly as written: \u201c{resolution.strip()}\u201d. Then the bot answers "
+        "them again; the chat leaves the queue and the resolution is recorded. If they write again "
+        "soon, it comes back to you."
+    )
+
+
 def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
@@ -322,15 +359,19 @@ def _is_id(value: object) -> bool:
 # ---- what the pages show (run on the console's CRM workers) ---------------------------------------
 
 
-def _queue(session: Session, *, now: datetime) -> list[dict[str, Any]]:
-    """The open queue as the page shows it: labels, guests named, urgency and priority in words."""
+def _queue(session: Session, *, now: datetime, zone: str) -> list[dict[str, Any]]:
+    """The open queue as the page shows it: labels, guests named, urgency and priority in words,
+    how to reach the customer, and a callback's due time as the customer was promised it."""
     entries = crm_desk.open_queue(session=session, now=now)
-    known = _what_is_known(session, entries)
+    known = _what_is_known(session, entries, zone)
     return [_entry_view(entry, known, now) for entry in entries]
 
 
-def _what_is_known(session: Session, entries: list[crm_desk.QueueEntry]) -> dict[int, dict[str, Any]]:
-    """Per handoff: the customer's name (if any), whether email and phone are given, the messages so far."""
+def _what_is_known(
+    session: Session, entries: list[crm_desk.QueueEntry], zone: str
+) -> dict[int, dict[str, Any]]:
+    """Per handoff: the customer's name (if any), whether email and phone are given, the messages so
+    far, the routes back to them and the callback promise in the customer's words."""
     if not entries:
         return {}
     customers = {
@@ -358,6 +399,12 @@ def _what_is_known(session: Session, entries: list[crm_desk.QueueEntry]) -> dict
             "email": bool(customer.email),
             "phone": bool(customer.phone),
             "messages": counts.get(e.conversation_id, 0),
+            "contact": handoffs.contact_routes(customer=customer, channel=Channel(e.channel)),
+            "promised": handoffs.callback_words(
+                due=e.callback_by, customer_zone=customer.timezone, business_zone=zone
+            )
+            if e.callback_by
+            else None,
         }
     return known
 
@@ -378,6 +425,10 @@ def _entry_view(
             email=about["email"],
             phone=about["phone"],
         ),
+        "contact": about["contact"],
+        "contact_text": "; ".join(about["contact"]),
+        "promised": about["promised"],
+        "follow_up": entry.reason == handoffs.FOLLOW_UP,
         "segment_label": label(entry.segment, "Segment"),
         "temperament_label": label(entry.temperament, "Temperament"),
         "reason_label": label(entry.reason, "handoff_reason"),
@@ -392,7 +443,9 @@ def _entry_view(
     }
 
 
-def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float) -> dict[str, Any] | None:
+def _chat_page(
+    session: Session, *, handoff_id: int, agent_id: int, away: float, zone: str
+) -> dict[str, Any] | None:
     state = _chat_state(session, handoff_id=handoff_id, agent_id=agent_id)
     if state is None:
         return None
@@ -428,6 +481,14 @@ def _chat_page(session: Session, *, handoff_id: int, agent_id: int, away: float)
         ),
         "canned": crm_desk.canned_replies(session=session),
         "targets": [{"id": a.id, "name": a.display_name} for a in targets],
+        "contact": "; ".join(
+            handoffs.contact_routes(customer=customer, channel=Channel(conversation_channel))
+        ),
+        "promised": handoffs.callback_words(
+            due=handoff.callback_by, customer_zone=customer.timezone, business_zone=zone
+        )
+        if handoff.callback_by
+        else None,
     }
 
 

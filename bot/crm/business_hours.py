@@ -8,7 +8,7 @@ of the day). Days not named are closed. ``mon-sun 00:00-24:00`` means always ope
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -57,6 +57,44 @@ class BusinessHours:
                 if opening > local:
                     return opening
         return None
+
+    def add_open_time(self, start: datetime, span: timedelta) -> datetime | None:
+        """The moment `span` of opening time has passed since `start` (closed hours do not count);
+        None if the business never opens. A promise made at 19:30 with 2 hours to keep, closing at
+        20:00, falls 90 minutes after the next opening, not at 21:30 when nobody is there."""
+        if not any(self.windows.values()):
+            return None
+        moment, left = start.astimezone(timezone.utc), span
+        first_day = start.astimezone(self.zone).date()
+        for offset in range(8 + 7 * (span.days + 1)):
+            for opens, closes in self._windows_on(first_day + timedelta(days=offset)):
+                if closes <= moment:
+                    continue
+                begin = max(opens, moment)
+                if closes - begin >= left:
+                    return begin + left
+                left -= closes - begin
+        return None
+
+    def _windows_on(self, day: date) -> list[tuple[datetime, datetime]]:
+        """The day's opening windows as UTC moments (so that sums stay right across a DST change)."""
+        midnight = datetime.combine(day, time(0), tzinfo=self.zone)
+        return [
+            (
+                _at(day, start, self.zone),
+                _at(day, end, self.zone) if end < END_OF_DAY else _next_midnight(midnight),
+            )
+            for start, end in self.windows.get(day.weekday(), [])
+        ]
+
+
+def _at(day: date, minute: int, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone).astimezone(timezone.utc)
+
+
+def _next_midnight(midnight: datetime) -> datetime:
+    following = midnight.date() + timedelta(days=1)
+    return datetime.combine(following, time(0), tzinfo=midnight.tzinfo).astimezone(timezone.utc)
 
 
 def _days(text: str, entry: str) -> list[int]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm import handoffs
 from bot.crm.models import (
     Agent,
     AgentNote,
@@ -35,6 +36,7 @@ CHAT_ROLES = (Role.AGENT, Role.LEAD, Role.ADMIN)
 MAX_NOTE = 2000
 MAX_RESOLUTION = 2000
 REQUEUED = "handoff_requeued"
+FOLLOWED_UP = "handoff_follow_up"
 
 
 class DeskError(Exception):
@@ -93,6 +95,17 @@ class Requeued:
     agent: str
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A conversation a person closed, opened again because the customer wrote soon after."""
+
+    chat: Chat
+    follows: int  # the closed handoff
+    agent_id: int  # who closed it
+    agent: str
+    claimed: bool  # they are at the console: it went straight back to them
+
+
 def open_queue(*, session: Session, now: datetime | None = None) -> list[QueueEntry]:
     """Open handoffs: waiting ones by priority then waiting time, then those being worked on."""
     now = now or utcnow()
@@ -104,7 +117,7 @@ def open_queue(*, session: Session, now: datetime | None = None) -> list[QueueEn
         .where(Handoff.status.in_(OPEN))
         .order_by(Handoff.priority.desc(), Handoff.requested_at, Handoff.id)
     ).all()
-    notices = _requeue_notices(session, [h.id for h, *_ in rows if h.status == HandoffStatus.QUEUED])
+    notices = _notices(session, [h.id for h, *_ in rows])
     entries = [
         QueueEntry(
             handoff_id=handoff.id,
@@ -130,15 +143,29 @@ def open_queue(*, session: Session, now: datetime | None = None) -> list[QueueEn
     return sorted(entries, key=lambda e: e.status != HandoffStatus.QUEUED.value)  # stable: keeps the order
 
 
-def _requeue_notices(session: Session, handoff_ids: list[int]) -> dict[int, str]:
+def _notices(session: Session, handoff_ids: list[int]) -> dict[int, str]:
+    """Why a handoff is where it is, for the queue: back from an agent who went away, or a follow-up."""
     if not handoff_ids:
         return {}
     entries = session.scalars(
         select(AuditLog)
-        .where(AuditLog.entity == "handoff", AuditLog.entity_id.in_(handoff_ids), AuditLog.action == REQUEUED)
+        .where(
+            AuditLog.entity == "handoff",
+            AuditLog.entity_id.in_(handoff_ids),
+            AuditLog.action.in_((REQUEUED, FOLLOWED_UP)),
+        )
         .order_by(AuditLog.id)
     )
-    return {e.entity_id: requeue_notice(e.details.get("agent", "an agent")) for e in entries if e.entity_id}
+    return {e.entity_id: _notice_of(e) for e in entries if e.entity_id}
+
+
+def _notice_of(entry: AuditLog) -> str:
+    agent = str(entry.details.get("agent", "an agent"))
+    return requeue_notice(agent) if entry.action == REQUEUED else follow_up_notice(agent)
+
+
+def follow_up_notice(agent: str) -> str:
+    return f"Follow-up: the customer wrote again soon after {agent} closed the chat."
 
 
 def requeue_notice(agent: str) -> str:
@@ -280,6 +307,54 @@ def finish(
     action = "handoff_returned" if status == HandoffStatus.RETURNED else "handoff_closed"
     _audit(session, agent_id, action, chat, {})  # the resolution stays on the handoff (erasable)
     return chat
+
+
+def follow_up_after_close(
+    *, session: Session, conversation_id: int, now: datetime, within: timedelta, away_seconds: float
+) -> FollowUp | None:
+    """The customer wrote again within `within` of a person closing their chat: open a follow-up
+    handoff, held at once by the agent who closed it if they are at the console (else queued, marked
+    as a follow-up), and give the conversation to people again. None if no close is that recent (or
+    the conversation is with a person already)."""
+    latest = session.scalar(
+        select(Handoff).where(Handoff.conversation_id == conversation_id).order_by(Handoff.id.desc()).limit(1)
+    )
+    if (
+        latest is None
+        or latest.status is not HandoffStatus.CLOSED
+        or latest.closed_at is None
+        or latest.closed_at < now - within
+        or latest.agent_id is None
+    ):
+        return None
+    conversation = session.get_one(Conversation, conversation_id)
+    customer = session.get_one(Customer, latest.customer_id)
+    handoff, created = handoffs.open_handoff(
+        session=session, customer=customer, conversation=conversation, reason=handoffs.FOLLOW_UP, now=now
+    )
+    if not created:
+        return None
+    closer = session.get_one(Agent, latest.agent_id)
+    back_to_closer = closer.active and closer.role in CHAT_ROLES and _present(closer, now, away_seconds)
+    if back_to_closer:
+        handoff.status, handoff.agent_id, handoff.claimed_at = HandoffStatus.CLAIMED, closer.id, now
+    session.flush()
+    record_audit(
+        session=session,
+        actor="system",
+        action=FOLLOWED_UP,
+        entity="handoff",
+        entity_id=handoff.id,
+        details={
+            "conversation_id": conversation_id,
+            "follows": latest.id,
+            "agent_id": closer.id,
+            "agent": closer.display_name,
+            "claimed": back_to_closer,
+        },
+    )
+    chat = chat_of(session=session, handoff_id=handoff.id)
+    return FollowUp(chat, latest.id, closer.id, closer.display_name, back_to_closer)
 
 
 def requeue_away(*, session: Session, now: datetime, away_seconds: float) -> list[Requeued]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,6 +14,7 @@ from bot.crm.models import (
     HANDOFF_CALLBACK,
     HANDOFF_LIVE,
     Agent,
+    Channel,
     Complaint,
     ComplaintStatus,
     Conversation,
@@ -30,9 +32,17 @@ from bot.crm.queries import log_interaction
 
 SEGMENT_WEIGHT = {Segment.MVC: 40, Segment.MCC: 25, Segment.STANDARD: 10, Segment.BZ: 0}
 SEVERITY_WEIGHT = {Severity.HIGH: 30, Severity.MEDIUM: 15, Severity.LOW: 0}
-REASON_WEIGHT = {"complaint": 10, "retention": 20, "low_csat": 20, "fallback": 5, "customer_request": 5}
+REASON_WEIGHT = {
+    "complaint": 10,
+    "retention": 20,
+    "low_csat": 20,
+    "fallback": 5,
+    "customer_request": 5,
+    "follow_up": 15,  # the customer wrote again soon after a person closed their chat
+}
+FOLLOW_UP = "follow_up"
 DEFAULT_HANDLE_MINUTES = 4.0  # until the CRM has enough finished chats to measure it
-CALLBACK_WITHIN = timedelta(hours=2)  # after opening (or from now, when open but nobody is online)
+CALLBACK_WITHIN = timedelta(hours=2)  # of opening time, from now (closed hours do not count)
 
 
 IRRITABLE_WEIGHT = 10
@@ -194,9 +204,44 @@ def just_ended(
 
 
 def callback_promise(*, hours: BusinessHours, now: datetime) -> datetime:
-    """By when a person calls back: soon after the next opening (or from now, if open)."""
-    opening = now if hours.is_open(now) else (hours.next_opening(now) or now)
-    return max(opening, now) + CALLBACK_WITHIN
+    """By when a person calls back: two hours of opening time from now. The one place the due time
+    is computed: the chat's promise and the queue's due time are both this value, stored on the handoff."""
+    return hours.add_open_time(now, CALLBACK_WITHIN) or now + CALLBACK_WITHIN
+
+
+def callback_words(*, due: datetime, customer_zone: str | None, business_zone: str) -> str:
+    """The promise as the customer and the queue both read it, with its time zone named:
+    "by Monday 7 December, 10:00 Berlin time". A customer whose zone is unknown (UTC, the default)
+    gets the business's zone: named, it is unambiguous, and it is the likelier one to be theirs."""
+    name = customer_zone if customer_zone and customer_zone != "UTC" else business_zone
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, name = ZoneInfo("UTC"), "UTC"
+    local = due.astimezone(zone)
+    return f"by {local.strftime('%A %-d %B')}, {local.strftime('%H:%M')} {zone_name(name)}"
+
+
+def zone_name(key: str) -> str:
+    """A zone as people say it: "Berlin time", "New York time", "UTC"."""
+    if key in ("UTC", "Etc/UTC", "GMT"):
+        return key.split("/")[-1]
+    return f"{key.rsplit('/', 1)[-1].replace('_', ' ')} time"
+
+
+def contact_routes(*, customer: Customer, channel: Channel) -> list[str]:
+    """How a person can get back to the customer, in words for the queue: the channel they wrote on
+    when it can reach them later (Telegram), an address or phone on file, otherwise this chat."""
+    routes = []
+    if channel is Channel.TELEGRAM:
+        routes.append("Telegram (write in this chat)")
+    if customer.email:
+        routes.append("email (confirmed)" if customer.email_verified_at else "email (not confirmed yet)")
+    if customer.phone:
+        routes.append("phone")
+    if channel is Channel.WEB:
+        routes.append("answer in this chat (they read it when they come back)")
+    return routes or ["answer in this chat"]
 
 
 def unattended(*, session: Session, now: datetime, unattended_seconds: float) -> list[int]:

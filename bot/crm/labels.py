@@ -179,6 +179,7 @@ HANDOFF_REASONS = {
     "retention": "wants to cancel",
     "low_csat": "an unhappy rating",
     "fallback": "the bot did not understand",
+    "follow_up": "a follow-up: the customer wrote again after a close",
 }
 HANDOFF_MODES = {HANDOFF_LIVE: "live chat", HANDOFF_CALLBACK: "call back"}
 EXTRA = {"handoff_reason": HANDOFF_REASONS, "handoff_mode": HANDOFF_MODES}

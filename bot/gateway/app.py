@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -145,6 +146,7 @@ def build_gateway(settings: Settings) -> Gateway:
         max_chars=settings.gateway_max_message_chars,
         hours=settings.opening_hours(),
         unattended_seconds=settings.unattended_seconds,
+        follow_up=timedelta(minutes=settings.follow_up_minutes),
     )
     console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
     mailer = build_mailer(settings, crm)

@@ -4,25 +4,32 @@ agents' messages go out through the customer's channel, and the agent console se
 While a conversation is handed off, a customer's stored message is shown to the agent and marked
 processed at once, and Rasa's tracker gets its copy (bot/gateway/tracker_copy.py). Handing back
 brings that copy up to date and resumes the conversation in Rasa first, so the bot is never silent
-in a conversation nobody holds."""
+in a conversation nobody holds.
+
+A hand-over is closed with the customer: closing sends the agent's resolution through the
+customer's channel like any agent message, and the customer's next message within the follow-up
+window goes to people again (the agent who closed it, if at the console). Handing back makes the
+bot answer the customer's last unanswered message first, through the inbox like any message; the
+rating comes after, and only when that answer left no question open."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from bot.actions.formatting import due_phrase
 from bot.crm import desk, handoffs, transcript
 from bot.crm.business_hours import BusinessHours
 from bot.crm.desk import Chat, DeskError
@@ -30,8 +37,11 @@ from bot.crm.models import (
     HANDOFF_CALLBACK,
     Agent,
     Author,
+    Conversation,
+    ConversationStatus,
     Customer,
     DeliveryStatus,
+    Direction,
     HandoffStatus,
     Message,
     OutreachKind,
@@ -47,10 +57,12 @@ from bot.gateway.tracker_copy import TrackerCopy
 from scheduler.policy import record_contact
 
 log = logging.getLogger(__name__)
+EndedInCrm = TypeVar("EndedInCrm")
 
 HANDBACK_INTENT = "EXTERNAL_handback"
 SEND_TIMEOUT = 5.0
 DESK_NOTICE = "desk"  # payload kind of the gateway's own messages about the handoff
+RESOLUTION = "resolution"  # payload kind of the agent's closing message
 BOT_UNREACHABLE = (
     "The bot cannot be reached right now, so the chat stays with you. Please try again in a minute."
 )
@@ -66,6 +78,10 @@ class Said:
 class Ended:
     chat: Chat
     followed_up: bool  # the bot's follow-up (the CSAT question) reached the customer's channel
+    told: DeliveryStatus | None = None  # closing: where the resolution sent to the customer is
+    answered: bool | None = (
+        None  # handing back: the bot answered the customer's last message (None: none waited)
+    )
 
 
 class ConsoleHub:
@@ -143,6 +159,7 @@ class Desk:
         max_chars: int,
         hours: BusinessHours,
         unattended_seconds: float,
+        follow_up: timedelta = timedelta(minutes=30),
         clock: Callable[[], datetime] = utcnow,
         poll_seconds: float = 1.0,
     ) -> None:
@@ -150,6 +167,7 @@ class Desk:
         self.inbox, self.crm, self.rasa, self.hub = inbox, crm, rasa, hub
         self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
         self.hours, self.unattended_seconds = hours, unattended_seconds
+        self.follow_up_within = follow_up
         self.poll_seconds = poll_seconds
         self.sweep_seconds = min(10.0, away_seconds / 4)
         self._queue_seen: object = None
@@ -187,6 +205,38 @@ class Desk:
     async def customer_typing(self, sender_id: str, on: bool) -> None:
         if self.hub.watched(sender_id):
             await self.hub.typing(sender_id, on)
+
+    async def follow_up(self, conversation: ConversationRef) -> ConversationRef:
+        """The customer wrote soon after a person closed the chat: people have it again (the agent
+        who closed it if they are at the console, else the queue as a follow-up), the bot is paused
+        and the customer is told. The caller holds the conversation. Otherwise nothing changes."""
+        reopened = await self.crm.run(
+            partial(
+                _follow_up,
+                conversation_id=conversation.id,
+                now=self.clock(),
+                within=self.follow_up_within,
+                away_seconds=self.away_seconds,
+            )
+        )
+        if reopened is None:
+            return conversation
+        item, notice = reopened
+        log.info(
+            "follow-up handoff=%s after handoff=%s claimed=%s",
+            item.chat.handoff_id,
+            item.follows,
+            item.claimed,
+        )
+        await self._pause(conversation.sender_id)
+        await self.inbox.deliver(conversation.channel, [notice])
+        if item.claimed:
+            await self.hub.tell_agent(
+                item.agent_id,
+                f"A follow-up from a customer whose chat you closed (handoff {item.chat.handoff_id}).",
+            )
+        await self.hub.queue_changed()
+        return dataclasses.replace(conversation, handed_off=True)
 
     # ---- agent side ----------------------------------------------------------------------------
 
@@ -256,26 +306,44 @@ class Desk:
         self.changed(chat.sender_id)
 
     async def hand_back(self, handoff_id: int, agent_id: int) -> Ended:
-        """Give the conversation back to the bot, which picks up and asks for a rating."""
+        """Give the conversation back to the bot: it answers the customer's last unanswered message
+        first (through the inbox, like any message), then asks for a rating."""
         async with self._chat(handoff_id) as chat:
-            chat = await self._end(chat, agent_id, HandoffStatus.RETURNED, None)
-            followed_up = await self._follow_up(chat)
+            chat, waiting = await self._end(
+                chat,
+                agent_id,
+                partial(_return_to_bot, handoff_id=handoff_id, agent_id=agent_id, now=self.clock()),
+            )
+            answered = None
+            if waiting is not None:
+                answered = await self.inbox.answer_waiting(chat.conversation_id, live=True)
+            followed_up = answered is not False and await self._rating_after(chat)
         await self.hub.queue_changed()
         self.changed(chat.sender_id)
-        return Ended(chat, followed_up)
+        return Ended(chat, followed_up, answered=answered)
 
     async def close(self, handoff_id: int, agent_id: int, resolution: str) -> Ended:
-        """Close with a resolution; the bot answers the customer's next message again."""
+        """Close with a resolution, which the customer reads (sent like any agent message and kept
+        on the handoff); the bot answers the customer's next message again, unless it comes within
+        the follow-up window (see `follow_up`)."""
+        text = _resolution_text(resolution)
         async with self._chat(handoff_id) as chat:
-            chat = await self._end(chat, agent_id, HandoffStatus.CLOSED, resolution)
+            chat, told = await self._end(
+                chat,
+                agent_id,
+                partial(
+                    _close_telling, handoff_id=handoff_id, agent_id=agent_id, text=text, now=self.clock()
+                ),
+            )
+            (status,) = await self.inbox.deliver(chat.channel, [told])
+        log.info("handoff=%s resolution message=%s status=%s", handoff_id, told.id, status.value)
         await self.hub.queue_changed()
         self.changed(chat.sender_id)
-        return Ended(chat, followed_up=False)
+        return Ended(chat, followed_up=False, told=status)
 
-    async def _end(self, chat: Chat, agent_id: int, status: HandoffStatus, resolution: str | None) -> Chat:
+    async def _end(self, chat: Chat, agent_id: int, finish: Callable[..., EndedInCrm]) -> EndedInCrm:
+        """Rasa takes the conversation back, then `finish` ends the handoff in the CRM (one transaction)."""
         await self.crm.run(partial(desk.held_chat, handoff_id=chat.handoff_id, agent_id=agent_id))
-        if status == HandoffStatus.CLOSED and not (resolution or "").strip():
-            raise DeskError("Write what was resolved before closing.", 400)
         try:  # Rasa first: if it cannot take over, the person keeps the chat
             await self.tracker.catch_up(chat.conversation_id)
             await self.rasa.resume(chat.sender_id)
@@ -283,23 +351,28 @@ class Desk:
             log.warning("resume failed handoff=%s: %s", chat.handoff_id, error)
             raise DeskError(BOT_UNREACHABLE, 503) from None
         try:
-            ended = await self.crm.run(
-                partial(
-                    desk.finish,
-                    handoff_id=chat.handoff_id,
-                    agent_id=agent_id,
-                    status=status,
-                    resolution=resolution,
-                    now=self.clock(),
-                )
-            )
+            ended = await self.crm.run(finish)
         except (DeskError, SQLAlchemyError):
             await self._pause(chat.sender_id)  # the CRM still says a person is in charge
             raise
-        log.info("handoff=%s ended as %s by agent=%s", chat.handoff_id, status.value, agent_id)
+        log.info("handoff=%s ended by agent=%s", chat.handoff_id, agent_id)
         return ended
 
-    async def _follow_up(self, chat: Chat) -> bool:
+    async def _rating_after(self, chat: Chat) -> bool:
+        """Ask how it went, unless the bot's answer left a question open (a form) or a person
+        has the conversation again (the customer's last message asked for one)."""
+        if await self.crm.run(partial(_handed_off, conversation_id=chat.conversation_id)):
+            return False
+        try:
+            if await self.rasa.active_loop(chat.sender_id) is not None:
+                log.info("handback rating deferred handoff=%s: a question is open", chat.handoff_id)
+                return False
+        except (RasaUnavailable, RasaRefused) as error:
+            log.warning("handback follow-up not sent handoff=%s: %s", chat.handoff_id, error)
+            return False
+        return await self._ask_rating(chat)
+
+    async def _ask_rating(self, chat: Chat) -> bool:
         try:
             replies = await self.rasa.trigger_intent(chat.sender_id, HANDBACK_INTENT, {})
         except (RasaUnavailable, RasaRefused) as error:
@@ -426,6 +499,91 @@ def _store_agent_message(session: Session, *, handoff_id: int, agent_id: int, te
     return Outbound.of(message, chat.sender_id)
 
 
+def _resolution_text(raw: str) -> str:
+    """The resolution as the customer will read it (as plain text), or a DeskError saying what to fix.
+
+    A close without one is refused: a chat that ends in silence is what a customer leaves over.
+    An agent with nothing to tell the customer hands back to the bot instead."""
+    text, refusal = screen(raw, desk.MAX_RESOLUTION)
+    if refusal is None:
+        return text
+    if refusal.code == "empty":
+        raise DeskError("Write what was resolved before closing: the customer reads it.", 400)
+    raise DeskError(f"Keep the resolution under {desk.MAX_RESOLUTION:,} characters.", 400)
+
+
+def _close_telling(
+    session: Session, *, handoff_id: int, agent_id: int, text: str, now: datetime
+) -> tuple[Chat, Outbound]:
+    """Close the handoff with its resolution and store that resolution as the agent's message to
+    the customer, in one transaction: a closed chat always has its closing words queued."""
+    chat = desk.finish(
+        session=session,
+        handoff_id=handoff_id,
+        agent_id=agent_id,
+        status=HandoffStatus.CLOSED,
+        resolution=text,
+        now=now,
+    )
+    message = transcript.store_outbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        author=Author.AGENT,
+        text=text,
+        agent_id=agent_id,
+        payload={"kind": RESOLUTION, "handoff_id": handoff_id},
+    )
+    return chat, Outbound.of(message, chat.sender_id)
+
+
+def _return_to_bot(
+    session: Session, *, handoff_id: int, agent_id: int, now: datetime
+) -> tuple[Chat, int | None]:
+    """Hand the chat back and put the customer's last unanswered message back in the bot's queue
+    (its id, or None when the agent or the bot answered everything)."""
+    chat = desk.finish(
+        session=session, handoff_id=handoff_id, agent_id=agent_id, status=HandoffStatus.RETURNED, now=now
+    )
+    return chat, _requeue_last_unanswered(session, conversation_id=chat.conversation_id)
+
+
+def _requeue_last_unanswered(session: Session, *, conversation_id: int) -> int | None:
+    """The customer's last message, if it went to the agent and nobody (agent or bot) answered it
+    since: marked unanswered again, so the inbox gives it to the bot as a normal message. Rasa's
+    tracker holds a paused copy of it already; that copy is marked as one (rasa_client.COPY_KEY)."""
+    last = session.scalar(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.author.in_((Author.CUSTOMER, Author.AGENT, Author.BOT)),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    if last is None or last.direction != Direction.INBOUND or (last.payload or {}).get("routed") != "agent":
+        return None
+    last.delivery_status, last.attempts, last.error = DeliveryStatus.RECEIVED, 0, None
+    last.payload = {**(last.payload or {}), "routed": "bot_after_handback"}
+    return last.id
+
+
+def _handed_off(session: Session, *, conversation_id: int) -> bool:
+    return session.get_one(Conversation, conversation_id).status == ConversationStatus.HANDED_OFF
+
+
+def _follow_up(
+    session: Session, *, conversation_id: int, now: datetime, within: timedelta, away_seconds: float
+) -> tuple[desk.FollowUp, Outbound] | None:
+    item = desk.follow_up_after_close(
+        session=session, conversation_id=conversation_id, now=now, within=within, away_seconds=away_seconds
+    )
+    if item is None:
+        return None
+    first_name = item.agent.split()[0]
+    text = wording.FOLLOW_UP_SAME if item.claimed else wording.FOLLOW_UP_QUEUED
+    return item, _notice(session, item.chat, text.format(agent=first_name))
+
+
 def _store_follow_up(session: Session, *, chat: Chat, replies: list[Any]) -> list[Outbound]:
     conversation = ConversationRef(chat.conversation_id, chat.sender_id, chat.channel, {})
     record_contact(  # a contact like any proactive message: it counts toward the weekly cap
@@ -445,7 +603,9 @@ def _to_callback(session: Session, *, chat: Chat, hours: BusinessHours, now: dat
     if handoff is None:
         return None
     customer = session.get_one(Customer, chat.customer_id)
-    when = due_phrase(handoff.callback_by or now, now, customer.timezone)
+    when = handoffs.callback_words(
+        due=handoff.callback_by or now, customer_zone=customer.timezone, business_zone=hours.zone.key
+    )
     return _notice(session, chat, wording.CALLBACK_INSTEAD.format(when=when))
 
 

@@ -101,6 +101,8 @@ class HandedOffRouter(Protocol):
 
     def changed(self, sender_id: str) -> None: ...
 
+    async def follow_up(self, conversation: ConversationRef) -> ConversationRef: ...
+
     async def customer_typing(self, sender_id: str, on: bool) -> None: ...
 
     async def sweep(self) -> None: ...
@@ -205,18 +207,23 @@ class Inbox:
         `probe`: try Rasa even though it failed recently (the background retry).
         """
         async with self.locks.hold(f"conversation:{conversation_id}"):
-            conversation, pending = await self.crm.run(
-                partial(_load_pending, conversation_id=conversation_id)
-            )
-            if not pending:
-                return True
-            if conversation.handed_off and self.desk is not None:
-                await self.desk.route(conversation, pending, live=live)
-                return True
-            done = await self._answer_in_order(conversation, pending, live=live, probe=probe)
-            if not done and live:
-                await self._hold(conversation)
-            return done
+            return await self.answer_waiting(conversation_id, live=live, probe=probe)
+
+    async def answer_waiting(self, conversation_id: int, *, live: bool = False, probe: bool = False) -> bool:
+        """`process` for a caller that holds the conversation's lock already (e.g. a hand-back)."""
+        conversation, pending = await self.crm.run(partial(_load_pending, conversation_id=conversation_id))
+        if not pending:
+            return True
+        if self.desk is not None and not conversation.handed_off:
+            # Soon after a person closed the chat, the customer's next words are for people again.
+            conversation = await self.desk.follow_up(conversation)
+        if conversation.handed_off and self.desk is not None:
+            await self.desk.route(conversation, pending, live=live)
+            return True
+        done = await self._answer_in_order(conversation, pending, live=live, probe=probe)
+        if not done and live:
+            await self._hold(conversation)
+        return done
 
     async def _answer_in_order(
         self, conversation: ConversationRef, pending: list[PendingMessage], *, live: bool, probe: bool

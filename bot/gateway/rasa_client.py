@@ -14,6 +14,9 @@ import httpx
 log = logging.getLogger(__name__)
 
 MESSAGE_ID_KEY = "careloop_message_id"  # in the metadata of the user event, to find it again
+# In the metadata of a copy given to the tracker while a person was in charge: not a turn the bot
+# answered, so never where to look for the bot's answer to that message (a hand-back may send it again).
+COPY_KEY = "careloop_copy"
 CHANNEL_PATH = "/webhooks/gateway/webhook"  # bot.rasa_channel.GatewayInput
 CHANNEL_SECRET_HEADER = "X-CareLoop-Channel-Secret"  # must equal bot.rasa_channel.SECRET_HEADER
 
@@ -168,7 +171,7 @@ class RasaClient:
             "timestamp": sent_at,
             "input_channel": channel,
             "message_id": str(message_id),
-            "metadata": {MESSAGE_ID_KEY: message_id, "added_late": True},
+            "metadata": {MESSAGE_ID_KEY: message_id, "added_late": True, COPY_KEY: True},
         }
         await self.append_events(sender_id, [event])
 
@@ -196,11 +199,20 @@ class RasaClient:
             if kind == "user":
                 if replies is not None:
                     break
-                if (event.get("metadata") or {}).get(MESSAGE_ID_KEY) == message_id:
+                metadata = event.get("metadata") or {}
+                if metadata.get(MESSAGE_ID_KEY) == message_id and not metadata.get(COPY_KEY):
                     replies = []
             elif kind == "bot" and replies is not None:
                 replies.append(Reply.parse({"text": event.get("text"), **(event.get("data") or {})}))
         return replies
+
+    async def active_loop(self, sender_id: str) -> str | None:
+        """The form the bot is in the middle of in this conversation (None if it asked nothing)."""
+        path = f"/conversations/{_quote(sender_id)}/tracker"
+        data = await self._request("GET", path, params={"token": self._token, "include_events": "NONE"})
+        loop = data.get("active_loop") if isinstance(data, dict) else None
+        name = loop.get("name") if isinstance(loop, dict) else None
+        return name if isinstance(name, str) and name else None
 
     async def _request(
         self, method: str, path: str, *, timeout: httpx.Timeout | None = None, **kwargs: Any

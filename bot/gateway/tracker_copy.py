@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from bot.crm import transcript
 from bot.crm.models import Author, Conversation, ConversationStatus, Message
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, pending_message
-from bot.gateway.rasa_client import RasaRefused, RasaUnavailable
+from bot.gateway.rasa_client import COPY_KEY, RasaRefused, RasaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class TrackerCopy:
                 message.rasa_text,
                 message_id=message.id,
                 channel=conversation.channel.value,
-                metadata=conversation.metadata,
+                metadata={**conversation.metadata, COPY_KEY: True},
             )
         except RasaUnavailable as error:
             self.inbox.breaker.trip()

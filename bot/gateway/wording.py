@@ -30,3 +30,9 @@ CALLBACK_INSTEAD = (
     "callback: a person will get back to you {when}. Until then I'm here again — I can check an "
     "order, start a refund or answer a question."
 )
+# The customer writes again soon after a person closed their chat (bot/gateway/desk.py).
+FOLLOW_UP_SAME = "{agent} from our team, who just helped you, has your message and will answer here."
+FOLLOW_UP_QUEUED = (
+    "Thanks — I've passed your message to our team as a follow-up to your chat with {agent}. "
+    "The next person free will answer here, and they'll see everything you've written."
+)

@@ -13,6 +13,7 @@ from bot.actions import handoff as handoff_module
 from bot.actions.base import current_settings
 from bot.actions.feedback import ActionRecordRating
 from bot.actions.handoff import ActionHandoff, ActionPauseForAgent
+from bot.console import desk as console_desk
 from bot.crm.models import (
     Agent,
     ComplaintStatus,
@@ -94,7 +95,8 @@ async def test_nobody_online_files_a_callback_and_the_bot_goes_on(
     at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=300)  # the console was closed 5 minutes ago
     events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
     assert slots(events)["handoff_state"] == "callback_busy"
-    assert slots(events)["callback_when"] == "within 2 hours"
+    # Two hours of opening time, stated in Dana's zone with the zone named (13:00 Berlin + 2 h).
+    assert slots(events)["callback_when"] == "by Tuesday 24 November, 15:00 Berlin time"
     handoff = crm.scalars(select(Handoff)).one()
     assert (handoff.mode, handoff.callback_by) == ("callback", TUESDAY_NOON + timedelta(hours=2))
     assert crm.scalars(select(Conversation)).one().status is ConversationStatus.BOT
@@ -111,7 +113,47 @@ async def test_outside_business_hours_the_callback_is_after_opening(
     assert slots(events)["handoff_state"] == "callback_closed"
     monday_eleven_berlin = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
     assert crm.scalars(select(Handoff)).one().callback_by == monday_eleven_berlin
-    assert slots(events)["callback_when"] == "by Monday 30 November, 11:00"
+    assert slots(events)["callback_when"] == "by Monday 30 November, 11:00 Berlin time"
+
+
+async def test_a_callback_near_closing_counts_only_opening_hours_and_the_queue_shows_the_same_promise(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tuesday_half_past_four_berlin = datetime(2026, 11, 24, 15, 30, tzinfo=timezone.utc)
+    at_work(crm, monkeypatch, now=tuesday_half_past_four_berlin, seen_ago=None)  # nobody at the console
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+
+    # 30 minutes before closing at 17:00, the other 90 after opening at 09:00 on Wednesday.
+    handoff = crm.scalars(select(Handoff)).one()
+    assert handoff.callback_by == datetime(2026, 11, 25, 9, 30, tzinfo=timezone.utc)
+    promise = "by Wednesday 25 November, 10:30 Berlin time"
+    assert slots(events)["callback_when"] == promise
+    queue = console_desk._queue(crm, now=tuesday_half_past_four_berlin, zone="Europe/Berlin")
+    assert [(e["handoff_id"], e["promised"]) for e in queue] == [(handoff.id, promise)]
+    assert queue[0]["contact_text"] == "answer in this chat (they read it when they come back)"
+
+
+@pytest.mark.parametrize(
+    ("zone", "promise"),
+    [
+        ("America/New_York", "by Tuesday 24 November, 09:00 New York time"),
+        ("UTC", "by Tuesday 24 November, 15:00 Berlin time"),  # unknown (the default): the shop's zone
+    ],
+)
+async def test_the_callback_promise_names_the_customers_zone(
+    crm: Session, monkeypatch: pytest.MonkeyPatch, zone: str, promise: str
+) -> None:
+    make_customer(crm, web_id="zoned", timezone=zone, email="z@example.com")
+    crm.commit()
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=None)
+    events, _ = await run_action(ActionHandoff(), make_tracker("web:zoned", intent="request_human"))
+    assert slots(events)["callback_when"] == promise
+    queue = console_desk._queue(crm, now=TUESDAY_NOON, zone="Europe/Berlin")
+    assert queue[0]["promised"] == promise
+    assert queue[0]["contact"] == [
+        "email (not confirmed yet)",
+        "answer in this chat (they read it when they come back)",
+    ]
 
 
 async def test_an_open_severe_complaint_raises_the_priority(

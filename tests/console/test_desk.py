@@ -378,6 +378,52 @@ async def test_handing_back_resumes_the_bot_which_asks_for_a_rating(
     assert rasa.webhook_calls[-1]["message"] == '/rate{"rating": "5"}'
 
 
+async def test_handing_back_answers_the_customers_last_message_before_the_rating(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    alex = console["alex"]
+    chat = await claimed(desk_gateway, rasa, alex)
+    await chat.visitor.say("Where is my parcel?")  # to the agent, who hands back without answering
+    wait_until(lambda: "Where is my parcel?" in rasa.messages, what="the tracker's copy")
+
+    response = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/handback")
+
+    assert response.status_code == 200
+    assert (response.json()["answered"], response.json()["followed_up"]) == (True, True)
+    replies = [await chat.visitor.reply() for _ in range(3)]
+    assert [r["text"] for r in replies] == [
+        "You said: Where is my parcel?",  # the bot answers it first, as a normal message
+        HANDBACK[0]["text"],
+        "How did we do?",
+    ]
+    copy, turn = [c for c in rasa.webhook_calls if c["message"] == "Where is my parcel?"]
+    assert copy["metadata"]["careloop_copy"] is True and "careloop_copy" not in turn["metadata"]
+    assert copy["metadata"]["careloop_message_id"] == turn["metadata"]["careloop_message_id"]
+    with desk_gateway.crm() as crm:
+        asked = crm.get_one(Message, turn["metadata"]["careloop_message_id"])
+    assert (asked.delivery_status, asked.payload["routed"]) == (
+        DeliveryStatus.PROCESSED,
+        "bot_after_handback",
+    )
+
+
+async def test_after_an_agents_answer_a_hand_back_only_asks_for_the_rating(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    alex = console["alex"]
+    chat = await claimed(desk_gateway, rasa, alex)
+    await chat.visitor.say("Where is my parcel?")
+    wait_until(lambda: "Where is my parcel?" in rasa.messages, what="the tracker's copy")
+    await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/messages", {"text": "It arrives today."})
+    await chat.visitor.reply()
+
+    response = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/handback")
+
+    assert (response.json()["answered"], response.json()["followed_up"]) == (None, True)
+    assert (await chat.visitor.reply())["text"] == HANDBACK[0]["text"]
+    assert rasa.messages.count("Where is my parcel?") == 1  # only the paused copy
+
+
 async def test_with_rasa_down_the_chat_stays_with_the_agent(
     desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
 ) -> None:
@@ -391,28 +437,145 @@ async def test_with_rasa_down_the_chat_stays_with_the_agent(
     assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF
 
 
-async def test_closing_with_a_resolution_gives_the_conversation_back(
+async def test_closing_sends_the_resolution_to_the_customer_and_gives_the_conversation_back(
     desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
 ) -> None:
     alex = console["alex"]
     chat = await claimed(desk_gateway, rasa, alex)
     missing = await asyncio.to_thread(alex.post, f"/chats/{chat.handoff_id}/close", {"resolution": " "})
-    assert missing.status_code == 400 and missing.json()["error"] == "Write what was resolved before closing."
+    assert missing.status_code == 400
+    assert missing.json()["error"] == "Write what was resolved before closing: the customer reads it."
+    too_long = "x" * 2001
+    refused = await asyncio.to_thread(
+        alex.post,
+        f"/chats/{chat.handoff_id}/close",
+        {"resolution": too_long, "confirmed": "yes"},
+        as_json=False,
+    )
+    assert refused.status_code == 400 and "Keep the resolution under 2,000 characters." in refused.text
+    assert f">{too_long}</textarea>" in refused.text  # what the agent wrote is still there to shorten
+    resolution = "<b>A new bag</b> is on its way & arrives Tuesday."
+    asked = await asyncio.to_thread(
+        alex.post, f"/chats/{chat.handoff_id}/close", {"resolution": resolution}, as_json=False
+    )
+    assert (
+        asked.status_code == 200 and "&lt;b&gt;A new bag&lt;/b&gt; is on its way &amp; arrives" in asked.text
+    )
 
     response = await asyncio.to_thread(
         alex.post,
         f"/chats/{chat.handoff_id}/close",
-        {"resolution": "Resent the order", "confirmed": "yes"},
+        {"resolution": resolution, "confirmed": "yes"},
         as_json=False,
     )
 
-    assert response.status_code == 303 and response.headers["location"].endswith("/console/queue")
+    assert response.status_code == 303 and response.headers["location"].endswith("/console/queue?done=closed")
+    told = await chat.visitor.reply()
+    assert (told["author"], told["text"]) == ("agent", resolution)  # as written: the widget shows it as text
     ended = handoff_row(desk_gateway, chat.handoff_id)
-    assert (ended.status, ended.resolution) == (HandoffStatus.CLOSED, "Resent the order")
+    assert (ended.status, ended.resolution) == (HandoffStatus.CLOSED, resolution)
+    with desk_gateway.crm() as crm:
+        sent = crm.get_one(Message, told["id"])
+        alex_id = crm.scalar(select(Agent.id).where(Agent.username == "alex"))
+    assert (sent.author, sent.agent_id, sent.payload) == (
+        Author.AGENT,
+        alex_id,
+        {"kind": "resolution", "handoff_id": chat.handoff_id},
+    )
     assert [e["event"] for e in rasa.appended] == ["resume", "action"] and rasa.trigger_calls == []
     assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.BOT
     events = [e["text"] for e in alex.state(chat.handoff_id)["events"]]
-    assert events == ["Claimed by Alex Agent", "Closed by Alex Agent: Resent the order"]
+    assert events == ["Claimed by Alex Agent", f"Closed by Alex Agent: {resolution}"]
+    assert alex.state(chat.handoff_id)["messages"][-1]["text"] == resolution
+
+
+async def closed_by_alex(gateway: RunningGateway, rasa: StandInRasa, console: Consoles) -> HandedOff:
+    """Alex, at the console, claims a chat and closes it with a resolution the customer reads."""
+    alex = console["alex"]
+    chat = await claimed(gateway, rasa, alex)
+    response = await asyncio.to_thread(
+        alex.post, f"/chats/{chat.handoff_id}/close", {"resolution": "A new bag is on its way."}
+    )
+    assert response.status_code == 200 and response.json()["told"] == "sent", response.text
+    await chat.visitor.reply()
+    return chat
+
+
+def follow_up_of(gateway: RunningGateway, chat: HandedOff) -> Handoff:
+    with gateway.crm() as crm:
+        handoff = crm.scalar(
+            select(Handoff)
+            .where(Handoff.conversation_id == chat.conversation_id, Handoff.id != chat.handoff_id)
+            .order_by(Handoff.id.desc())
+        )
+    assert handoff is not None, "no follow-up handoff"
+    return handoff
+
+
+async def test_a_message_soon_after_a_close_goes_back_to_the_same_agent(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    alex = console["alex"]
+    socket = await alex.socket()  # Alex is at the console
+    await next_frame(socket, "ready")
+    chat = await closed_by_alex(desk_gateway, rasa, console)
+
+    await chat.visitor.say("When will the new bag arrive?")
+
+    notice = await chat.visitor.reply()
+    assert (notice["author"], notice["text"]) == ("system", wording.FOLLOW_UP_SAME.format(agent="Alex"))
+    again = follow_up_of(desk_gateway, chat)
+    assert (again.status, again.reason) == (HandoffStatus.CLAIMED, "follow_up")
+    assert "whose chat you closed" in (await next_frame(socket, "notice"))["text"]
+    state = alex.state(again.id)
+    assert [(m["author"], m["text"]) for m in state["messages"][-2:]] == [
+        ("customer", "When will the new bag arrive?"),
+        ("system", notice["text"]),
+    ]
+    assert state["handoff"]["mine"] is True
+    assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF
+    assert chat.sender_id in rasa.paused  # the bot stays silent: no "You're welcome!"
+    with pytest.raises(AssertionError):
+        await chat.visitor.next(lambda f: f["type"] == "message" and f["author"] == "bot", timeout=1.0)
+    said = await asyncio.to_thread(alex.post, f"/chats/{again.id}/messages", {"text": "Tuesday, by noon."})
+    assert said.status_code == 200
+    assert (await chat.visitor.reply())["text"] == "Tuesday, by noon."
+
+
+async def test_a_follow_up_whose_agent_left_waits_in_the_queue_marked_as_one(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    chat = await closed_by_alex(desk_gateway, rasa, console)
+    with desk_gateway.crm() as crm:  # Alex closed the console since
+        crm.scalars(select(Agent).where(Agent.username == "alex")).one().last_seen_at = None
+        crm.commit()
+
+    await chat.visitor.say("When will the new bag arrive?")
+
+    notice = await chat.visitor.reply()
+    assert notice["text"] == wording.FOLLOW_UP_QUEUED.format(agent="Alex")
+    entries = (await asyncio.to_thread(console["sam"].http.get, "/queue.json")).json()["entries"]
+    assert [(e["status"], e["follow_up"], e["notice"]) for e in entries] == [
+        ("queued", True, "Follow-up: the customer wrote again soon after Alex Agent closed the chat.")
+    ]
+    page = await asyncio.to_thread(console["sam"].http.get, "/queue")
+    assert '<span class="chip follow-up">Follow-up</span>' in page.text
+    assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF
+
+
+async def test_after_the_follow_up_window_the_bot_answers_again(
+    desk_gateway: RunningGateway, rasa: StandInRasa, console: Consoles
+) -> None:
+    chat = await closed_by_alex(desk_gateway, rasa, console)
+    desk = desk_gateway.gateway.desk
+    later = utcnow() + desk.follow_up_within + timedelta(seconds=5)
+    desk.clock = lambda: later
+
+    await chat.visitor.say("thanks!")
+
+    assert (await chat.visitor.reply())["text"] == "You said: thanks!"
+    assert handoff_row(desk_gateway, chat.handoff_id).status == HandoffStatus.CLOSED
+    assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.BOT
 
 
 async def test_a_chat_can_be_transferred_to_an_agent_at_the_console(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -66,3 +66,26 @@ def test_settings_refuse_to_start_with_unreadable_hours() -> None:
     env = {"RASA_TOKEN": "t", "SECRET_KEY": "s", "BUSINESS_HOURS": "weekdays 9-5"}
     with pytest.raises(SettingsError, match="BUSINESS_HOURS"):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("start", "hours", "due"),
+    [
+        ("2026-11-24T10:00:00+00:00", 2, "2026-11-24T12:00:00+00:00"),  # open all the way
+        ("2026-11-24T18:30:00+00:00", 2, "2026-11-25T08:30:00+00:00"),  # 30 min before 20:00, 90 from 08:00
+        ("2026-11-27T18:00:00+00:00", 2, "2026-11-28T09:00:00+00:00"),  # Fri 19:00: 1 h, then Sat 09-10
+        ("2026-11-28T21:00:00+00:00", 2, "2026-11-30T09:00:00+00:00"),  # Sat night: Mon 08:00 + 2 h
+        # Sat 15:00 CET: 1 h; Monday after the switch to summer time: 08:00 CEST (06:00 UTC) + 2 h.
+        ("2026-03-28T14:00:00+00:00", 3, "2026-03-30T08:00:00+00:00"),
+    ],
+)
+def test_open_time_is_added_only_while_open(start: str, hours: int, due: str) -> None:
+    added = HOURS.add_open_time(datetime.fromisoformat(start), timedelta(hours=hours))
+    assert added == datetime.fromisoformat(due)
+
+
+def test_open_time_always_open_and_never_open() -> None:
+    always = BusinessHours.parse("mon-sun 00:00-24:00", "Europe/Berlin")
+    start = datetime(2026, 11, 24, 22, 30, tzinfo=timezone.utc)
+    assert always.add_open_time(start, timedelta(hours=2)) == start + timedelta(hours=2)  # past midnight
+    assert BusinessHours.parse("", "Europe/Berlin").add_open_time(start, timedelta(hours=2)) is None

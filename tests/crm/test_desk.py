@@ -311,3 +311,81 @@ def test_two_agents_claiming_at_once_exactly_one_wins(crm_engine: Engine, commit
             select(AuditLog).where(AuditLog.entity_id == handoff.id, AuditLog.action == "handoff_claimed")
         ).all()
         assert [c.actor for c in claims] == [f"agent:{winner}"]
+
+
+# ---- a message soon after a close ------------------------------------------------------------
+
+
+def closed_chat(session: Session, closer: Agent, *, minutes_ago: float) -> Handoff:
+    handoff = make_handoff(session, status=HandoffStatus.CLAIMED, agent=closer, minutes_ago=minutes_ago + 10)
+    desk.finish(
+        session=session,
+        handoff_id=handoff.id,
+        agent_id=closer.id,
+        status=HandoffStatus.CLOSED,
+        resolution="New bag sent",
+        now=NOW - timedelta(minutes=minutes_ago),
+    )
+    return handoff
+
+
+def follow_up(session: Session, handoff: Handoff) -> desk.FollowUp | None:
+    return desk.follow_up_after_close(
+        session=session,
+        conversation_id=handoff.conversation_id,
+        now=NOW,
+        within=timedelta(minutes=30),
+        away_seconds=120,
+    )
+
+
+def test_a_message_soon_after_a_close_goes_back_to_the_agent_at_the_console(session: Session) -> None:
+    alex = make_agent(session, seen=30)
+    closed = closed_chat(session, alex, minutes_ago=5)
+
+    item = follow_up(session, closed)
+
+    assert item is not None and (item.follows, item.agent_id, item.claimed) == (closed.id, alex.id, True)
+    reopened = session.get_one(Handoff, item.chat.handoff_id)
+    assert (reopened.status, reopened.agent_id, reopened.reason, reopened.mode) == (
+        HandoffStatus.CLAIMED,
+        alex.id,
+        "follow_up",
+        "live",
+    )
+    assert session.get_one(Conversation, closed.conversation_id).status == ConversationStatus.HANDED_OFF
+    entry = next(e for e in desk.open_queue(session=session, now=NOW) if e.handoff_id == reopened.id)
+    assert (entry.status, entry.agent, entry.notice) == (
+        "claimed",
+        "Alex Agent",
+        "Follow-up: the customer wrote again soon after Alex Agent closed the chat.",
+    )
+    assert follow_up(session, closed) is None  # the conversation is with a person now: once only
+
+
+def test_a_follow_up_whose_agent_went_away_waits_in_the_queue_marked_as_one(session: Session) -> None:
+    alex = make_agent(session, seen=600)  # last seen ten minutes ago
+    closed = closed_chat(session, alex, minutes_ago=5)
+
+    item = follow_up(session, closed)
+
+    assert item is not None and not item.claimed
+    entry = next(e for e in desk.open_queue(session=session, now=NOW) if e.handoff_id == item.chat.handoff_id)
+    assert (entry.status, entry.agent_id, entry.reason) == ("queued", None, "follow_up")
+    assert entry.notice == "Follow-up: the customer wrote again soon after Alex Agent closed the chat."
+
+
+def test_after_the_follow_up_window_or_a_hand_back_the_bot_answers(session: Session) -> None:
+    alex = make_agent(session, seen=30)
+    long_ago = closed_chat(session, alex, minutes_ago=31)
+    assert follow_up(session, long_ago) is None
+    handed_back = make_handoff(session, status=HandoffStatus.CLAIMED, agent=alex)
+    desk.finish(
+        session=session,
+        handoff_id=handed_back.id,
+        agent_id=alex.id,
+        status=HandoffStatus.RETURNED,
+        now=NOW - timedelta(minutes=1),
+    )
+    assert follow_up(session, handed_back) is None
+    assert session.get_one(Conversation, long_ago.conversation_id).status == ConversationStatus.BOT

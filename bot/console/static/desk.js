@@ -115,6 +115,12 @@
       el("div", { class: "why", text: why })]);
   }
 
+  function followUpChip(td, entry) {
+    if (!entry.follow_up) return;
+    td.appendChild(document.createTextNode(" "));
+    td.appendChild(el("span", { class: "chip follow-up", text: "Follow-up" }));
+  }
+
   function renderQueue(entries) {
     var waiting = document.getElementById("waiting");
     var claimed = document.getElementById("claimed");
@@ -122,24 +128,34 @@
     entries.forEach(function (e) {
       if (e.status === "queued") {
         var who = el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: e.customer })]);
+        followUpChip(who, e);
         if (e.notice) who.appendChild(el("div", { class: "notice", text: e.notice }));
-        var mode = e.mode_label + (e.callback_by ? " (by " + e.callback_by.slice(0, 16).replace("T", " ") + " UTC)" : "");
+        var mode = el("td", { text: e.mode_label });
+        if (e.promised) {
+          mode.appendChild(document.createTextNode(" "));
+          mode.appendChild(el("span", {
+            class: "promised", title: e.callback_by.slice(0, 16).replace("T", " ") + " UTC", text: "(" + e.promised + ")",
+          }));
+        }
         var row = el("tr", { "data-handoff": String(e.handoff_id) }, [
           who, urgencyCell(e), segment(e), cell(e.temperament_label), cell(e.reason_label), cell(e.channel_label),
-          cell(mode), el("td", { class: "wait", "data-since": e.requested_at, text: e.wait_text }),
+          mode, el("td", { class: "contact", text: e.contact_text }),
+          el("td", { class: "wait", "data-since": e.requested_at, text: e.wait_text }),
           priorityCell(e), el("td", {}, [claimForm(e)]),
         ]);
         if (e.urgency) row.className = "urgent-" + e.urgency;
         w.push(row);
       } else {
         var mine = e.agent_id !== null && String(e.agent_id) === desk.dataset.me;
+        var whoClaimed = el("td", { text: e.customer });
+        followUpChip(whoClaimed, e);
         c.push(el("tr", { "data-handoff": String(e.handoff_id) }, [
-          cell(e.customer), segment(e), cell(e.reason_label), cell(e.channel_label), cell(e.mode_label), cell(e.agent || ""),
+          whoClaimed, segment(e), cell(e.reason_label), cell(e.channel_label), cell(e.mode_label), cell(e.agent || ""),
           el("td", {}, [el("a", { href: root + "/chats/" + e.handoff_id, text: mine ? "Continue" : "View" })]),
         ]));
       }
     });
-    if (!w.length) w.push(el("tr", { class: "empty" }, [el("td", { colspan: "10", text: "Nobody is waiting." })]));
+    if (!w.length) w.push(el("tr", { class: "empty" }, [el("td", { colspan: "11", text: "Nobody is waiting." })]));
     if (!c.length) c.push(el("tr", { class: "empty" }, [el("td", { colspan: "7", text: "No chat is being handled." })]));
     waiting.replaceChildren.apply(waiting, w);
     claimed.replaceChildren.apply(claimed, c);
@@ -284,6 +300,7 @@
       if (atBottom(log)) document.getElementById("new-messages").hidden = true;
     });
     document.getElementById("new-messages").addEventListener("click", toNewest);
+    quoteResolution();
     var noteForm = document.getElementById("note-form");  // only for the chat's agent and admins
     if (noteForm) {
       noteForm.addEventListener("submit", function (event) {
@@ -293,6 +310,22 @@
           .then(function () { note.value = ""; say("Note added."); return refreshChat(); }, function (error) { say(error.message); });
       });
     }
+  }
+
+  /* The close dialog quotes the resolution the customer will read (set as text, never as HTML). */
+  function quoteResolution() {
+    var form = document.getElementById("close-form");
+    var resolution = document.getElementById("resolution");
+    if (!form || !resolution) return;
+    var plain = form.dataset.confirm;
+    function quote() {
+      var text = resolution.value.trim();
+      form.dataset.confirm = text
+        ? "Close this chat? The customer reads, exactly as written: \u201c" + text + "\u201d. Then the bot answers them again."
+        : plain;
+    }
+    resolution.addEventListener("input", quote);
+    quote();
   }
 
   /* The agent's unsent reply survives a redraw of the page (a reload when the chat's state changes). */
