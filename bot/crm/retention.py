@@ -326,15 +326,3 @@ def apply_offer(
     )
     session.flush()
     return todo
-
-
-def save_rate(*, session: Session, since: datetime) -> tuple[int, int]:
-    """(customers saved, customers who asked to leave) since a moment: the figure reports show."""
-    decided = session.execute(
-        select(RetentionAttempt.customer_id, RetentionAttempt.outcome).where(
-            RetentionAttempt.created_at >= since, RetentionAttempt.outcome != RetentionOutcome.PENDING
-        )
-    ).all()
-    asked = {cid for cid, _ in decided}
-    saved = {cid for cid, outcome in decided if outcome is RetentionOutcome.ACCEPTED}
-    return len(saved), len(asked)

@@ -8,6 +8,7 @@ import io
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,15 @@ from bot.crm.models import (
     LeaveReason,
     Offer,
     OfferKind,
+    Product,
     RetentionAttempt,
     RetentionOutcome,
     Segment,
+    Subscription,
+    SubscriptionStatus,
     Survey,
 )
+from bot.crm.reports import GLOSSARY
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient
 from tests.console.logins import console_app, console_crm, console_settings, login
@@ -47,7 +52,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:
-    """Two customers asked to leave over price, one stayed; ratings 5 and 2; two complaints."""
+    """Two customers asked to leave over price: Anna stayed, Ben left; ratings 5 and 2; two complaints
+    resolved in 10 h (kept, of 24 h) and 50 h (broken); two offers with one title."""
     now = datetime.now(timezone.utc)
     with Session(make_engine(settings.database_url)) as session:
         anna = make_customer(
@@ -56,21 +62,45 @@ def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:
         ben = make_customer(
             session, first_name="Ben", segment=Segment.BZ, created_at=now - timedelta(days=60)
         )
-        offer = Offer(
-            code="pause", title=offer_title, description="", kind=OfferKind.PAUSE, reason=LeaveReason.PRICE
-        )
-        session.add(offer)
+        offers = [
+            Offer(code=code, title=title, description="", kind=OfferKind.PAUSE, reason=reason)
+            for code, title, reason in (
+                ("pause", offer_title, LeaveReason.PRICE),
+                ("q-fix", "We fix it first", LeaveReason.QUALITY),
+                ("s-fix", "We fix it first", LeaveReason.SERVICE),
+            )
+        ]
+        session.add_all(offers)
+        plan = Product(sku="PLAN-R", name="Plan", category="plan", price=Decimal("9.00"), is_plan=True)
+        session.add(plan)
         session.flush()
-        for customer, outcome in ((anna, RetentionOutcome.ACCEPTED), (ben, RetentionOutcome.DECLINED)):
+        two_days_ago = now - timedelta(days=2)
+        for customer, outcome, made in (
+            (anna, RetentionOutcome.ACCEPTED, offers[0]),
+            (ben, RetentionOutcome.DECLINED, offers[0]),
+            (ben, RetentionOutcome.DECLINED, offers[1]),
+            (anna, RetentionOutcome.ACCEPTED, offers[2]),
+        ):
             session.add(
                 RetentionAttempt(
                     customer_id=customer.id,
                     reason=LeaveReason.PRICE,
-                    offer_id=offer.id,
+                    offer_id=made.id,
                     outcome=outcome,
-                    created_at=now - timedelta(days=2),
+                    created_at=two_days_ago,
+                    decided_at=two_days_ago,
                 )
             )
+        session.add(
+            Subscription(
+                customer_id=ben.id,
+                product_id=plan.id,
+                status=SubscriptionStatus.CANCEL_REQUESTED,
+                monthly_price=Decimal("9.00"),
+                started_at=now - timedelta(days=300),
+                cancel_requested_at=two_days_ago + timedelta(minutes=5),
+            )
+        )
         for customer, score in ((anna, 5), (ben, 2)):
             session.add(Survey(customer_id=customer.id, score=score, created_at=now - timedelta(days=3)))
         created = now - timedelta(days=20)
@@ -85,6 +115,7 @@ def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:
             session,
             ben,
             category=ComplaintCategory.BILLING,
+            team="billing",
             created_at=created,
             sla_due_at=created + timedelta(hours=24),
             resolved_at=created + timedelta(hours=50),
@@ -92,10 +123,25 @@ def seed(settings: Settings, offer_title: str = "Pause for a month") -> None:
         session.commit()
 
 
+def block_of(html: str, testid: str) -> str:
+    match = re.search(rf'data-testid="{testid}"[^>]*>(.*?)</p>', html, re.S)
+    assert match is not None, f"no {testid} on the page"
+    return match.group(1).strip()
+
+
 def text_of(html: str, testid: str) -> str:
     match = re.search(rf'data-testid="{testid}"[^>]*>([^<]*)<', html)
     assert match is not None, f"no {testid} on the page"
     return match.group(1).strip()
+
+
+def row_of(html: str, testid: str, header: str) -> list[str]:
+    """The cells of the row headed `header` in the table `testid`."""
+    table = re.search(rf'data-testid="{testid}".*?</table>', html, re.S)
+    assert table is not None, f"no {testid} table"
+    row = re.search(rf"<th scope=\"row\"[^>]*>{re.escape(header)}</th>(.*?)</tr>", table.group(0), re.S)
+    assert row is not None, f"no {header} row in {testid}"
+    return [cell.strip() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
 
 
 @pytest.mark.parametrize("username", ["mo", "ada"])
@@ -107,14 +153,71 @@ def test_marketers_and_admins_read_the_figures(client: TestClient, settings: Set
     html = page.text
     assert "Last 30 days:" in text_of(html, "period")
     assert text_of(html, "customers") == "2"
+    assert text_of(html, "asked-to-leave") == "2"
     assert text_of(html, "save-rate") == "50%"
     assert text_of(html, "csat-average") == "3.50"
     assert text_of(html, "csat-low") == "1"
-    assert text_of(html, "sla-share") == "50%"
-    assert text_of(html, "median-resolve") == "30.0"  # of 10 and 50 hours
-    assert re.search(r"<th scope=\"row\">price</th><td class=\"num\">2</td><td class=\"num\">1</td>", html)
-    assert re.search(r"<th scope=\"row\">MVC</th><td class=\"num\">1</td><td class=\"num\">50%</td>", html)
+    assert text_of(html, "cases-resolved") == "2"
+    assert text_of(html, "promises-kept") == "50%"
+    assert text_of(html, "promises-broken") == "50%"
+    assert text_of(html, "median-resolve") == "1 day 6 h"  # of 10 and 50 hours
+    # asked to leave, stayed, left, not decided yet, save rate
+    assert row_of(html, "by-reason", "the price") == ["2", "1", "1", "0", "50%"]
+    # customers, share, marketing, asked to leave, stayed, left
+    assert row_of(html, "segments", "most valuable (MVC)") == ["1", "50%", "0", "1", "1", "0"]
+    assert row_of(html, "segments", "all") == ["2", "100%", "0", "2", "1", "1"]
     assert "Pause for a month" in html
+
+
+def test_figures_that_appear_twice_agree_and_groups_add_up(client: TestClient, settings: Settings) -> None:
+    """The disagreements of issue 19: Loyalty and Retention count the same people; accepted offers
+    are not set beside customers who stayed; twin offers are told apart; every CSAT source is shown."""
+    seed(settings)
+    login(client, "mo")
+    html = client.get("/reports").text
+    asked = text_of(html, "asked-to-leave")
+    assert block_of(html, "leaving-summary").startswith(f"<strong>{asked}</strong> customers")
+    # made, accepted, declined, no answer yet, accepted of answered
+    assert row_of(html, "offers", "We fix it first (when leaving over quality)") == ["1", "0", "1", "0", "0%"]
+    assert row_of(html, "offers", "We fix it first (when leaving over service)") == [
+        "1",
+        "1",
+        "0",
+        "0",
+        "100%",
+    ]
+    assert row_of(html, "offers", "all offers") == ["4", "2", "2", "0", ""]
+    sources = ("after a handoff", "after a complaint", "other")
+    assert [row_of(html, "csat-sources", source)[0] for source in sources] == ["0", "0", "2"]
+    assert row_of(html, "csat-distribution", "all") == ["2", "100%"]
+    assert row_of(html, "cases-by-category", "all") == ["2", "2"]
+    # No first response recorded: the resolution was the first (10 h and 50 h), as the glossary says.
+    first_and_resolve = ["1 day 6 h", "2 days 2 h"]
+    assert row_of(html, "cases-by-team", "all teams") == [
+        "all",
+        "2",
+        *first_and_resolve,
+        "0",
+        "2",
+        *first_and_resolve,
+    ]
+
+
+def test_every_figure_links_to_its_definition_on_the_page(client: TestClient, settings: Settings) -> None:
+    seed(settings)
+    login(client, "mo")
+    html = client.get("/reports").text
+    defined = set(re.findall(r'<dt id="(g-[a-z0-9-]+)">', html))
+    linked = set(re.findall(r'<a class="term" href="#(g-[a-z0-9-]+)">', html))
+    assert len(defined) == len(GLOSSARY)
+    assert linked and linked <= defined
+    assert {
+        "g-asked-to-leave",
+        "g-save-rate",
+        "g-promise-kept",
+        "g-told-in-time",
+        "g-first-response",
+    } <= linked
 
 
 def test_the_home_page_links_a_marketer_to_reports(client: TestClient) -> None:
@@ -185,8 +288,8 @@ def test_the_csv_export_has_the_same_figures(client: TestClient, settings: Setti
     figures = {(s, g, f): v for s, g, f, v in rows[1:]}
     assert figures[("retention", "all", "save rate")] == "0.5"
     assert figures[("satisfaction", "all", "average")] == "3.5"
-    assert figures[("complaints", "all", "opened")] == "0"  # opened 20 days ago, outside the week
-    assert ("retention by offer", '\'=HYPERLINK("http://evil")', "saved") in figures
+    assert figures[("cases", "all", "filed")] == "0"  # filed 20 days ago, outside the week
+    assert figures[("offers", '\'=HYPERLINK("http://evil")', "accepted")] == "1"
 
 
 def test_the_gateway_serves_reports_under_console(console: dict[str, ConsoleClient]) -> None:
