@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.console import admin, campaigns, nlu_review, outbox, reports
 from bot.console import cases as case_desk
+from bot.console import feedback as feedback_desk
 from bot.console.auth import (
     MAX_USERNAME,
     SESSION_COOKIE,
@@ -208,6 +209,7 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *reports.routes(console),
             *admin.routes(console),
             *case_desk.routes(console),
+            *feedback_desk.routes(console),
             *nlu_review.routes(console),
             *outbox.routes(console),
         ],

@@ -45,6 +45,8 @@ _DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA
 PERMISSIONS: dict[str, frozenset[Role]] = {
     "chats": frozenset({Role.AGENT, Role.LEAD, Role.ADMIN}),  # the queue, conversations, customer records
     "cases": frozenset({Role.AGENT, Role.LEAD, Role.ADMIN}),  # complaint cases of their teams (admins: all)
+    # customers' feedback and exit answers; telling a customer what changed is a service message
+    "feedback": frozenset({Role.AGENT, Role.LEAD, Role.ADMIN}),
     "campaigns": frozenset({Role.MARKETER, Role.ADMIN}),
     "reports": frozenset({Role.MARKETER, Role.ADMIN}),
     "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
