@@ -375,39 +375,6 @@ ERASURE: dict[str, Declaration] = {
             "created_at": KEEP,
         }
     ),
-    "feedback_item": Rows(
-        {
-            "id": KEEP,
-            "customer_id": KEEP,
-            "conversation_id": KEEP,
-            "survey_id": KEEP,
-            "retention_attempt_id": KEEP,
-            "source": KEEP,
-            "text": ERASE,  # the customer's words
-            "score": KEEP,
-            "theme": KEEP,
-            "product": NULL,  # read from their words
-            "competitor": NULL,
-            "state": KEEP,
-            "owner_id": KEEP,
-            "customer_told_at": KEEP,
-            "customer_told_by": KEEP,
-            "created_at": KEEP,
-            "version": KEEP,
-        }
-    ),
-    "feedback_event": Rows(
-        {
-            "id": KEEP,
-            "item_id": KEEP,
-            "kind": KEEP,
-            "agent_id": KEEP,
-            "from_value": Code(r"[a-z0-9_]+", NULL),  # a state, a source or an agent's id
-            "to_value": Code(r"[a-z0-9_]+", NULL),
-            "text": NULL,  # what we told the customer
-            "created_at": KEEP,
-        }
-    ),
     "delivery": Rows(
         {
             "id": KEEP,

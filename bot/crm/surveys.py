@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from bot.crm.complaints import sla_due
 from bot.crm.feedback import file_feedback
-from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Complaint,
     ComplaintCategory,

@@ -230,21 +230,6 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
     session.add(told)
     session.flush()
     rows += [item, told]
-    item = FeedbackItem(  # their feedback on the Feedback page, and what we told them
-        customer_id=customer.id,
-        conversation_id=conversation.id,
-        source=FeedbackSource.FEEDBACK,
-        text="the courier was rude",
-        product="Mug",
-        competitor="BrewBox",
-        state=FeedbackState.DONE,
-    )
-    session.add(item)
-    session.flush()
-    told = FeedbackEvent(item_id=item.id, kind=FeedbackEventKind.TOLD, to_value="done", text="new couriers")
-    session.add(told)
-    session.flush()
-    rows += [item, told]
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]

@@ -16,14 +16,6 @@ from .feedback import (
     FeedbackState,
     FeedbackTheme,
 )
-from .feedback import (
-    FeedbackEvent,
-    FeedbackEventKind,
-    FeedbackItem,
-    FeedbackSource,
-    FeedbackState,
-    FeedbackTheme,
-)
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
@@ -46,12 +38,6 @@ __all__ = [
     "Customer",
     "Delivery",
     "EmailVerification",
-    "FeedbackEvent",
-    "FeedbackEventKind",
-    "FeedbackItem",
-    "FeedbackSource",
-    "FeedbackState",
-    "FeedbackTheme",
     "FeedbackEvent",
     "FeedbackEventKind",
     "FeedbackItem",
