@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.crm.business_hours import BadBusinessHours, BusinessHours
+from bot.crm.sla import SlaRules
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
@@ -58,6 +59,9 @@ class Settings:
     holidays: tuple[str, ...]
     business_timezone: str
     business_hours: str
+    sla_at_risk_share: float  # of a case's promised time used: its team is warned
+    sla_update_share: float  # used: the customer is told the new time, before the promise passes
+    sla_office_hours_teams: tuple[str, ...]  # teams whose case clocks count BUSINESS_HOURS only
     agent_online_seconds: float
     agent_away_seconds: float
     unattended_seconds: float
@@ -146,6 +150,9 @@ class Settings:
             holidays=_list(env, "OUTREACH_HOLIDAYS", "12-25 Christmas,01-01 New Year"),
             business_timezone=env.get("BUSINESS_TIMEZONE") or "Europe/Berlin",
             business_hours=env.get("BUSINESS_HOURS") or "mon-fri 08:00-20:00, sat 09:00-16:00",
+            sla_at_risk_share=_fraction(env, "SLA_AT_RISK_SHARE", 0.75),
+            sla_update_share=_fraction(env, "SLA_UPDATE_SHARE", 0.9),
+            sla_office_hours_teams=_list(env, "SLA_OFFICE_HOURS_TEAMS", ""),
             agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
             agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
             unattended_seconds=_number(env, "HANDOFF_UNATTENDED_SECONDS", 300.0),
@@ -171,6 +178,7 @@ class Settings:
             returns_address=env.get("RETURNS_ADDRESS") or RETURNS_ADDRESS,
         )
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
+        settings.sla_rules()
         settings.check_secrets()
         settings.check_telegram()
         return settings
@@ -212,6 +220,9 @@ class Settings:
             "OUTREACH_HOLIDAYS": ",".join(self.holidays),
             "BUSINESS_TIMEZONE": self.business_timezone,
             "BUSINESS_HOURS": self.business_hours,
+            "SLA_AT_RISK_SHARE": repr(self.sla_at_risk_share),
+            "SLA_UPDATE_SHARE": repr(self.sla_update_share),
+            "SLA_OFFICE_HOURS_TEAMS": ",".join(self.sla_office_hours_teams),
             "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
             "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
             "HANDOFF_UNATTENDED_SECONDS": repr(self.unattended_seconds),
@@ -241,6 +252,26 @@ class Settings:
             return BusinessHours.parse(self.business_hours, self.business_timezone)
         except BadBusinessHours as error:
             raise SettingsError(f"BUSINESS_HOURS: {error}") from error
+
+    def sla_rules(self) -> SlaRules:
+        """How complaint cases' clocks count (SLA_* settings, with BUSINESS_HOURS)."""
+        teams = {"logistics", "billing", "quality", "customer_care", "tech"}
+        unknown = sorted(set(self.sla_office_hours_teams) - teams)
+        if unknown:
+            raise SettingsError(
+                f"SLA_OFFICE_HOURS_TEAMS: no team {', '.join(unknown)} (teams: {', '.join(sorted(teams))})"
+            )
+        if not 0 < self.sla_at_risk_share < self.sla_update_share < 1:
+            raise SettingsError(
+                "SLA_AT_RISK_SHARE must be less than SLA_UPDATE_SHARE, both between 0 and 1 "
+                f"(not {self.sla_at_risk_share} and {self.sla_update_share})"
+            )
+        return SlaRules(
+            at_risk_share=self.sla_at_risk_share,
+            update_share=self.sla_update_share,
+            office_hours=self.opening_hours(),
+            office_teams=frozenset(self.sla_office_hours_teams),
+        )
 
     def check_secrets(self) -> None:
         """Refuse weak secrets outside development and tests."""

@@ -14,7 +14,7 @@ from bot.crm import retention
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
-from scheduler import campaigns, checkins
+from scheduler import campaigns, checkins, sla
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
 
@@ -80,6 +80,14 @@ def sweep() -> None:
     counts = sweep_once(runtime(), utcnow())
     if any(counts.values()):
         log.info("sweep queued %s", counts)
+
+
+def sla_clock() -> None:
+    """APScheduler job: the SLA clock acts on open cases (warns, tells the customer, escalates)."""
+    rt = runtime()
+    steps = sla.walk(factory=rt.factory, now=utcnow(), rules=rt.settings.sla_rules(), policy=rt.sender.policy)
+    if steps:
+        log.info("sla clock %s", dict(steps))
 
 
 def send_due() -> None:

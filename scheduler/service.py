@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -31,6 +32,14 @@ def build_scheduler(settings: Settings, *, sweep_seconds: float, send_seconds: f
     )
     scheduler.add_job(
         "scheduler.jobs:send_due", "interval", seconds=send_seconds, id="outreach:send", replace_existing=True
+    )
+    scheduler.add_job(  # first at start: a newcomer's first run shows the demo's notices at once
+        "scheduler.jobs:sla_clock",
+        "interval",
+        seconds=sweep_seconds,
+        id="cases:sla_clock",
+        replace_existing=True,
+        next_run_time=datetime.now(timezone.utc),
     )
     return scheduler
 

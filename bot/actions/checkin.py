@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rasa_sdk.events import EventType, SlotSet
 
-from bot.actions.base import CRMAction, Turn
+from bot.actions.base import CRMAction, Turn, current_settings
 from bot.crm.case_history import record_event
 from bot.crm.complaints import reopen_complaint
 from bot.crm.models import CaseEventKind, Complaint, ComplaintStatus, utcnow
@@ -90,6 +90,7 @@ class ActionReopenComplaint(CRMAction):
                 complaint=complaint,
                 customer=turn.customer,
                 conversation=turn.conversation,
+                rules=current_settings().sla_rules(),
             )
         return [SlotSet("offer_human", True)]
 

@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.actions.base import CRMAction, Turn, crm_session, latest_text, open_turn
+from bot.actions.base import CRMAction, Turn, crm_session, current_settings, latest_text, open_turn
 from bot.actions.formatting import day, due_phrase
 from bot.actions.lookups import customer_order, latest_order, means_no_order, normalise_order_number
 from bot.crm.complaints import file_complaint, recent_complaints
@@ -140,6 +140,7 @@ class ActionFileComplaint(CRMAction):
             said_again=slots.get("empathy") == "repeat",
             conversation=turn.conversation,
             now=now,
+            rules=current_settings().sla_rules(),  # the promise below counts as the case's clock does
         )
         complaint = filed.complaint
         irritable = turn.customer.temperament is Temperament.IRRITABLE

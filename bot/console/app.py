@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.console import admin, campaigns, nlu_review, outbox, reports
+from bot.console import admin, campaigns, integrations, nlu_review, notices, outbox, reports
 from bot.console import cases as case_desk
 from bot.console import feedback as feedback_desk
 from bot.console.auth import (
@@ -210,8 +210,10 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *admin.routes(console),
             *case_desk.routes(console),
             *feedback_desk.routes(console),
+            *notices.routes(console),
             *nlu_review.routes(console),
             *outbox.routes(console),
+            *integrations.routes(console),
         ],
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers=error_handlers(console, SECURITY_HEADERS),

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
-from bot.crm import cases, transcript
+from bot.crm import cases, notices, transcript
 from bot.crm.cases import CaseError, Filters, NoSuchCase, NotYourTeam, Resolution, StaleCase, Viewer
 from bot.crm.models import (
     CaseEventKind,
@@ -39,6 +39,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.crm.record import customer_record
+from bot.crm.sla import SlaRules
 
 if TYPE_CHECKING:
     from bot.console.app import Console
@@ -75,6 +76,7 @@ def routes(console: Console) -> list[BaseRoute]:
 class CasePages:
     def __init__(self, console: Console) -> None:
         self.console = console
+        self.rules = console.settings.sla_rules()  # how each team's clock counts (SLA_* settings)
 
     async def _crm(self, work: Callable[..., T]) -> T:
         return await self.console.crm.run(work)
@@ -84,7 +86,7 @@ class CasePages:
     async def list_page(self, request: Request) -> Response:
         user = await self.console.require(request, "cases")
         filters = Filters.parse(dict(request.query_params))
-        data = await self._crm(partial(_list, user=user, filters=filters, now=utcnow()))
+        data = await self._crm(partial(_list, user=user, filters=filters, now=utcnow(), rules=self.rules))
         return self.console.page(
             request,
             "cases/list.html",
@@ -98,7 +100,7 @@ class CasePages:
     async def list_json(self, request: Request) -> Response:
         user = await self.console.require(request, "cases")
         filters = Filters.parse(dict(request.query_params))
-        data = await self._crm(partial(_list, user=user, filters=filters, now=utcnow()))
+        data = await self._crm(partial(_list, user=user, filters=filters, now=utcnow(), rules=self.rules))
         return JSONResponse(
             {"cases": [row.view() for row in data["rows"]]}, headers={"Cache-Control": "no-store"}
         )
@@ -121,7 +123,7 @@ class CasePages:
     ) -> Response:
         case_id = int(request.path_params["case_id"])
         try:
-            data = await self._crm(partial(_case, user=user, case_id=case_id, now=utcnow()))
+            data = await self._crm(partial(_case, user=user, case_id=case_id, now=utcnow(), rules=self.rules))
         except CaseError as refused:
             raise HTTPException(refused.status, detail=refused.message) from None
         response = self.console.page(
@@ -273,10 +275,17 @@ def _labels() -> dict[str, dict[str, str]]:
 # ---- what the pages show (run on the console's CRM workers) ---------------------------------------
 
 
-def _list(session: Session, *, user: ConsoleUser, filters: Filters, now: datetime) -> dict[str, Any]:
+def _list(
+    session: Session, *, user: ConsoleUser, filters: Filters, now: datetime, rules: SlaRules
+) -> dict[str, Any]:
     viewer = cases.viewer_of(session=session, agent_id=user.id, role=user.role)
-    rows = cases.open_cases(session=session, viewer=viewer, filters=filters, now=now)
-    return {"rows": rows, "my_teams": sorted(viewer.teams), "everything": user.role.value == "admin"}
+    rows = cases.open_cases(session=session, viewer=viewer, filters=filters, now=now, rules=rules)
+    return {
+        "rows": rows,
+        "my_teams": sorted(viewer.teams),
+        "everything": user.role.value == "admin",
+        "notices": notices.notices_of(session=session, agent_id=user.id, unread_only=True),
+    }
 
 
 def _changes_since(session: Session, *, case_id: int, seen: int) -> list[str]:
@@ -286,7 +295,9 @@ def _changes_since(session: Session, *, case_id: int, seen: int) -> list[str]:
     ]
 
 
-def _case(session: Session, *, user: ConsoleUser, case_id: int, now: datetime) -> dict[str, Any]:
+def _case(
+    session: Session, *, user: ConsoleUser, case_id: int, now: datetime, rules: SlaRules
+) -> dict[str, Any]:
     viewer = cases.viewer_of(session=session, agent_id=user.id, role=user.role)
     complaint = cases.visible_case(session=session, viewer=viewer, complaint_id=case_id)
     customer = session.get_one(Customer, complaint.customer_id)
@@ -315,7 +326,7 @@ def _case(session: Session, *, user: ConsoleUser, case_id: int, now: datetime) -
             "description": complaint.description or "",
             "created_at": complaint.created_at,
             "sla_due_at": complaint.sla_due_at,
-            "clock": cases.clock_of(complaint, now).value,
+            "clock": cases.clock_of(complaint, now, rules).value,
             "resolution": complaint.resolution,
             "remedy": complaint.remedy.value if complaint.remedy else None,
             "credit_amount": complaint.credit_amount,

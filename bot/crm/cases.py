@@ -31,9 +31,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.crm import refunds
+from bot.crm import mail, refunds
 from bot.crm.case_history import record_event
 from bot.crm.complaints import OPEN_STATUSES, resolve_complaint
+from bot.crm.mail import verified_email
 from bot.crm.models import (
     Agent,
     AgentTeam,
@@ -53,6 +54,8 @@ from bot.crm.models import (
     Team,
     utcnow,
 )
+from bot.crm.reachability import reachable
+from bot.crm.sla import WALL_CLOCK, SlaRules
 
 S = ComplaintStatus
 STATE_LABEL = {
@@ -87,7 +90,6 @@ MOVES: dict[ComplaintStatus, frozenset[ComplaintStatus]] = {
     S.CLOSED: frozenset(),
 }
 MOVABLE_BY_HAND = frozenset({S.OPEN, S.IN_PROGRESS})  # the "move to" form's choices
-AT_RISK_SHARE = 0.75  # of the promised time used
 CREDIT_UP_TO = Decimal("50.00")  # more than this is a refund, decided by the refund policy
 MAX_RESOLUTION, MAX_NOTE, MAX_QUESTION = 2000, 2000, 1000
 REFUND_REFUSED = {
@@ -219,15 +221,14 @@ def team_label(team: str) -> str:
         return team
 
 
-def clock_of(complaint: Complaint, now: datetime) -> Clock:
-    """On time, at risk (most of the promised time used) or breached; stopped once resolved."""
+def clock_of(complaint: Complaint, now: datetime, rules: SlaRules = WALL_CLOCK) -> Clock:
+    """On time, at risk (most of the promised time used, counted the team's way) or breached;
+    stopped once resolved."""
     if complaint.status not in OPEN_STATUSES:
         return Clock.STOPPED
     if now >= complaint.sla_due_at:
         return Clock.BREACHED
-    promised = (complaint.sla_due_at - complaint.created_at).total_seconds()
-    used = (now - complaint.created_at).total_seconds()
-    return Clock.AT_RISK if promised <= 0 or used >= AT_RISK_SHARE * promised else Clock.ON_TIME
+    return Clock.AT_RISK if rules.share_used(complaint, now) >= rules.at_risk_share else Clock.ON_TIME
 
 
 # ---- who ----------------------------------------------------------------------------------------
@@ -284,7 +285,9 @@ def team_members(*, session: Session, team: str) -> list[Agent]:
 # ---- reading ------------------------------------------------------------------------------------
 
 
-def open_cases(*, session: Session, viewer: Viewer, filters: Filters, now: datetime) -> list[CaseRow]:
+def open_cases(
+    *, session: Session, viewer: Viewer, filters: Filters, now: datetime, rules: SlaRules = WALL_CLOCK
+) -> list[CaseRow]:
     """The cases the viewer's teams own (all for an admin), most urgent first: reopened cases on
     top, then by the time promised to the customer."""
     query = select(Complaint, Customer).join(Customer, Customer.id == Complaint.customer_id)
@@ -304,13 +307,15 @@ def open_cases(*, session: Session, viewer: Viewer, filters: Filters, now: datet
         query = query.where(Complaint.owner_id == viewer.id)
     query = query.order_by(Complaint.priority.desc(), Complaint.sla_due_at, Complaint.id).limit(500)
     names = agent_names(session)
-    rows = [_row(c, customer, names, now) for c, customer in session.execute(query).tuples()]
+    rows = [_row(c, customer, names, now, rules) for c, customer in session.execute(query).tuples()]
     if filters.clock:
         rows = [r for r in rows if r.clock == filters.clock]
     return rows
 
 
-def _row(complaint: Complaint, customer: Customer, names: dict[int, str], now: datetime) -> CaseRow:
+def _row(
+    complaint: Complaint, customer: Customer, names: dict[int, str], now: datetime, rules: SlaRules
+) -> CaseRow:
     return CaseRow(
         id=complaint.id,
         customer=customer.display_name,
@@ -322,7 +327,7 @@ def _row(complaint: Complaint, customer: Customer, names: dict[int, str], now: d
         owner_id=complaint.owner_id,
         priority=complaint.priority,
         sla_due_at=complaint.sla_due_at,
-        clock=clock_of(complaint, now).value,
+        clock=clock_of(complaint, now, rules).value,
         created_at=complaint.created_at,
         summary=(complaint.description or "")[:140],
         category=complaint.category.value,
@@ -379,6 +384,8 @@ def describe(event: CaseEvent, names: dict[int, str]) -> str:
         return f"The customer answered: {event.text or ''}"
     if event.kind is k.RESOLVED:
         return f"{who} resolved it ({event.to_value or 'no remedy'}): {event.text or ''}"
+    if event.kind in (k.PROMISE, k.CLOCK):
+        return f"SLA clock: {event.text or ''}"
     return f"Reopened: {event.text or ''}"
 
 
@@ -690,10 +697,29 @@ def resolve(
         text=text,
         now=now,
     )
-    key = resolution_key(complaint.id, event.id)
-    queue_case_update(session=session, complaint=complaint, key=key, text=told, now=now)
+    key = _tell_resolved(session, complaint, event.id, told, now)
     session.flush()
     return Change(complaint.version, [key])
+
+
+def _tell_resolved(session: Session, complaint: Complaint, event_id: int, told: str, now: datetime) -> str:
+    """Tell the customer in their chat; a customer with no chat channel left but a confirmed email
+    address gets the resolution by mail instead. Returns the key of what was queued."""
+    customer = session.get_one(Customer, complaint.customer_id)
+    if not reachable(session=session, customer=customer) and verified_email(customer) is not None:
+        what = told.removeprefix(f"Update on your complaint (case #{complaint.id}): ")
+        mail.queue_case_resolved(
+            session=session,
+            customer=customer,
+            case_id=complaint.id,
+            resolution=what,
+            event_id=event_id,
+            now=now,
+        )
+        return mail.case_resolved_key(complaint.id, event_id)
+    key = resolution_key(complaint.id, event_id)
+    queue_case_update(session=session, complaint=complaint, key=key, text=told, now=now)
+    return key
 
 
 def _credit(typed: str) -> Decimal:
@@ -775,6 +801,11 @@ def question_key(complaint_id: int, event_id: int) -> str:
 
 def resolution_key(complaint_id: int, event_id: int) -> str:
     return f"case_update:complaint:{complaint_id}:resolved:{event_id}"
+
+
+def late_key(complaint_id: int, round_: int) -> str:
+    """The SLA clock's honest update of a round (scheduler/sla.py): at most one per round."""
+    return f"case_update:complaint:{complaint_id}:late:{round_}"
 
 
 # ---- the customer's side --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.crm.queries import log_interaction
+from bot.crm.sla import WALL_CLOCK, SlaRules
 
 OPEN_STATUSES = (
     ComplaintStatus.OPEN,
@@ -68,9 +69,12 @@ def severity_for(
     return Severity.MEDIUM if points >= 1 else Severity.LOW
 
 
-def sla_due(*, severity: Severity, segment: Segment, now: datetime) -> datetime:
-    """When the customer must have heard back: severity sets the hours, the segment shortens them."""
-    return now + timedelta(hours=SLA_HOURS[severity] * SLA_FACTOR[segment])
+def sla_due(
+    *, severity: Severity, segment: Segment, now: datetime, team: str = "", rules: SlaRules = WALL_CLOCK
+) -> datetime:
+    """When the customer must have heard back: severity sets the hours, the segment shortens them,
+    and a team that works office hours counts only those (the same count as the case's clock)."""
+    return rules.due(team=team, start=now, span=timedelta(hours=SLA_HOURS[severity] * SLA_FACTOR[segment]))
 
 
 def recent_complaints(*, session: Session, customer_id: int, now: datetime) -> int:
@@ -107,6 +111,7 @@ def file_complaint(
     said_again: bool = False,
     conversation: Conversation | None = None,
     now: datetime | None = None,
+    rules: SlaRules = WALL_CLOCK,
 ) -> Filed:
     """Create the case, route it, set its SLA, and log the business event.
 
@@ -126,7 +131,10 @@ def file_complaint(
         team=TEAM_FOR[category],
         description=(description or "")[:4000] or None,
         status=ComplaintStatus.OPEN,
-        sla_due_at=sla_due(severity=severity, segment=customer.segment, now=now),
+        sla_due_at=sla_due(
+            severity=severity, segment=customer.segment, now=now, team=TEAM_FOR[category], rules=rules
+        ),
+        sla_started_at=now,
         created_at=now,
     )
     session.add(complaint)
@@ -177,6 +185,7 @@ def reopen_complaint(
     customer: Customer,
     conversation: Conversation | None = None,
     now: datetime | None = None,
+    rules: SlaRules = WALL_CLOCK,
 ) -> None:
     """The fix did not hold: reopen to its owner at top priority, with high severity and a fresh SLA."""
     now = now or utcnow()
@@ -184,7 +193,10 @@ def reopen_complaint(
     complaint.status = ComplaintStatus.REOPENED
     complaint.priority = TOP_PRIORITY
     complaint.severity = Severity.HIGH
-    complaint.sla_due_at = sla_due(severity=Severity.HIGH, segment=customer.segment, now=now)
+    complaint.sla_due_at = sla_due(
+        severity=Severity.HIGH, segment=customer.segment, now=now, team=complaint.team, rules=rules
+    )
+    complaint.sla_started_at = now
     complaint.followup_done_at = now
     complaint.resolved_at = None
     log_interaction(

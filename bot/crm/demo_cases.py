@@ -1,5 +1,8 @@
 """The case desk's demo: teams for the demo logins, and a dozen recent cases in every state, a few
 at risk and a few breached, with their history, so that the Cases page shows its work on first run.
+A breached case has had its honest update already (its promise moved once, the customer told), so
+the scheduler's first walk of the SLA clock (at its start) escalates it to the team's lead, and
+warns the owner or team of each case at risk: the console shows notices from the first minute.
 
 Built after the rest of the demo, on customers the personas leave alone, from a random stream of
 its own: the rest of the demo stays as it was.
@@ -15,11 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.crm.case_history import record_event
-from bot.crm.cases import question_key, queue_case_update, resolution_key
+from bot.crm.cases import late_key, question_key, queue_case_update, resolution_key
 from bot.crm.complaints import TEAM_FOR, TOP_PRIORITY, plan_followup
 from bot.crm.models import (
     Agent,
     AgentTeam,
+    CaseAlert,
     CaseEventKind,
     Channel,
     ChannelIdentity,
@@ -34,6 +38,7 @@ from bot.crm.models import (
     Severity,
     Team,
 )
+from bot.crm.sla import alert_key
 
 S, C = ComplaintStatus, ComplaintCategory
 TEAMS_OF = {  # demo username: teams
@@ -106,6 +111,7 @@ def _file(session: Session, case: DemoCase, customer_id: int, owner: Agent | Non
         description=case.words,
         status=S.OPEN,
         sla_due_at=created + timedelta(hours=hours),
+        sla_started_at=created,
         created_at=created,
     )
     session.add(complaint)
@@ -119,6 +125,8 @@ def _file(session: Session, case: DemoCase, customer_id: int, owner: Agent | Non
         text=case.words,
         now=created,
     )
+    if case.clock == BREACHED:
+        _promise_moved(session, complaint, created)
     if owner is None:
         return
     step = created + timedelta(hours=hours * used * 0.2)
@@ -210,7 +218,7 @@ def _resolve(
         return
     _move(session, complaint, S.REOPENED, "customer", None, answered)
     complaint.priority, complaint.resolved_at = TOP_PRIORITY, None
-    complaint.sla_due_at = answered + timedelta(hours=4)
+    complaint.sla_due_at, complaint.sla_started_at = answered + timedelta(hours=4), answered
     record_event(
         session=session,
         complaint=complaint,
@@ -221,6 +229,39 @@ def _resolve(
         text="The customer said the problem is not solved.",
         now=answered,
     )
+
+
+def _promise_moved(session: Session, complaint: Complaint, created: datetime) -> None:
+    """The clock's earlier steps on a breached case: warned at risk, and the customer told that we
+    need until the (now passed) promise, which was two thirds as far off at filing."""
+    first = created + (complaint.sla_due_at - created) * 2 / 3
+    told = created + (first - created) * 0.9
+    for state, at in (("at_risk", created + (first - created) * 0.75), ("late", told)):
+        session.add(
+            CaseAlert(
+                key=alert_key(complaint.id, 0, state),
+                complaint_id=complaint.id,
+                round=0,
+                state=state,
+                created_at=at,
+            )
+        )
+    record_event(
+        session=session,
+        complaint=complaint,
+        kind=CaseEventKind.PROMISE,
+        actor="system",
+        from_value=str(int(first.timestamp())),
+        to_value=str(int(complaint.sla_due_at.timestamp())),
+        text="the promise moved; the customer is told why.",
+        now=told,
+    )
+    key = late_key(complaint.id, 0)
+    text = "An honest update on your complaint: we need a little longer than we said. Sorry for the wait."
+    queue_case_update(session=session, complaint=complaint, key=key, text=text, now=told)
+    session.flush()
+    _sent(session, key, told)
+    complaint.priority = 1
 
 
 def _sent(session: Session, key: str, at: datetime) -> None:

@@ -270,6 +270,7 @@ ERASURE: dict[str, Declaration] = {
             "description": NULL,
             "status": KEEP,
             "sla_due_at": KEEP,
+            "sla_started_at": KEEP,
             "resolution": NULL,  # an agent's words about the case, often quoting the customer
             "customer_told": KEEP,
             "created_at": KEEP,
@@ -298,6 +299,17 @@ ERASURE: dict[str, Declaration] = {
             "created_at": KEEP,
         }
     ),
+    "case_alert": Rows(
+        {
+            "id": KEEP,
+            "key": Code(IDEMPOTENCY_KEY),
+            "complaint_id": KEEP,
+            "round": KEEP,
+            "state": Code(WORD),
+            "created_at": KEEP,
+        }
+    ),
+    "notice": Delete("a console user's to-do about the customer's case, moot once it is anonymous"),
     "retention_attempt": Rows(
         {
             "id": KEEP,

@@ -216,8 +216,17 @@ def queue_phone_changed(*, session: Session, customer: Customer, now: datetime) 
     )
 
 
-def queue_case_resolved(*, session: Session, customer: Customer, case_id: int, resolution: str) -> MailState:
-    """Tell the customer their case is resolved, and what was done (held in their quiet hours)."""
+def queue_case_resolved(
+    *,
+    session: Session,
+    customer: Customer,
+    case_id: int,
+    resolution: str,
+    event_id: int | None = None,
+    now: datetime | None = None,
+) -> MailState:
+    """Tell the customer their case is resolved, and what was done (held in their quiet hours);
+    once per resolution (`event_id`: the history line of this resolution)."""
     body = (
         f"{greeting(customer)}\n\n"
         f"your case #{case_id} is resolved: {resolution}\n\n"
@@ -227,10 +236,15 @@ def queue_case_resolved(*, session: Session, customer: Customer, case_id: int, r
         session=session,
         customer=customer,
         purpose=MailPurpose.CASE_RESOLVED,
-        key=f"case_resolved:{case_id}",
+        key=case_resolved_key(case_id, event_id),
         subject=f"Your case #{case_id} is resolved",
         body=body,
+        now=now,
     )
+
+
+def case_resolved_key(case_id: int, event_id: int | None) -> str:
+    return f"case_resolved:{case_id}" + (f":resolved:{event_id}" if event_id is not None else "")
 
 
 # Confirming an address given in chat.

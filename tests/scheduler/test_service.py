@@ -21,13 +21,19 @@ from sqlalchemy.orm import Session
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
+    CaseEvent,
+    CaseEventKind,
     Channel,
     ChannelIdentity,
+    Complaint,
+    ComplaintCategory,
+    ComplaintStatus,
     Consent,
     ConsentPurpose,
     Customer,
     Delivery,
     DeliveryStatus,
+    Severity,
 )
 from bot.settings import PROJECT_ROOT
 from scheduler.campaigns import create_campaign
@@ -65,7 +71,7 @@ class Service:
         }
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *, port: int | None = None) -> subprocess.Popen[bytes]:
+    def start(self, *, port: int | None = None, send_seconds: float = 0.5) -> subprocess.Popen[bytes]:
         env = dict(self.env)
         if port is not None:
             env["SCHEDULER_URL"] = f"http://127.0.0.1:{port}"
@@ -77,7 +83,7 @@ class Service:
                 "--sweep-seconds",
                 "1",
                 "--send-seconds",
-                "0.5",
+                str(send_seconds),
                 "--stale-after",
                 "2",
             ],
@@ -133,7 +139,7 @@ def test_jobs_persist_across_a_restart(tmp_path: Path, gateway: StandInGateway) 
                 text("SELECT id, next_run_time FROM apscheduler_job ORDER BY id")
             ).all()
         jobs.dispose()
-        assert [row[0] for row in stored] == ["outreach:send", "outreach:sweep"]
+        assert [row[0] for row in stored] == ["cases:sla_clock", "outreach:send", "outreach:sweep"]
         assert all(row[1] is not None for row in stored)
         service.start()
         second = service.wait_healthy()
@@ -244,3 +250,70 @@ def test_kill_9_mid_campaign_then_restart_sends_everyone_exactly_once(
         ] == ("Tell me more")
     finally:
         service.stop_all()
+
+
+def seed_late_case(url: str) -> int:
+    """A four-hour case filed 3 h 40 min ago: past the point where the customer must be told."""
+    upgrade(url)
+    engine = make_engine(url)
+    filed = datetime.now(timezone.utc) - timedelta(hours=3, minutes=40)
+    with Session(engine) as session:
+        customer = Customer(first_name="Mia", timezone="UTC")
+        customer.identities.append(ChannelIdentity(channel=Channel.WEB, external_id="late-case"))
+        session.add(customer)
+        session.flush()
+        complaint = Complaint(
+            customer_id=customer.id,
+            category=ComplaintCategory.DELIVERY,
+            severity=Severity.HIGH,
+            team="logistics",
+            status=ComplaintStatus.OPEN,
+            sla_due_at=filed + timedelta(hours=4),
+            sla_started_at=filed,
+            created_at=filed,
+        )
+        session.add(complaint)
+        session.commit()
+        complaint_id = complaint.id
+    engine.dispose()
+    return complaint_id
+
+
+def test_kill_9_between_the_clocks_update_and_its_send_tells_the_customer_once(
+    tmp_path: Path, gateway: StandInGateway
+) -> None:
+    service = Service(tmp_path, gateway)
+    case_id = seed_late_case(service.crm_url)
+    key = f"case_update:complaint:{case_id}:late:0"
+    engine = make_engine(service.crm_url)
+    try:
+        # The first scheduler walks the clock at its start, but would send only in an hour.
+        victim = service.start(send_seconds=3600)
+        deadline = time.monotonic() + 60
+        queued = None
+        while queued is None and time.monotonic() < deadline:
+            with Session(engine) as session:
+                queued = session.scalar(select(Delivery).where(Delivery.idempotency_key == key))
+            time.sleep(0.2)
+        assert queued is not None and queued.status is DeliveryStatus.QUEUED
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert gateway.calls == []
+
+        service.start()  # walks again at once, and sends every half second
+        deadline = time.monotonic() + 60
+        while not gateway.delivered and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # several more walks and sends: none may add anything
+        assert [call["idempotency_key"] for call in gateway.calls] == [key]
+        assert "we need until" in gateway.calls[0]["entities"]["campaign_text"]
+        with Session(engine) as session:
+            assert session.scalar(select(Delivery.status).where(Delivery.idempotency_key == key)) is (
+                DeliveryStatus.SENT
+            )
+            moves = select(func.count(CaseEvent.id)).where(CaseEvent.kind == CaseEventKind.PROMISE)
+            assert session.scalar(moves) == 1
+            assert session.scalar(select(Complaint.priority).where(Complaint.id == case_id)) == 1
+    finally:
+        service.stop_all()
+        engine.dispose()

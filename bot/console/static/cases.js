@@ -4,6 +4,7 @@
   "use strict";
   var list = document.getElementById("case-rows");
   var stale = document.getElementById("cases-stale");
+  var notices = document.getElementById("case-notices");  // the scheduler's notices for this person
   if (!list) { return; }
   function refresh() {
     fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
@@ -12,8 +13,11 @@
         return response.text();
       })
       .then(function (html) {
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("case-rows");
+        var page = new DOMParser().parseFromString(html, "text/html");
+        var fresh = page.getElementById("case-rows");
         if (fresh) { list.replaceChildren.apply(list, Array.from(fresh.childNodes)); }
+        var freshNotices = page.getElementById("case-notices");
+        if (notices && freshNotices) { notices.replaceChildren.apply(notices, Array.from(freshNotices.childNodes)); }
         if (stale) { stale.hidden = true; }
       })
       .catch(function () { if (stale) { stale.hidden = false; } });

@@ -2,7 +2,7 @@
 
 from .base import Base, UTCDateTime, utcnow
 from .care import HANDOFF_CALLBACK, HANDOFF_LIVE, Complaint, Handoff, Offer, RetentionAttempt, Survey
-from .cases import AgentTeam, CaseEvent
+from .cases import AgentTeam, CaseAlert, CaseEvent, Notice
 from .commerce import Order, OrderLine, Product, Refund, Subscription
 from .conversation import Conversation, InteractionEvent, Message
 from .customer import ChannelIdentity, Consent, Customer
@@ -29,6 +29,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CannedReply",
+    "CaseAlert",
     "CaseEvent",
     "ChannelIdentity",
     "Complaint",
@@ -53,6 +54,7 @@ __all__ = [
     "Message",
     "NluReview",
     "NluReviewState",
+    "Notice",
     "Offer",
     "Order",
     "OrderLine",

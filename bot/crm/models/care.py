@@ -42,7 +42,8 @@ class Complaint(Base):
     team: Mapped[str] = mapped_column(String(40))  # the owning team, routed from the category
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[ComplaintStatus] = mapped_column(enum_column(ComplaintStatus))
-    sla_due_at: Mapped[datetime]
+    sla_due_at: Mapped[datetime]  # the time promised to the customer (the scheduler may move it once)
+    sla_started_at: Mapped[datetime | None]  # when that promise was made: filing or reopening
     resolution: Mapped[str | None] = mapped_column(Text)
     customer_told: Mapped[bool] = mapped_column(Boolean, default=False)  # closed loop: told what changed
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, enum_column, utcnow
@@ -34,3 +34,33 @@ class AgentTeam(Base):
 
     agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"), primary_key=True)
     team: Mapped[Team] = mapped_column(enum_column(Team), primary_key=True)
+
+
+class CaseAlert(Base):
+    """One step the SLA clock took on a case (at risk, late, breached), once per case, round and
+    state: its unique key is what makes the scheduler's walk idempotent."""
+
+    __tablename__ = "case_alert"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)  # sla:complaint:<id>:round:<n>:<state>
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaint.id", ondelete="CASCADE"), index=True)
+    round: Mapped[int] = mapped_column(Integer)  # 0 from filing, +1 at each reopening
+    state: Mapped[str] = mapped_column(String(24))  # at_risk | late | breached
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Notice(Base):
+    """A notice for one console user, shown until they mark it read (it survives a reload)."""
+
+    __tablename__ = "notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agent.id", ondelete="CASCADE"), index=True)
+    complaint_id: Mapped[int | None] = mapped_column(
+        ForeignKey("complaint.id", ondelete="CASCADE"), index=True
+    )
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("case_alert.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)  # case number, team, times: no customer data
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    read_at: Mapped[datetime | None]

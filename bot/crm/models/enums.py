@@ -139,6 +139,8 @@ class CaseEventKind(str, enum.Enum):
     ANSWER = "answer"  # the customer's reply to a question
     RESOLVED = "resolved"  # with the resolution text and the remedy
     REOPENED = "reopened"
+    PROMISE = "promise"  # the time promised to the customer moved (from / to: Unix seconds)
+    CLOCK = "clock"  # the SLA clock acted: at risk, late (honest update) or breached
 
 
 class LeaveReason(str, enum.Enum):
