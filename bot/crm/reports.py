@@ -26,6 +26,7 @@ from statistics import median
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.cases import late_key
 from bot.crm.complaints import OPEN_STATUSES
 from bot.crm.labels import label
 from bot.crm.models import (
@@ -38,11 +39,13 @@ from bot.crm.models import (
     Consent,
     ConsentPurpose,
     Customer,
+    Delivery,
     Handoff,
     InteractionEvent,
     LeaveReason,
     Offer,
     OrderLine,
+    OutreachKind,
     Product,
     RetentionAttempt,
     RetentionOutcome,
@@ -100,8 +103,8 @@ GLOSSARY: dict[str, str] = {
     "Promise broken": "A case resolved in the period after its promised time, or whose promise was "
     "moved, or still open although its promised time passed in the period. Kept + broken = the "
     "promises that came due in the period (open cases not due yet are not counted).",
-    "Told in time": "Of the broken promises, cases whose customer got an honest update (we need longer, "
-    "until …) before the promised time passed.",
+    "Told in time": "Of the broken promises, cases whose customer was sent the SLA clock's honest update "
+    "(we said …, we need until …, because …) before the first promised time passed.",
     "Revisit answered": 'Customers who answered "is everything fine now?" in the period: fine (the case '
     "closes) or not (it reopens). Reopen rate: not fine ÷ answered.",
     "Recurring causes": "Cases filed in the period by category and product (the product of the largest "
@@ -696,48 +699,71 @@ def _promises(*, session: Session, period: Period) -> tuple[int, int, int, int]:
     overdue = {c.id for c in still_open if first_promise(c.sla_due_at, updates.get(c.id)) in period}
     promised |= {c.id: first_promise(c.sla_due_at, updates.get(c.id)) for c in still_open if c.id in overdue}
     kept = {r.id for r in resolved if r.resolved_at <= promised[r.id]}
-    told = sum(
-        1
-        for cid, due in promised.items()
-        if cid not in kept and cid in updates and updates[cid].told_at < due
-    )
+    told = sum(1 for cid, due in promised.items() if cid not in kept and _told_before(updates.get(cid), due))
     return len(kept), len(resolved) - len(kept), len(overdue), told
 
 
 @dataclass(frozen=True)
 class HonestUpdate:
-    """The first time the customer was told we need longer, and the promise that replaced."""
+    """The SLA clock's honest update of a case: the promise it replaced, and when the customer was
+    sent the message (None while it waits, for instance for the end of their quiet hours)."""
 
-    told_at: datetime
     replaced: datetime
+    sent_at: datetime | None
 
 
 def honest_updates(*, session: Session, complaint_ids: list[int]) -> dict[int, HonestUpdate]:
     """Each case's first honest update since its current promise was made (filing or reopening):
-    the case history's `promise` line, whose from-value is the promise it moved."""
-    if _HONEST_UPDATE is None or not complaint_ids:
+    the history's `promise` line (its from-value is the promise it moved, in Unix seconds) and the
+    message the clock queued with it (a `late` case update, bot.crm.cases.late_key)."""
+    if not complaint_ids:
         return {}
     events = session.execute(
         select(CaseEvent.complaint_id, CaseEvent.kind, CaseEvent.created_at, CaseEvent.from_value)
         .where(
             CaseEvent.complaint_id.in_(complaint_ids),
-            CaseEvent.kind.in_([_HONEST_UPDATE, CaseEventKind.REOPENED]),
+            CaseEvent.kind.in_([CaseEventKind.PROMISE, CaseEventKind.REOPENED]),
         )
         .order_by(CaseEvent.created_at, CaseEvent.id)
     ).all()
-    first: dict[int, HonestUpdate] = {}
-    for complaint_id, kind, told_at, was in events:
+    moved: dict[int, tuple[datetime, datetime]] = {}
+    for complaint_id, kind, at, was in events:
         if kind is CaseEventKind.REOPENED:
-            first.pop(complaint_id, None)  # a new promise: updates of the earlier one do not count
-            continue
-        replaced = _moment(was)
-        if replaced is not None and complaint_id not in first:
-            first[complaint_id] = HonestUpdate(told_at, replaced)
-    return first
+            moved.pop(complaint_id, None)  # a new promise: updates of the earlier one do not count
+        elif complaint_id not in moved and (replaced := _moment(was)) is not None:
+            moved[complaint_id] = (at, replaced)
+    sent = _late_updates_sent(session=session, complaint_ids=list(moved))
+    return {
+        cid: HonestUpdate(replaced, min((t for t in sent.get(cid, []) if t >= at), default=None))
+        for cid, (at, replaced) in moved.items()
+    }
 
 
-# The case history's kind for a moved promise, once the SLA clock writes one.
-_HONEST_UPDATE: CaseEventKind | None = next((k for k in CaseEventKind if k.value == "promise"), None)
+def _late_updates_sent(*, session: Session, complaint_ids: list[int]) -> dict[int, list[datetime]]:
+    """When each case's honest updates went out to the customer."""
+    if not complaint_ids:
+        return {}
+    rows = session.execute(
+        select(Delivery.complaint_id, Delivery.idempotency_key, Delivery.sent_at).where(
+            Delivery.complaint_id.in_(complaint_ids),
+            Delivery.kind == OutreachKind.CASE_UPDATE,
+            Delivery.sent_at.is_not(None),
+        )
+    ).all()
+    sent: dict[int, list[datetime]] = defaultdict(list)
+    for complaint_id, key, at in rows:
+        if key.startswith(_late_prefix(complaint_id)):
+            sent[complaint_id].append(at)
+    return sent
+
+
+def _late_prefix(complaint_id: int) -> str:
+    """`late_key(case, round)` without its round: every honest update of the case."""
+    return late_key(complaint_id, 0).rpartition(":")[0] + ":"
+
+
+def _told_before(update: HonestUpdate | None, due: datetime) -> bool:
+    return update is not None and update.sent_at is not None and update.sent_at < due
 
 
 def first_promise(due: datetime, update: HonestUpdate | None) -> datetime:
