@@ -53,6 +53,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
     "nlu_review": frozenset({Role.ADMIN}),  # confirm or correct the bot's readings; export them
     "outbox": frozenset({Role.ADMIN}),  # every mail to customers, with its text
+    "integrations": frozenset({Role.ADMIN}),  # API keys for the shop's systems
 }
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -161,6 +161,8 @@ ERASURE: dict[str, Declaration] = {
             "last_contact_at": KEEP,
             "segment_updated_at": KEEP,
             "created_at": KEEP,
+            "external_id": NULL,  # the shop's handle on the person: a resend makes a new customer
+            "external_updated_at": KEEP,
         }
     ),
     "channel_identity": Delete("a Telegram chat id or web visitor id reaches the person itself"),
@@ -229,6 +231,9 @@ ERASURE: dict[str, Declaration] = {
             "shipped_at": KEEP,
             "delivered_at": KEEP,
             "expected_at": KEEP,
+            "paid_at": KEEP,
+            "external_id": NULL,  # the shop's handles lead back to the person in the shop's records
+            "external_updated_at": KEEP,
         }
     ),
     "order_line": Rows(
@@ -244,6 +249,10 @@ ERASURE: dict[str, Declaration] = {
             "started_at": KEEP,
             "cancel_requested_at": KEEP,
             "cancelled_at": KEEP,
+            "renewed_at": KEEP,
+            "paused_at": KEEP,
+            "external_id": NULL,
+            "external_updated_at": KEEP,
         }
     ),
     "refund": Rows(
@@ -256,6 +265,8 @@ ERASURE: dict[str, Declaration] = {
             "status": KEEP,
             "requested_at": KEEP,
             "decided_at": KEEP,
+            "external_id": NULL,
+            "external_updated_at": KEEP,
         }
     ),
     "complaint": Rows(
@@ -455,6 +466,7 @@ ERASURE: dict[str, Declaration] = {
     "campaign": NoCustomerRows("a marketer's message and audience filter, for many customers"),
     "offer": NoCustomerRows("the retention offer catalogue"),
     "product": NoCustomerRows("the product catalogue"),
+    "api_key": NoCustomerRows("keys an admin made for the shop's systems"),
 }
 
 

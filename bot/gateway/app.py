@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from bot.api.routes import InboundApi
 from bot.console.app import Console, create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
@@ -62,6 +63,7 @@ class Gateway:
     console: Console
     mailer: Mailer
     verify_email: EmailVerificationPages
+    api: InboundApi
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -151,8 +153,21 @@ def build_gateway(settings: Settings) -> Gateway:
     console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
     mailer = build_mailer(settings, crm)
     verify_email = EmailVerificationPages(crm)
+    api = InboundApi(Crm(settings.database_url, name="crm-api"))  # the shop's writes queue behind no chat
     return Gateway(
-        settings, crm, rasa, inbox, reception, web, internal, telegram, desk, console, mailer, verify_email
+        settings,
+        crm,
+        rasa,
+        inbox,
+        reception,
+        web,
+        internal,
+        telegram,
+        desk,
+        console,
+        mailer,
+        verify_email,
+        api,
     )
 
 
@@ -184,6 +199,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/verify-email", gateway.verify_email.show, methods=["GET"]),
         Route("/verify-email", gateway.verify_email.confirm, methods=["POST"]),
         Mount("/webchat", app=gateway.web.app()),
+        Mount("/api/v1", app=gateway.api.app()),
         Mount(
             "/console",
             app=create_console_app(gateway.console, extra_routes=desk_routes(gateway.desk, gateway.console)),
@@ -203,6 +219,7 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
     gateway.crm.start()
     gateway.console.crm.start()
+    gateway.api.crm.start()
     await gateway.rasa.open()
     background = [
         asyncio.create_task(gateway.inbox.run_forever(), name="inbox"),
@@ -225,4 +242,5 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
         await gateway.rasa.close()
         gateway.crm.close()
         gateway.console.crm.close()
+        gateway.api.crm.close()
         log.info("gateway stopped")

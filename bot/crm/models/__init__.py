@@ -16,6 +16,7 @@ from .feedback import (
     FeedbackState,
     FeedbackTheme,
 )
+from .integration import ApiKey, ApiScope
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
@@ -25,6 +26,8 @@ __all__ = [
     "Agent",
     "AgentNote",
     "AgentTeam",
+    "ApiKey",
+    "ApiScope",
     "AuditLog",
     "Base",
     "Campaign",

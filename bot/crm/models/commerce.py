@@ -26,6 +26,9 @@ class Product(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     description: Mapped[str | None] = mapped_column(Text)
     launched_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The shop's own id (bot/crm/ingest.py upserts by it) and the time of its newest event applied.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    external_updated_at: Mapped[datetime | None]
 
 
 class Order(Base):
@@ -42,6 +45,11 @@ class Order(Base):
     shipped_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     expected_at: Mapped[datetime | None]
+    # Paid is a fact beside the status, not a status: the bot's order states end at placed (unpaid
+    # or paid, it waits for shipping), shipped, delivered, cancelled, returned.
+    paid_at: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    external_updated_at: Mapped[datetime | None]
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan")
 
@@ -72,6 +80,10 @@ class Subscription(Base):
     started_at: Mapped[datetime]
     cancel_requested_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    renewed_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    external_updated_at: Mapped[datetime | None]
 
     product: Mapped[Product] = relationship()
 
@@ -87,3 +99,5 @@ class Refund(Base):
     status: Mapped[RefundStatus] = mapped_column(enum_column(RefundStatus))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    external_updated_at: Mapped[datetime | None]

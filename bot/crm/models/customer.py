@@ -35,6 +35,9 @@ class Customer(Base):
     last_contact_at: Mapped[datetime | None] = mapped_column(index=True)
     segment_updated_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The shop's own id (bot/crm/ingest.py upserts by it) and the time of its newest event applied.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+    external_updated_at: Mapped[datetime | None]
 
     identities: Mapped[list[ChannelIdentity]] = relationship(
         back_populates="customer", cascade="all, delete-orphan"

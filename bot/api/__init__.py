@@ -1,0 +1,1 @@
+"""The shop's inbound API under /api/v1 (routes), its input (schemas) and its errors (problems)."""
