@@ -238,7 +238,9 @@ def _batch_item(index: int, raw: Any) -> tuple[int, str, Any]:
 
 
 def _upsert_many(items: list[tuple[int, str, Any]], actor: str, *, session: Session) -> list[dict[str, Any]]:
-    """Each record in its own savepoint: one that fails is rolled back alone and says why."""
+    """Each record in its own savepoint: one that fails is rolled back alone and says why; a
+    failure of the whole request (a crash, a lost connection) writes none of them."""
+    _begin_for_savepoints(session)
     results = []
     for index, resource, data in items:
         head: dict[str, Any] = {"index": index, "type": resource}
@@ -259,6 +261,15 @@ def _upsert_many(items: list[tuple[int, str, Any]], actor: str, *, session: Sess
             status = 201 if done.outcome is Outcome.CREATED else 200
             results.append({**head, "status": status, "outcome": done.outcome.value, "record": done.record})
     return results
+
+
+def _begin_for_savepoints(session: Session) -> None:
+    """Open the transaction on SQLite before the first savepoint. Python's sqlite3 begins one only
+    before a write, so a SAVEPOINT issued first starts it, and releasing that savepoint commits it:
+    the batch's first record would be written even if the request failed later."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 async def _problem(request: Request, exc: Exception) -> Response:

@@ -4,12 +4,15 @@ hostile input stored as sent or refused by field, and an OpenAPI description of 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 from starlette.routing import Route
 
+from bot.api.routes import UPSERTS
 from bot.api.schemas import MAX_BATCH
 from bot.crm.models import ApiKey, Customer, Order
 from tests.api.conftest import Shop, T, customer, order, product
@@ -233,3 +236,37 @@ def test_the_openapi_description_lists_every_route(shop: Shop) -> None:
     order_body = spec["paths"]["/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert order_body == {"$ref": "#/components/schemas/OrderIn"}
     assert "status" in spec["components"]["schemas"]["OrderIn"]["required"]
+
+
+def test_a_batch_that_fails_as_a_whole_writes_none_of_its_records(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def crash(**_: Any) -> None:
+        raise RuntimeError("the database connection was lost")  # what a 500 mid-batch looks like
+
+    monkeypatch.setitem(UPSERTS, "refund", crash)
+    records = [
+        {"type": "customer", "data": customer()},
+        {"type": "customer", "data": customer("cus_2")},
+        {"type": "refund", "data": {"external_id": "re_1", "occurred_at": T(0), "status": "requested"}},
+    ]
+
+    assert_problem(shop.post("/batch", {"records": records}), 500, "server-error")
+
+    assert customers(shop) == 0
+
+
+def test_logs_carry_ids_never_the_key_or_the_customers_data(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    shop.post("/customers", customer(email="ulla@example.com"))
+    shop.post(
+        "/batch", {"records": [{"type": "customer", "data": customer("cus_2", email="bror@example.com")}]}
+    )
+    shop.post("/customers", customer(), key="revoked")
+
+    assert "api upsert customer id=1 key=1 outcome=created" in caplog.text
+    for secret in (*shop.keys.values(), "ulla@example.com", "bror@example.com", "Ulla", "cus_2"):
+        assert secret not in caplog.text

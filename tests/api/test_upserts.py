@@ -7,6 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from bot.actions.lookups import latest_order
+from bot.actions.orders import order_slots
 from bot.crm.consent import set_consent
 from bot.crm.models import (
     AuditLog,
@@ -331,3 +333,23 @@ def test_every_resource_reads_back_by_its_external_id_and_a_missing_one_is_404(s
     missing = shop.get("/orders/ord_404", key="read")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_what_the_bot_says_about_an_order_follows_the_api_at_once(shop: Shop) -> None:
+    seed(shop)
+    shop.post("/orders", order(minutes=1))
+
+    def bot_reads() -> dict[str, object]:
+        with shop.db() as db:
+            ulla = db.scalars(select(Customer)).one()
+            found = latest_order(session=db, customer_id=ulla.id)  # what action_check_order_status reads
+            assert found is not None
+            return {event["name"]: event["value"] for event in order_slots(found, ulla.timezone)}
+
+    assert bot_reads()["order_state"] == "placed"
+    shop.post("/orders", order(status="shipped", minutes=2, carrier="DHL", tracking_code="JJD0001"))
+    assert {k: bot_reads()[k] for k in ("order_state", "order_carrier", "order_tracking")} == {
+        "order_state": "shipped",
+        "order_carrier": "DHL",
+        "order_tracking": "JJD0001",
+    }
