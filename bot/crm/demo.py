@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.complaints import SLA_HOURS
 from bot.crm.demo_cases import add_demo_cases
+from bot.crm.demo_feedback import add_demo_feedback
 from bot.crm.demo_history import add_recent_history
 from bot.crm.models import (
     Agent,
@@ -184,6 +185,7 @@ def load_demo_data(
     personas = frozenset(web_external_id(number) for number in range(1, len(PERSONAS) + 1))
     add_recent_history(session=session, rng=random.Random(seed + 2), now=now, spare=personas)
     add_demo_cases(session=session, rng=random.Random(seed + 3), now=now, spare=personas)
+    add_demo_feedback(session=session, rng=random.Random(seed + 4), now=now, spare=personas)
     return counts
 
 
