@@ -28,6 +28,7 @@ ADMIN_PAGES = [
     "/",
     "/queue",
     "/cases",
+    "/notices",
     "/feedback",
     "/users",
     "/canned",

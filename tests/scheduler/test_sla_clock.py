@@ -305,3 +305,41 @@ def test_an_owned_case_warns_its_owner_only_and_a_resolved_one_nobody(factory: s
             select(Delivery.idempotency_key).where(Delivery.kind == OutreachKind.CASE_UPDATE)
         )
         assert [k.split(":")[3] for k in keys] == ["resolved"]  # no honest update for a resolved case
+
+
+def test_the_demos_first_walk_leaves_notices_for_its_logins(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bot.crm.demo import load_demo_data
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    today = datetime(2026, 11, 23, tzinfo=timezone.utc).date()
+    with factory.begin() as session:
+        load_demo_data(session=session, today=today, customers=80)
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)  # the demo's "now"
+    try:
+        steps = walk(factory, now)
+        # the case desk's breached cases already had their honest update: the lead hears of them,
+        # their customers are not written to again; its cases at risk warn their owners or teams
+        assert steps["breached"] == 2 and steps["at_risk"] >= 3
+        assert walk(factory, now) == {}
+        with factory() as session:
+            logins = {a.username: a.id for a in session.scalars(select(Agent))}
+            texts = {
+                name: [n.text for n in notices.notices_of(session=session, agent_id=logins[name])]
+                for name in ("lead", "agent", "agent2")
+            }
+            breached = session.scalars(
+                select(CaseAlert.complaint_id).where(CaseAlert.state == "breached")
+            ).all()
+            late = session.scalars(
+                select(Delivery.status).where(
+                    Delivery.complaint_id.in_(breached), Delivery.idempotency_key.like("case_update:%:late:%")
+                )
+            ).all()
+        assert any("missed even its new promise" in t for t in texts["lead"] + texts["agent2"])
+        assert all(texts[name] for name in ("lead", "agent", "agent2")), texts
+        assert late == [DeliveryStatus.SENT, DeliveryStatus.SENT]  # the demo's earlier updates, none new
+    finally:
+        engine.dispose()

@@ -374,6 +374,10 @@ def drive_cases(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient,
     drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=empty, status=(400,))
     resolved = {"resolution": "Sorted", "remedy": "none"}
     drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=resolved)
+    # the SLA clock's notices: the page, the header's count, marking them read
+    drive(watch, "GET", "/notices", alex, "/notices")
+    drive(watch, "GET", "/notices.json", alex, "/notices.json")
+    drive(watch, "POST", "/notices/read", alex, "/notices/read", data={})
 
 
 async def console_socket(watch: ThreadWatch, alex: ConsoleClient, handoff_id: int) -> None:
