@@ -28,6 +28,7 @@ ADMIN_PAGES = [
     "/",
     "/queue",
     "/cases",
+    "/feedback",
     "/notices",
     "/feedback",
     "/users",

@@ -29,7 +29,8 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from bot.crm.complaints import file_complaint
-from bot.crm.models import Agent, Campaign, CannedReply, ComplaintCategory, Customer
+from bot.crm.feedback import file_feedback
+from bot.crm.models import Agent, Campaign, CannedReply, ComplaintCategory, Customer, FeedbackSource
 from bot.crm.models.review import NluReview
 from tests.console.conftest import ConsoleClient, hand_off
 from tests.crm.rasa_tracker import a_misread_message
@@ -380,6 +381,32 @@ def drive_cases(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient,
     drive(watch, "POST", "/notices/read", alex, "/notices/read", data={})
 
 
+def drive_feedback(watch: ThreadWatch, gateway: RunningGateway, alex: ConsoleClient) -> None:
+    """The Feedback page: the list, an item from taking it to telling the customer what changed."""
+    with gateway.crm() as crm:
+        customer = Customer(first_name="Fay")
+        crm.add(customer)
+        crm.flush()
+        item = file_feedback(
+            session=crm, customer_id=customer.id, source=FeedbackSource.FEEDBACK, text="The app is slow"
+        )
+        assert item is not None
+        page = f"/feedback/{item.id}"
+        crm.commit()
+    alex_id = the_one(gateway, Agent, username="alex").id
+    drive(watch, "GET", "/feedback", alex, "/feedback?theme=technical&owner=nobody")
+    drive(watch, "GET", "/feedback/{item_id:int}", alex, page)
+    drive(watch, "POST", "/feedback/{item_id:int}/take", alex, f"{page}/take", data={})
+    assign = {"owner_id": str(alex_id)}
+    drive(watch, "POST", "/feedback/{item_id:int}/assign", alex, f"{page}/assign", data=assign)
+    state = {"state": "in_progress"}
+    drive(watch, "POST", "/feedback/{item_id:int}/state", alex, f"{page}/state", data=state)
+    empty = {"message": " "}
+    drive(watch, "POST", "/feedback/{item_id:int}/tell", alex, f"{page}/tell", data=empty, status=(400,))
+    told = {"message": "We made the app faster."}
+    drive(watch, "POST", "/feedback/{item_id:int}/tell", alex, f"{page}/tell", data=told)
+
+
 async def console_socket(watch: ThreadWatch, alex: ConsoleClient, handoff_id: int) -> None:
     with watch.driving("WS", "/ws"):
         socket = await alex.socket()
@@ -403,6 +430,7 @@ async def test_console_work_never_runs_on_the_event_loop(
             drive_marketing(watch, gateway, mo)
             await drive_desk(watch, gateway, rasa, alex, sam)
             drive_cases(watch, gateway, ada, alex)
+            drive_feedback(watch, gateway, alex)
             drive(watch, "POST", "/logout", ada, "/logout", data={})
         finally:
             await close_sockets(gateway)
