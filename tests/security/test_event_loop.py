@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from bot.crm.complaints import file_complaint
 from bot.crm.feedback import file_feedback
-from bot.crm.models import Agent, Campaign, CannedReply, ComplaintCategory, Customer, FeedbackSource
+from bot.crm.models import Agent, ApiKey, Campaign, CannedReply, ComplaintCategory, Customer, FeedbackSource
 from bot.crm.models.review import NluReview
 from tests.console.conftest import ConsoleClient, hand_off
 from tests.crm.rasa_tracker import a_misread_message
@@ -230,6 +230,20 @@ def drive_admin(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient)
     )
 
 
+def drive_integrations(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient) -> None:
+    """API keys: the page, a key made and shown once, a refused name, a revocation asked then done."""
+    drive(watch, "GET", "/integrations", ada, "/integrations")
+    key = {"name": "shop", "scope": "write"}
+    made = drive(watch, "POST", "/integrations/keys", ada, "/integrations/keys", data=key)
+    drive(watch, "GET", "/integrations", ada, made.headers["location"].removeprefix("/console"))
+    empty = {"name": " ", "scope": "write"}
+    drive(watch, "POST", "/integrations/keys", ada, "/integrations/keys", data=empty, status=(422,))
+    revoke = f"/integrations/keys/{the_one(gateway, ApiKey, name='shop').id}/revoke"
+    drive(watch, "POST", "/integrations/keys/{key_id:int}/revoke", ada, revoke, data={})  # asks first
+    confirmed = {"confirmed": "yes"}
+    drive(watch, "POST", "/integrations/keys/{key_id:int}/revoke", ada, revoke, data=confirmed)
+
+
 def drive_nlu_review(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient) -> None:
     """The NLU review: read from the tracker store, decide, review again, decide, export."""
     with gateway.crm() as crm:
@@ -426,6 +440,7 @@ async def test_console_work_never_runs_on_the_event_loop(
         ada, mo, alex, sam = clients
         try:
             drive_admin(watch, gateway, ada)
+            drive_integrations(watch, gateway, ada)
             drive_nlu_review(watch, gateway, ada)
             drive_marketing(watch, gateway, mo)
             await drive_desk(watch, gateway, rasa, alex, sam)
