@@ -1,7 +1,8 @@
-"""The Feedback page in the console: what the bot records lands on it, grouped by theme; agents,
-leads and admins work it and marketers are refused; every form needs the CSRF token; a stale form,
-an unknown item and a bad message are refused with a clear message and change nothing; and telling
-the customer queues one service message, however often the button is pressed."""
+"""The Feedback page in the console: what the bot records (feedback, a rating's comment, an exit
+answer) lands on it, grouped by theme; agents, leads and admins work it and marketers are refused;
+every form needs the CSRF token; a stale form, an unknown item and a bad message are refused with a
+clear message and change nothing; and telling the customer queues one service message, however
+often the button is pressed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from bot.actions.feedback import ActionRecordFeedback, ActionRecordRating
+from bot.actions.retention import ActionFinishCancellation
 from bot.crm import feedback
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
@@ -104,6 +106,7 @@ def test_what_the_bot_records_lands_on_the_page_grouped_by_theme(
     use_database(monkeypatch, settings.database_url)
     make_customer(crm, first_name="Dana", web_id="dana")
     make_customer(crm, first_name="Eli", web_id="eli")
+    make_customer(crm, first_name="Fay", web_id="fay")
     crm.commit()
 
     async def chat() -> None:
@@ -114,6 +117,10 @@ def test_what_the_bot_records_lands_on_the_page_grouped_by_theme(
             "web:eli", intent="give_feedback", text="feedback: the app logs me out at checkout"
         )
         await run_action(ActionRecordFeedback(), free)
+        leaving = make_tracker(
+            "web:fay", text="moving abroad", slots={"exit_answer": "Moving abroad next month"}
+        )
+        await run_action(ActionFinishCancellation(), leaving)
 
     asyncio.run(chat())
     client, _ = client_for(app, "alex")
@@ -122,6 +129,7 @@ def test_what_the_bot_records_lands_on_the_page_grouped_by_theme(
     assert "nobody answered my emails" in page.text and "the app logs me out at checkout" in page.text
     assert "nobody answered my emails" in section(page.text, "service")
     assert "the app logs me out at checkout" in section(page.text, "technical")
+    assert "Moving abroad next month" in section(page.text, "moving")
     assert "website and app (1)" in page.text  # the theme's heading in words, with its count
     assert "comment on a rating" in page.text and "1/5" in page.text
     only_service = client.get("/feedback?theme=service").text
