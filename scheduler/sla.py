@@ -9,7 +9,9 @@
   sender sends it through the policy gate (service consent, held in quiet hours, not capped). When
   the customer's quiet hours would hold it past the promise, it is queued before they begin.
 - **breached** (the moved promise passes too): priority up again and the leads are notified again.
-  The customer has had their one update of the round; the case is on top of the list.
+  The customer has had their one update of the round; the case is on top of the list. A promise
+  first found passed by more than an hour (the scheduler was down, or the case is older than the
+  clock) is breached at once, without a late update: the leads hear it was missed untold.
 
 A round is the time from filing (round 0) or a reopening (round n) to the resolution. Each step is
 one transaction that writes its `case_alert` row (unique key), its notices, history, the case's
@@ -54,6 +56,9 @@ log = logging.getLogger(__name__)
 
 AT_RISK, LATE, BREACHED = "at_risk", "late", "breached"
 QUIET_MARGIN = timedelta(minutes=15)  # an update that must beat the quiet hours goes this much before
+# A promise found passed by more than this (the scheduler was down, or the case predates the clock):
+# "we said … by Monday" days later would confuse more than help; the leads are told instead.
+TOO_LATE_TO_TELL = timedelta(hours=1)
 S = ComplaintStatus
 REASON = {  # why we need longer, honestly, by the case's state
     S.OPEN: "nobody in our {team} team has been able to start on it yet",
@@ -98,11 +103,12 @@ def act_on(
     steps = []
     if AT_RISK not in taken and rules.share_used(complaint, now) >= rules.at_risk_share:
         steps += _at_risk(session, complaint, round_, now)
-    if LATE not in taken:
+    too_late = now >= complaint.sla_due_at + TOO_LATE_TO_TELL
+    if LATE not in taken and BREACHED not in taken and not too_late:
         if now >= update_moment(complaint, customer, rules, policy):
             steps += _late(session, complaint, customer, round_, now, rules, policy)
     elif BREACHED not in taken and now >= complaint.sla_due_at:
-        steps += _breached(session, complaint, round_, now)
+        steps += _breached(session, complaint, round_, now, told=LATE in taken)
     session.flush()
     return steps
 
@@ -209,12 +215,15 @@ def _late(
     return [LATE]
 
 
-def _breached(session: Session, complaint: Complaint, round_: int, now: datetime) -> list[str]:
+def _breached(session: Session, complaint: Complaint, round_: int, now: datetime, *, told: bool) -> list[str]:
     alert = _alert(session, complaint, round_, BREACHED, now)
     complaint.priority += 1
+    missed = (
+        "missed even its new promise" if told else "missed its promise, and the customer was not told in time"
+    )
     text = (
-        f"Case #{complaint.id} ({team_label(complaint.team)}) missed even its new promise "
-        f"({_utc(complaint.sla_due_at)}); it is {STATE_LABEL[complaint.status]}, and its priority is raised."
+        f"Case #{complaint.id} ({team_label(complaint.team)}) {missed} ({_utc(complaint.sla_due_at)}); "
+        f"it is {STATE_LABEL[complaint.status]}, and its priority is raised."
     )
     _notify(session, _leads(session, complaint.team), complaint, alert, text, now)
     _clock_line(session, complaint, "breached; the team's leads are notified.", now)
