@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk import FormValidationAction, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.base import CRMAction, Turn, crm_session, current_settings, latest_text, open_turn
 from bot.actions.formatting import day, due_phrase
+from bot.actions.forms import LeavableFormValidation
 from bot.actions.lookups import customer_order, latest_order, means_no_order, normalise_order_number
 from bot.crm.complaints import file_complaint, recent_complaints
 from bot.crm.models import ComplaintCategory, Temperament, utcnow
@@ -76,8 +77,10 @@ class ActionAcknowledgeComplaint(CRMAction):
         ]
 
 
-class ValidateComplaintForm(FormValidationAction):
+class ValidateComplaintForm(LeavableFormValidation):
     """Ask only for what is missing; an order is asked for only when the category concerns one."""
+
+    free_text = frozenset({"complaint_description"})
 
     def name(self) -> str:
         return "validate_complaint_form"

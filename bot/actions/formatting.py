@@ -27,3 +27,9 @@ def due_phrase(due: datetime, now: datetime, tz: str | None) -> str:
     days = (local_due.date() - local_now.date()).days
     when = "tomorrow" if days == 1 else local_due.strftime("%A %-d %B")
     return f"by {when}, {local_due.strftime('%H:%M')}"
+
+
+def moment_in_zone(when: datetime, tz: str | None) -> str:
+    """`Monday 7 December, 14:00 (Europe/Berlin time)`: a promised time, naming the zone it is in."""
+    place = zone(tz)
+    return f"{when.astimezone(place).strftime('%A %-d %B, %H:%M')} ({place.key} time)"

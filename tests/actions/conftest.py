@@ -66,6 +66,24 @@ def crm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Session]:
     current_settings.cache_clear()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def crm_both(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Session]:
+    """Like `crm`, once on SQLite and once on PostgreSQL (emptied before and after: `pg_scratch`)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'crm.db'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_scratch")
+    use_database(monkeypatch, url)
+    engine = make_engine(url)
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+    current_settings.cache_clear()
+
+
 def context(customer: Any, *, open_case: str | None = None, temperament: str | None = None) -> list[Any]:
     """The slots every CRM action sets first, for a customer as stored."""
     from rasa_sdk.events import SlotSet
