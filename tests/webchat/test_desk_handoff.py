@@ -1,8 +1,10 @@
 """A person takes over and hands back, in two browsers against the real stack (real Rasa model,
 action server, gateway): the customer in the widget asks for a person; an agent sees the chat
 appear in the console's queue without reloading, claims it and replies; the customer's next
-message reaches the agent and not the bot; the agent hands back; the bot asks for a rating and
-the customer's rating lands in the CRM."""
+message reaches the agent and not the bot; the agent hands back; the bot answers the customer's
+last unanswered message first, then asks for a rating, and the customer's rating lands in the CRM.
+And a chat closed with the customer: the agent closes with a resolution the customer reads in the
+widget, and the customer's next message reaches the same agent, not the bot."""
 
 from __future__ import annotations
 
@@ -94,14 +96,20 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
         assert [(m.delivery_status, (m.payload or {}).get("routed")) for m in routed] == [
             (DeliveryStatus.PROCESSED, "agent")
         ]
+        box.fill("Sorry about that. A replacement grinder goes out today.")
+        box.press("Enter")
+        expect(customer.locator(".cl-msg--agent .cl-text").last).to_contain_text("A replacement grinder")
+        say(customer, "what are your opening hours?")  # the agent hands back without answering it
+        expect(agent.locator("#log .msg-customer .text").last).to_have_text("what are your opening hours?")
 
         agent.get_by_role("button", name="Hand back to the bot").click()
         expect(agent.get_by_role("heading", name="Queue")).to_be_visible()
-        expect(customer.locator(".cl-msg--bot .cl-text").filter(has_text="I'm back with you")).to_be_visible(
-            timeout=REPLY_TIMEOUT
-        )
         rating = customer.locator(".cl-msg--bot").filter(has_text="How did we do?")
         expect(rating).to_be_visible(timeout=REPLY_TIMEOUT)
+        after = customer.locator(".cl-msg--bot:not(.cl-greeting) .cl-text").all_inner_texts()[bot_lines:]
+        # The bot answers the waiting question first (not with the hand-back line), then the rating.
+        assert len(after) == 3 and "I'm back with you" not in after[0], after
+        assert "I'm back with you" in after[1] and "How did we do?" in after[2], after
         rating.get_by_role("button", name="5", exact=True).click()
         expect(customer.locator(".cl-msg--bot:not(.cl-greeting) .cl-text").last).to_contain_text(
             re.compile("thank", re.IGNORECASE), timeout=REPLY_TIMEOUT
@@ -116,5 +124,69 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
         assert [(s.score, s.handoff_id) for s in surveys] == [(5, handoff.id)]  # the rating is about it
         authors = [m.author for m in live.messages(sender)]
         assert Author.AGENT in authors
+    finally:
+        agent_context.close()
+
+
+def test_a_chat_closed_with_a_resolution_the_customer_reads_and_a_follow_up_to_the_same_agent(
+    live: LiveStack, page: Page, browser: Browser
+) -> None:
+    agent_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    agent_context.set_default_timeout(30_000)
+    agent = agent_context.new_page()
+    try:
+        agent_logs_in(agent, live)
+        customer = page
+        open_chat(customer, live)
+        say(customer, "let me talk to a person")
+        expect(
+            customer.locator(".cl-msg--bot .cl-text").filter(has_text="I'm getting a person from our team")
+        ).to_be_visible(timeout=REPLY_TIMEOUT)
+        sender = live.sender_of(customer)
+        handoff = wait_until(lambda: handoff_of(live, sender), what="the handoff")
+        agent.locator(f'#waiting tr[data-handoff="{handoff.id}"]').get_by_role("button", name="Claim").click()
+        expect(agent.locator("#chat-status")).to_have_text("You are handling this chat.")
+        say(customer, "My new bag arrived torn")
+        expect(agent.locator("#log .msg-customer .text").last).to_have_text("My new bag arrived torn")
+
+        resolution = "<b>A new bag</b> is on its way & arrives Tuesday."
+        agent.get_by_label("Resolution — sent to the customer as written").fill(resolution)
+        agent.get_by_role("button", name="Close and send").click()
+        dialog = agent.get_by_role("dialog")
+        expect(dialog).to_contain_text(f"The customer reads, exactly as written: \u201c{resolution}\u201d")
+        dialog.get_by_role("button", name="Yes, go ahead").click()
+        expect(agent.locator("#desk-done")).to_contain_text("Your resolution was sent to the customer")
+
+        expect(customer.locator(".cl-msg--agent .cl-text").last).to_have_text(resolution)  # as text
+        assert customer.locator(".cl-msg--agent b").count() == 0
+        bot_lines = customer.locator(".cl-msg--bot:not(.cl-greeting)").count()
+
+        say(customer, "When will the new bag arrive?")
+
+        expect(customer.locator(".cl-msg .cl-text").filter(has_text="who just helped you")).to_be_visible(
+            timeout=REPLY_TIMEOUT
+        )
+        row = agent.locator("#claimed tr:has(.chip.follow-up)")
+        expect(row).to_be_visible()  # the queue page shows it live, held by this agent
+        row.get_by_role("link", name="Continue").click()
+        expect(agent.locator("#chat-status")).to_have_text("You are handling this chat.")
+        expect(agent.locator("#log .msg-customer .text").last).to_have_text("When will the new bag arrive?")
+        customer.wait_for_timeout(3000)  # time enough for a bot that wrongly answers
+        assert customer.locator(".cl-msg--bot:not(.cl-greeting)").count() == bot_lines
+
+        with live.crm() as crm:
+            closed = crm.get_one(Handoff, handoff.id)
+            follow_up = crm.scalar(
+                select(Handoff).where(
+                    Handoff.conversation_id == closed.conversation_id, Handoff.id != closed.id
+                )
+            )
+        assert (closed.status, closed.resolution) == (HandoffStatus.CLOSED, resolution)
+        assert follow_up is not None
+        assert (follow_up.status, follow_up.reason, follow_up.agent_id) == (
+            HandoffStatus.CLAIMED,
+            "follow_up",
+            closed.agent_id,
+        )
     finally:
         agent_context.close()

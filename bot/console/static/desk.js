@@ -225,8 +225,11 @@
     var status = document.getElementById("chat-status");
     var h = state.handoff;
     var changed = status.dataset.status !== h.status || status.dataset.mine !== (h.mine ? "yes" : "no");
-    // Who may act changed (claimed elsewhere, transferred, back in the queue): redraw the page.
-    if (changed && !leaving) location.reload();
+    // Who may act changed (claimed elsewhere, transferred, back in the queue): redraw the page, unless
+    // this page is sending a form (a confirmed one is sent by confirm.js's form.submit(), which fires
+    // no submit event): a reload would cancel it and the agent would not see its answer.
+    var sending = leaving || document.querySelector("form[data-confirmed='yes']");
+    if (changed && !sending) location.reload();
   }
 
   function refreshChat() {
