@@ -125,6 +125,8 @@ LABELS: dict[str, dict[str, str]] = {
         "answer": "the customer answered",
         "resolved": "resolved",
         "reopened": "reopened",
+        "promise": "promised time moved",
+        "clock": "SLA clock",
     },
     "OutreachKind": {
         "campaign": "campaign",

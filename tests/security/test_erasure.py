@@ -41,10 +41,12 @@ from bot.crm.erasure import ERASURE, KEEP, Link, NoCustomerRows, Rows, problems
 from bot.crm.migrate import upgrade
 from bot.crm.models import (
     HANDOFF_LIVE,
+    Agent,
     AgentNote,
     AuditLog,
     Author,
     Base,
+    CaseAlert,
     CaseEvent,
     CaseEventKind,
     Channel,
@@ -66,6 +68,7 @@ from bot.crm.models import (
     LeaveReason,
     MailPurpose,
     Message,
+    Notice,
     OrderLine,
     OutboundMail,
     OutreachKind,
@@ -76,6 +79,7 @@ from bot.crm.models import (
     SubscriptionStatus,
     Survey,
 )
+from bot.crm.models.enums import Role
 from bot.crm.models.review import NluReview
 from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
 from tests.factories import NOW, make_complaint, make_customer, make_order, make_refund
@@ -230,6 +234,16 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
     session.add(told)
     session.flush()
     rows += [item, told]
+    # The SLA clock on their case, and the console notice it left for the team.
+    alert = CaseAlert(key=f"sla:complaint:{complaint.id}:round:0:at_risk", complaint_id=complaint.id, round=0,
+                      state="at_risk")  # fmt: skip
+    agent = Agent(username=f"{key}-agent", display_name="Agent", password_hash="x", role=Role.AGENT)
+    session.add_all([alert, agent])
+    session.flush()
+    notice = Notice(agent_id=agent.id, complaint_id=complaint.id, alert_id=alert.id, text="Case is at risk")
+    session.add(notice)
+    session.flush()
+    rows += [alert, notice]
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]
