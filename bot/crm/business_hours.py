@@ -7,12 +7,14 @@ of the day). Days not named are closed. ``mon-sun 00:00-24:00`` means always ope
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 END_OF_DAY = 24 * 60
+LONGEST_SEARCH_DAYS = 400  # a spec open one hour a week still ends a 72-hour promise within this
 
 
 class BadBusinessHours(ValueError):
@@ -62,22 +64,36 @@ class BusinessHours:
         """The moment `span` of opening time has passed since `start` (closed hours do not count);
         None if the business never opens. A promise made at 19:30 with 2 hours to keep, closing at
         20:00, falls 90 minutes after the next opening, not at 21:30 when nobody is there."""
-        if not any(self.windows.values()):
-            return None
         moment, left = start.astimezone(timezone.utc), span
-        first_day = start.astimezone(self.zone).date()
-        for offset in range(8 + 7 * (span.days + 1)):
-            for opens, closes in self._windows_on(first_day + timedelta(days=offset)):
-                if closes <= moment:
-                    continue
-                begin = max(opens, moment)
-                if closes - begin >= left:
-                    return begin + left
-                left -= closes - begin
+        for opens, closes in self.windows_from(moment):
+            begin = max(opens, moment)
+            if closes - begin >= left:
+                return begin + left
+            left -= closes - begin
         return None
 
+    def open_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """The opening time between two moments."""
+        total = timedelta(0)
+        start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+        for opens, closes in self.windows_from(start):
+            if opens >= end:
+                break
+            total += min(closes, end) - max(opens, start)
+        return total
+
+    def windows_from(self, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The opening windows that end after `moment`, in order, as UTC moments (so that sums stay
+        right across a DST change); none at all when the business never opens."""
+        if not any(self.windows.values()):
+            return
+        first = moment.astimezone(self.zone).date()
+        for offset in range(LONGEST_SEARCH_DAYS):
+            for opens, closes in self._windows_on(first + timedelta(days=offset)):
+                if closes > moment:
+                    yield opens, closes
+
     def _windows_on(self, day: date) -> list[tuple[datetime, datetime]]:
-        """The day's opening windows as UTC moments (so that sums stay right across a DST change)."""
         midnight = datetime.combine(day, time(0), tzinfo=self.zone)
         return [
             (

@@ -13,12 +13,11 @@ The clock of a case runs from `sla_started_at` (filing, or the customer's "it is
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from bot.crm.business_hours import END_OF_DAY, BusinessHours
+from bot.crm.business_hours import BusinessHours
 
 if TYPE_CHECKING:  # settings build SlaRules: no models (and no SQLAlchemy) at their import
     from bot.crm.models import Complaint
@@ -27,7 +26,6 @@ AT_RISK_SHARE = 0.75  # of the promised time used: the team is warned
 UPDATE_SHARE = 0.9  # the customer hears that we need longer, while the promise still holds
 EXTENSION_SHARE = 0.5  # the new promise gives the team half the first one again
 ROUND_TO = timedelta(minutes=15)  # a new time the customer can read: 18:00, 18:15, …
-LONGEST_SEARCH_DAYS = 400  # a spec open one hour a week still ends a 72-hour promise within this
 
 
 @dataclass(frozen=True)
@@ -52,14 +50,15 @@ class SlaRules:
     def due(self, *, team: str, start: datetime, span: timedelta) -> datetime:
         """The moment `span` of the team's counted time has passed since `start`."""
         hours = self.hours_of(team)
-        return start + span if hours is None else add_open_time(hours, start, span)
+        # Opening hours so sparse that the search gives up count every hour rather than never end.
+        return (hours.add_open_time(start, span) if hours else None) or start + span
 
     def counted(self, *, team: str, start: datetime, end: datetime) -> timedelta:
         """The team's counted time between two moments (zero if `end` is not after `start`)."""
         if end <= start:
             return timedelta(0)
         hours = self.hours_of(team)
-        return end - start if hours is None else open_time_between(hours, start, end)
+        return end - start if hours is None else hours.open_time_between(start, end)
 
     def share_used(self, complaint: Complaint, now: datetime) -> float:
         """How much of the promised time is used (1.0 and more: the promise has passed)."""
@@ -105,45 +104,3 @@ def round_up(moment: datetime) -> datetime:
     epoch = datetime(2000, 1, 1, tzinfo=timezone.utc)
     steps = math.ceil((moment - epoch) / ROUND_TO)
     return epoch + steps * ROUND_TO
-
-
-def add_open_time(hours: BusinessHours, start: datetime, span: timedelta) -> datetime:
-    """The moment `span` of opening time has passed since `start`; closed hours do not count."""
-    left = span
-    moment = start.astimezone(timezone.utc)
-    for opens, closes in _windows_from(hours, moment):
-        begin = max(opens, moment)
-        if closes - begin >= left:
-            return begin + left
-        left -= closes - begin
-    return moment + left  # opening hours so sparse the search gave up: count every hour
-
-
-def open_time_between(hours: BusinessHours, start: datetime, end: datetime) -> timedelta:
-    """The opening time between two moments."""
-    total = timedelta(0)
-    start, end = start.astimezone(timezone.utc), end.astimezone(timezone.utc)
-    for opens, closes in _windows_from(hours, start):
-        if opens >= end:
-            break
-        total += min(closes, end) - max(opens, start)
-    return total
-
-
-def _windows_from(hours: BusinessHours, moment: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """Opening windows (UTC, so that sums stay right across a DST change) that end after `moment`,
-    in order, from the day `moment` falls on."""
-    first = moment.astimezone(hours.zone).date()
-    for offset in range(LONGEST_SEARCH_DAYS):
-        day = first + timedelta(days=offset)
-        for start, end in hours.windows.get(day.weekday(), []):
-            opens, closes = _utc(day, start, hours), _utc(day, end, hours)
-            if closes > moment:
-                yield opens, closes
-
-
-def _utc(day: date, minute: int, hours: BusinessHours) -> datetime:
-    if minute >= END_OF_DAY:
-        day, minute = day + timedelta(days=1), 0
-    local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=hours.zone)
-    return local.astimezone(timezone.utc)

@@ -14,7 +14,7 @@ from bot.crm.business_hours import BusinessHours
 from bot.crm.cases import Clock, clock_of
 from bot.crm.complaints import file_complaint, reopen_complaint, sla_due
 from bot.crm.models import ComplaintCategory, ComplaintStatus, Segment, Severity
-from bot.crm.sla import WALL_CLOCK, SlaRules, open_time_between, round_up
+from bot.crm.sla import WALL_CLOCK, SlaRules, round_up
 from bot.settings import Settings, SettingsError
 from tests.factories import make_customer, make_order
 
@@ -57,9 +57,9 @@ def test_the_promise_counts_the_teams_hours(start: datetime, span: int, team: st
 
 
 def test_office_hours_are_summed_between_two_moments() -> None:
-    week = open_time_between(HOURS, berlin(2026, 6, 15, 0, 0), berlin(2026, 6, 22, 0, 0))
+    week = HOURS.open_time_between(berlin(2026, 6, 15, 0, 0), berlin(2026, 6, 22, 0, 0))
     assert week == timedelta(hours=5 * 12 + 7)
-    assert open_time_between(HOURS, berlin(2026, 6, 21, 1, 0), berlin(2026, 6, 21, 23, 0)) == timedelta(0)
+    assert HOURS.open_time_between(berlin(2026, 6, 21, 1, 0), berlin(2026, 6, 21, 23, 0)) == timedelta(0)
 
 
 def test_the_clock_of_an_office_hours_case_counts_only_opening_hours(session: Session) -> None:
