@@ -48,7 +48,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # customers' feedback and exit answers; telling a customer what changed is a service message
     "feedback": frozenset({Role.AGENT, Role.LEAD, Role.ADMIN}),
     "campaigns": frozenset({Role.MARKETER, Role.ADMIN}),
-    "reports": frozenset({Role.MARKETER, Role.ADMIN}),
+    # loyalty and campaign figures for marketers; how the teams keep their promises for leads
+    "reports": frozenset({Role.MARKETER, Role.LEAD, Role.ADMIN}),
     "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
     "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
     "nlu_review": frozenset({Role.ADMIN}),  # confirm or correct the bot's readings; export them

@@ -24,6 +24,7 @@ from bot.crm.models import (
     Product,
     RetentionAttempt,
     RetentionOutcome,
+    Role,
     Segment,
     Subscription,
     SubscriptionStatus,
@@ -32,7 +33,7 @@ from bot.crm.models import (
 from bot.crm.reports import GLOSSARY
 from bot.settings import Settings
 from tests.console.conftest import ConsoleClient
-from tests.console.logins import console_app, console_crm, console_settings, login
+from tests.console.logins import add_console_users, console_app, console_crm, console_settings, login
 from tests.factories import make_complaint, make_customer
 
 HOSTILE = "<script>alert('x')</script>"
@@ -222,6 +223,15 @@ def test_every_figure_links_to_its_definition_on_the_page(client: TestClient, se
 
 def test_the_home_page_links_a_marketer_to_reports(client: TestClient) -> None:
     login(client, "mo")
+    assert 'href="/reports"' in client.get("/").text
+    assert client.get("/reports").status_code == 200
+
+
+def test_a_team_lead_reads_the_reports_from_the_menu(settings: Settings, client: TestClient) -> None:
+    with Session(make_engine(settings.database_url)) as session:
+        add_console_users(session, {"lee": Role.LEAD})
+        session.commit()
+    login(client, "lee")
     assert 'href="/reports"' in client.get("/").text
     assert client.get("/reports").status_code == 200
 
