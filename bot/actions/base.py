@@ -27,6 +27,7 @@ from bot.nlp.analysis import Analysis, analyse
 from bot.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
+PAYLOAD_EXTRACTORS = (None, "", "RegexMessageHandler")  # who "extracted" a button payload's entities
 
 
 @lru_cache(maxsize=1)
@@ -73,9 +74,11 @@ class Turn:
         return str(value) if value is not None else None
 
     def chosen(self, name: str) -> str | None:
-        """An entity the customer chose with a button (a payload's entities name no extractor)."""
+        """An entity the customer chose with a button: a payload's entities name Rasa's payload
+        parser as their extractor (or none at all, as Rasa's test stories give them). Typed text
+        never reaches Rasa as a payload: the gateway strips a leading slash (limits.for_rasa)."""
         for entity in self.tracker.latest_message.get("entities") or []:
-            chosen = entity.get("entity") == name and not entity.get("extractor")
+            chosen = entity.get("entity") == name and entity.get("extractor") in PAYLOAD_EXTRACTORS
             if chosen and entity.get("value") is not None:
                 return str(entity["value"])
         return None

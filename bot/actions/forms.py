@@ -82,6 +82,12 @@ def has_words(text: str) -> bool:
     return any(is_word(token) for token in re.findall(r"[a-z']+", text.lower().replace("'", "")))
 
 
+def _took_anything(events: list[EventType]) -> bool:
+    """Whether validation set a slot: Rasa's form rejects the message only when none was set, so
+    nothing may be added then (a counter reset would keep the customer in the question)."""
+    return any(e.get("event") == "slot" and e.get("name") != REQUESTED_SLOT for e in events)
+
+
 def _answered(events: list[EventType], slot: str | None) -> bool:
     return any(
         e.get("event") == "slot" and e.get("name") == slot and e.get("value") is not None for e in events
@@ -115,6 +121,8 @@ class LeavableFormValidation(FormValidationAction, abc.ABC):
             events: list[EventType] = [SlotSet(asked, None), SlotSet(REQUESTED_SLOT, asked)]
         else:
             events = await super().run(dispatcher, tracker, domain)
+            if not _took_anything(events):
+                return events  # a refused intent: the form must reject, so the rules answer it
         if not wordless and (intent not in UNSURE or _answered(events, asked)):
             return [*events, SlotSet(MISSES, 0.0)]
         misses = int(tracker.get_slot(MISSES) or 0) + 1

@@ -19,7 +19,10 @@ from tests.factories import make_complaint, make_customer
 
 
 def ask(sender: str, text: str = "what's happening with my complaint?", chosen: str | None = None) -> Tracker:
-    entities = [{"entity": "complaint_id", "value": chosen}] if chosen else []  # a button names no extractor
+    # A button's payload entities, as Rasa 3.6 parses them (RegexMessageHandler).
+    entities = (
+        [{"entity": "complaint_id", "value": chosen, "extractor": "RegexMessageHandler"}] if chosen else []
+    )
     return make_tracker(sender, text=text, intent="case_status", entities=entities)
 
 
@@ -127,13 +130,20 @@ async def test_another_customers_case_gets_the_same_answer_as_a_case_that_does_n
 
     _, typed_theirs = await run_action(ActionCaseStatus(), ask("web:mia", f"any news on case #{theirs.id}?"))
     _, typed_missing = await run_action(ActionCaseStatus(), ask("web:mia", f"any news on case #{missing}?"))
+    typed_entity = make_tracker(  # the classifier tagging a number is not a button: the number is read
+        "web:mia",
+        text=f"status of case {theirs.id}",
+        intent="case_status",
+        entities=[{"entity": "complaint_id", "value": str(theirs.id), "extractor": "CRFEntityExtractor"}],
+    )
+    _, tagged = await run_action(ActionCaseStatus(), typed_entity)
     _, forged_button = await run_action(
         ActionCaseStatus(), ask("web:mia", "/case_status", chosen=str(theirs.id))
     )
 
     assert said(typed_theirs) == [{"response": "utter_case_unknown", "case_ref": str(theirs.id)}]
     assert said(typed_missing) == [{"response": "utter_case_unknown", "case_ref": str(missing)}]
-    assert said(forged_button) == said(typed_theirs)
+    assert said(forged_button) == said(typed_theirs) == said(tagged)
 
 
 async def test_a_recently_resolved_case_is_told_with_its_resolution(crm_both: Session, mia: Any) -> None:

@@ -144,6 +144,21 @@ async def test_an_unusable_answer_not_understood_is_a_miss_and_irritable_custome
     assert said == ["utter_form_offer_person"]
 
 
+@pytest.mark.parametrize("intent", ["stop", "request_human", "faq", "case_status"])
+async def test_a_message_the_form_refuses_gets_no_events_so_the_form_lets_go(intent: str) -> None:
+    # The mappings take nothing from these intents; any event from the validator (even a counter
+    # reset) would make Rasa's form keep the customer in the question instead of rejecting.
+    tracker = form_tracker(
+        form="complaint_form",
+        asked="complaint_category",
+        text="never mind",
+        intent=intent,
+        slots={"form_misses": 1.0},
+    )
+    events, said = await validate(ValidateComplaintForm(), tracker)
+    assert (events, said) == ([], [])
+
+
 async def test_a_button_answer_is_never_a_miss() -> None:
     tracker = form_tracker(
         form="complaint_form",
