@@ -52,6 +52,7 @@ class Settings:
     gateway_max_message_chars: int
     gateway_rate_limit_per_minute: int
     webchat_allowed_origins: tuple[str, ...]
+    widget_identity_secret: str
     scheduler_url: str
     quiet_hours: str
     outreach_weekly_cap: int
@@ -143,6 +144,9 @@ class Settings:
             gateway_max_message_chars=int(_number(env, "GATEWAY_MAX_MESSAGE_CHARS", 4000)),
             gateway_rate_limit_per_minute=int(_number(env, "GATEWAY_RATE_LIMIT_PER_MINUTE", 20)),
             webchat_allowed_origins=_list(env, "WEBCHAT_ALLOWED_ORIGINS", "*"),
+            widget_identity_secret=_secret_or_derived(
+                env, "WIDGET_IDENTITY_SECRET", "widget identity secret"
+            ),
             scheduler_url=_url(env, "SCHEDULER_URL", "http://127.0.0.1:5056"),
             quiet_hours=env.get("OUTREACH_QUIET_HOURS") or "21:00-09:00",
             outreach_weekly_cap=int(_number(env, "OUTREACH_WEEKLY_CAP", 3)),
@@ -213,6 +217,7 @@ class Settings:
             "GATEWAY_MAX_MESSAGE_CHARS": str(self.gateway_max_message_chars),
             "GATEWAY_RATE_LIMIT_PER_MINUTE": str(self.gateway_rate_limit_per_minute),
             "WEBCHAT_ALLOWED_ORIGINS": ",".join(self.webchat_allowed_origins),
+            "WIDGET_IDENTITY_SECRET": self.widget_identity_secret,
             "SCHEDULER_URL": self.scheduler_url,
             "OUTREACH_QUIET_HOURS": self.quiet_hours,
             "OUTREACH_WEEKLY_CAP": str(self.outreach_weekly_cap),
@@ -283,6 +288,7 @@ class Settings:
             ("INTERNAL_API_TOKEN", self.internal_api_token),
             ("RASA_CHANNEL_SECRET", self.rasa_channel_secret),
             ("ACTION_SERVER_TOKEN", self.action_server_token),
+            ("WIDGET_IDENTITY_SECRET", self.widget_identity_secret),
         )
         for name, value in secrets:
             if len(value) < 24 or value.startswith("change-me"):

@@ -154,6 +154,11 @@ def web_external_id(number: int) -> str:
     return f"demo-{number:04d}"
 
 
+def shop_external_id(number: int) -> str:
+    """The demo shop's own id of customer `number` (1-based), as its inbound API and widget use it."""
+    return f"cust-{number:04d}"
+
+
 def demo_day(now: datetime) -> date:
     """The day whose noon (UTC) is the demo's "now": today from noon on, else yesterday, so that
     nothing in the demo (a callback request, a rating) lies in the future of the real clock."""
@@ -227,6 +232,7 @@ class _Builder:
             marketing, telegram = rng.random() < 0.8, rng.random() < 0.4
         joined = self.now - timedelta(days=rng.randint(*profile.joined_days_ago), hours=rng.randint(0, 23))
         customer = Customer(
+            external_id=shop_external_id(number),
             first_name=first,
             last_name=last,
             email=f"{_ascii(first)}.{_ascii(last)}.{number}@example.com",

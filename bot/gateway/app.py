@@ -27,7 +27,7 @@ from bot.gateway.hangups import HangUpGuard
 from bot.gateway.inbox import Inbox
 from bot.gateway.mailer import Mailer
 from bot.gateway.outlets import Outlet
-from bot.gateway.pages import demo_shop
+from bot.gateway.pages import DemoShop
 from bot.gateway.proactive import InternalApi
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.reception import Reception
@@ -64,6 +64,7 @@ class Gateway:
     mailer: Mailer
     verify_email: EmailVerificationPages
     api: InboundApi
+    shop: DemoShop
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -127,6 +128,7 @@ def build_gateway(settings: Settings) -> Gateway:
         reception=reception,
         outlet=web_outlet,
         allowed_origins=settings.webchat_allowed_origins,
+        identity_secret=settings.widget_identity_secret,
     )
     telegram = None
     if telegram_outlet is not None:
@@ -168,6 +170,11 @@ def build_gateway(settings: Settings) -> Gateway:
         mailer,
         verify_email,
         api,
+        shop=DemoShop(
+            crm,
+            identity_secret=settings.widget_identity_secret,
+            logins=settings.demo_data and settings.environment != "production",
+        ),
     )
 
 
@@ -190,8 +197,8 @@ def create_app(settings: Settings) -> Starlette:
         return await gateway.telegram.webhook(request)
 
     routes = [
-        Route("/", demo_shop, methods=["GET"]),
-        Route("/demo", demo_shop, methods=["GET"]),
+        Route("/", gateway.shop.page, methods=["GET"]),
+        Route("/demo", gateway.shop.page, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/internal/proactive", gateway.internal.proactive, methods=["POST"]),
         Route("/internal/telegram-link", gateway.internal.telegram_link, methods=["POST"]),

@@ -2,7 +2,9 @@
 
 A visitor is a server-issued uuid (sender `web:<uuid>`) and a token signed with SECRET_KEY that
 proves it; the widget keeps the token in localStorage. History and the websocket need the token,
-so one visitor cannot read another's conversation. A token lapses after VISITOR_MAX_AGE unused;
+so one visitor cannot read another's conversation. A shop's logged-in customer is known by the
+`external_id` and `user_hash` in the hello (bot.crm.identity): a hash that does not prove the id
+leaves the visitor anonymous, and the reason is logged. A token lapses after VISITOR_MAX_AGE unused;
 each use hands the widget a renewed one. A visitor has at most MAX_SOCKETS sockets open at once.
 
 Every socket has its own writer task and queue: a socket whose client stops reading is dropped
@@ -29,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from bot.crm import transcript
+from bot.crm import identity, transcript
 from bot.crm.models import Channel, DeliveryStatus, Direction, Message
 from bot.gateway import tokens, wording
 from bot.gateway.inbox import Inbox
@@ -192,8 +194,10 @@ class WebChat:
         reception: Reception,
         outlet: WebOutlet,
         allowed_origins: Sequence[str],
+        identity_secret: str,
     ) -> None:
         self.secret_key, self.inbox, self.reception, self.outlet = secret_key, inbox, reception, outlet
+        self.identity_secret = identity_secret
         self.allowed_origins = tuple(allowed_origins)
         self.session_limiter = RateLimiter(30)  # new visitor sessions per client address per minute
 
@@ -242,10 +246,11 @@ class WebChat:
             await _close(socket, 1008)
             return
         await socket.accept()
-        visit = await self._hello(socket)
-        if visit is None:
+        hello = await self._hello(socket)
+        if hello is None:
             await _close(socket, UNAUTHORISED)
             return
+        visit, frame = hello
         sender_id = f"web:{visit.visitor_id}"
         if self.outlet.socket_count(sender_id) >= MAX_SOCKETS:
             log.info("web socket refused: too many open sender=%s", sender_id)
@@ -255,14 +260,16 @@ class WebChat:
         writer = self.outlet.connect(sender_id, socket)
         log.info("web socket open sender=%s", sender_id)
         try:
-            writer.put({"type": "ready", **({"token": visit.renewed} if visit.renewed else {})})
+            known = await self._identify(sender_id, frame)
+            ready = {"type": "ready", "identity": "verified" if known else "anonymous"}
+            writer.put({**ready, **({"token": visit.renewed} if visit.renewed else {})})
             await self._deliver_waiting(sender_id)
             await self._serve(socket, writer, sender_id)
         finally:
             self.outlet.disconnect(sender_id, socket)
             log.info("web socket closed sender=%s", sender_id)
 
-    async def _hello(self, socket: WebSocket) -> tokens.Visit | None:
+    async def _hello(self, socket: WebSocket) -> tuple[tokens.Visit, dict[str, Any]] | None:
         try:
             frame = _parse(await asyncio.wait_for(socket.receive_text(), HELLO_TIMEOUT))
         except (asyncio.TimeoutError, WebSocketDisconnect, KeyError, RuntimeError):
@@ -271,7 +278,31 @@ class WebChat:
         if (frame or {}).get("type") != "hello" or visit is None:
             await send_frame(socket, {"type": "error", "code": "unauthorized"})
             return None
-        return visit
+        assert frame is not None
+        return visit, frame
+
+    async def _identify(self, sender_id: str, hello: dict[str, Any]) -> bool:
+        """Attach the visitor to the shop customer the hello names, if its hash proves it."""
+        external_id, claimed = hello.get("external_id"), hello.get("user_hash")
+        if external_id is None and claimed is None:
+            return False  # an anonymous visitor: nothing claimed
+        refusal = identity.check_claim(self.identity_secret, external_id, claimed)
+        if refusal is not None:
+            log.warning("web identity refused sender=%s reason=%s", sender_id, refusal.value)
+            return False
+        assert isinstance(external_id, str)
+        try:
+            outcome, customer_id = await self.inbox.crm.run(
+                partial(identity.attach_web_visitor, sender_id=sender_id, external_id=external_id)
+            )
+        except SQLAlchemyError:
+            log.exception("CRM unavailable: web identity not checked sender=%s", sender_id)
+            return False
+        if outcome.known:
+            log.info("web identity %s sender=%s customer=%s", outcome.value, sender_id, customer_id)
+        else:
+            log.warning("web identity refused sender=%s reason=%s", sender_id, outcome.value)
+        return outcome.known
 
     async def _deliver_waiting(self, sender_id: str) -> None:
         """Messages queued while the visitor was away (proactive, agent, late answers)."""

@@ -8,6 +8,9 @@
  *   <script>window.CareLoopWidget = {title: "Help", greeting: "Hi!", colour: "#0a7", position: "left"};</script>
  *
  * (the same options also work as data-title, data-greeting, data-colour, data-position on the tag).
+ * A shop whose customer is logged in adds external_id (its own customer id) and user_hash, the
+ * HMAC-SHA256 of that id with WIDGET_IDENTITY_SECRET computed on the shop's server (README,
+ * "Connect your shop"); the gateway checks it, and a wrong hash leaves the visitor anonymous.
  * Message content is only ever set with textContent, never parsed as HTML.
  */
 (function () {
@@ -29,12 +32,18 @@
     maxLength: Number(options.maxLength || data.maxLength) || 4000,
   };
   var AUTHORS = { bot: config.title, agent: "Agent", customer: "You", system: "Notice" };
-  var KEY = "careloop.widget:" + base;
+  var identity = typeof options.external_id === "string" && typeof options.user_hash === "string"
+    ? { external_id: options.external_id, user_hash: options.user_hash } : null;
+  var ANONYMOUS_KEY = "careloop.widget:" + base;
+  // Each logged-in customer has a chat of their own in this browser: after a log-out, or another
+  // customer's log-in, the next person does not see it.
+  var KEY = identity ? ANONYMOUS_KEY + ":user:" + identity.external_id : ANONYMOUS_KEY;
   var RECONNECT_MAX_MS = 15000;
   var TYPING_TIMEOUT_MS = 30000;
   var TYPING_EVERY_MS = 3000; // how often "still typing" is sent (a person may be reading)
   var TYPING_IDLE_MS = 4000;
 
+  adoptAnonymousChat();
   var state = {
     token: load("token"),
     outbox: load("outbox") || [],
@@ -54,6 +63,21 @@
 
   function validColour(value) {
     return typeof value === "string" && window.CSS && CSS.supports("color", value) ? value : null;
+  }
+
+  // A visitor who logs in mid-conversation takes their anonymous chat along (the gateway moves it
+  // to their customer record when the hello carries their identity).
+  function adoptAnonymousChat() {
+    try {
+      if (KEY === ANONYMOUS_KEY || localStorage.getItem(KEY + ":token")) return;
+      ["token", "outbox"].forEach(function (name) {
+        var value = localStorage.getItem(ANONYMOUS_KEY + ":" + name);
+        if (value !== null) localStorage.setItem(KEY + ":" + name, value);
+        localStorage.removeItem(ANONYMOUS_KEY + ":" + name);
+      });
+    } catch (e) {
+      /* storage blocked: this page view starts a fresh chat */
+    }
   }
 
   function load(name) {
@@ -392,7 +416,9 @@
     var socket = new WebSocket(url);
     state.socket = socket;
     socket.addEventListener("open", function () {
-      socket.send(JSON.stringify({ type: "hello", token: state.token }));
+      var hello = { type: "hello", token: state.token };
+      if (identity) { hello.external_id = identity.external_id; hello.user_hash = identity.user_hash; }
+      socket.send(JSON.stringify(hello));
     });
     socket.addEventListener("message", function (event) {
       var frame;
@@ -429,6 +455,7 @@
         state.token = frame.token;
         save("token", state.token);
       }
+      if (frame.identity) host.setAttribute("data-identity", frame.identity);  // verified or anonymous
       state.ready = true;
       state.retries = 0;
       setStatus("");
