@@ -28,7 +28,6 @@ ADMIN_PAGES = [
     "/",
     "/queue",
     "/cases",
-    "/feedback",
     "/notices",
     "/feedback",
     "/users",
@@ -38,6 +37,7 @@ ADMIN_PAGES = [
     "/reports",
     "/outbox",
     "/nlu-review",
+    "/integrations",
     "/no-such-page",
 ]
 
