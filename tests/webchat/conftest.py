@@ -3,6 +3,7 @@ its own CRM holding the demo data, and a headless Chromium driven by Playwright.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import secrets
 import sys
@@ -29,6 +30,8 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser, page
 from tests.gateway.servers import free_port
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "page"]
+
+STARTUP_UNDER_LOAD = 480.0  # s; Rasa loading its model on two cores shared with other suites takes minutes
 
 
 @dataclass
@@ -104,7 +107,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         load_demo_data(session=session, today=demo_day(datetime.now(timezone.utc)), customers=60)
         session.commit()
     model = ensure_model(settings.models_dir)
-    supervisor = Supervisor(careloop_services(settings, model), var_dir / "logs", io.StringIO())
+    services = [
+        dataclasses.replace(s, startup_timeout=max(s.startup_timeout, STARTUP_UNDER_LOAD))
+        for s in careloop_services(settings, model)
+    ]
+    supervisor = Supervisor(services, var_dir / "logs", io.StringIO())
     try:
         supervisor.start()
     except Exception:
