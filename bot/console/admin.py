@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser, end_sessions, open_sessions
 from bot.console.confirm import ask, confirmed
+from bot.console.forms import read_form
 from bot.console.once import ShownOnce
 from bot.crm import canned, cases, staff
 from bot.crm.canned import CannedError
@@ -110,12 +111,7 @@ class _Pages:
     async def _post(self, request: Request) -> tuple[ConsoleUser, FormData]:
         """The admin and their form, after the permission, size and CSRF checks."""
         user = await self.console.require(request, self.permission)
-        declared = request.headers.get("content-length", "")
-        if not declared.isdigit():
-            raise HTTPException(411, detail="The form must say how long it is.")
-        if int(declared) > MAX_FORM_BYTES:
-            raise HTTPException(413, detail="The form is too large.")
-        form = await request.form()
+        form = await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=50)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         return user, form
 

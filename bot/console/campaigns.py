@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from bot.console.auth import ConsoleUser
 from bot.console.campaign_form import CampaignForm
 from bot.console.confirm import ask, confirmed
+from bot.console.forms import read_form
 from bot.crm.labels import label
 from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
 from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
@@ -409,14 +410,12 @@ class CampaignPages:
         return campaign
 
     async def _form_data(self, request: Request) -> FormData:
-        declared = request.headers.get("content-length", "")
-        if not declared.isdigit():
-            raise HTTPException(411, detail="The form must say how long it is.")
-        if int(declared) > MAX_FORM_BYTES:
-            raise HTTPException(
-                413, detail="The form is too large: a campaign message has at most 1,000 characters."
-            )
-        return await request.form()
+        return await read_form(
+            request,
+            max_bytes=MAX_FORM_BYTES,
+            max_fields=100,
+            too_large="The form is too large: a campaign message has at most 1,000 characters.",
+        )
 
     async def _read(self, request: Request, user: ConsoleUser) -> tuple[CampaignForm, str]:
         form = await self._form_data(request)

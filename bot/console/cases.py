@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
+from bot.console.forms import field, number, read_form
 from bot.crm import cases, notices, transcript
 from bot.crm.cases import CaseError, Filters, NoSuchCase, NotYourTeam, Resolution, StaleCase, Viewer
 from bot.crm.models import (
@@ -148,37 +149,37 @@ class CasePages:
 
     async def move(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> Any:
-            return cases.move(viewer=viewer, state=_field(form, "state"), **known)
+            return cases.move(viewer=viewer, state=field(form, "state"), **known)
 
         return await self._change(request, "moved", work)
 
     async def assign(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> Any:
-            owner = _field(form, "owner_id")
+            owner = field(form, "owner_id")
             if owner and not owner.isdigit():
                 raise CaseError("Choose the person from the list.")
             owner_id = int(owner) if owner else None
-            return cases.reassign(viewer=viewer, owner_id=owner_id, team=_field(form, "team"), **known)
+            return cases.reassign(viewer=viewer, owner_id=owner_id, team=field(form, "team"), **known)
 
         return await self._change(request, "assigned", work)
 
     async def note(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, *, session: Session, complaint_id: int, **_: Any) -> Any:
             return cases.add_note(
-                session=session, viewer=viewer, complaint_id=complaint_id, text=_field(form, "text")
+                session=session, viewer=viewer, complaint_id=complaint_id, text=field(form, "text")
             )
 
         return await self._change(request, "noted", work, typed_fields=("text",))
 
     async def ask(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> Any:
-            return cases.ask_customer(viewer=viewer, question=_field(form, "question"), **known)
+            return cases.ask_customer(viewer=viewer, question=field(form, "question"), **known)
 
         return await self._change(request, "asked", work, typed_fields=("question",))
 
     async def resolve(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> Any:
-            typed = Resolution(_field(form, "resolution"), _field(form, "remedy"), _field(form, "credit"))
+            typed = Resolution(field(form, "resolution"), field(form, "remedy"), field(form, "credit"))
             return cases.resolve(viewer=viewer, resolution=typed, **known)
 
         return await self._change(request, "resolved", work, typed_fields=("resolution", "remedy", "credit"))
@@ -193,11 +194,11 @@ class CasePages:
         """Check the user, the form and its CSRF token, run `work` on a CRM worker; show the case
         again with the reason if it is refused."""
         user = await self.console.require(request, "cases")
-        form = await _small_form(request)
-        self.console.require_csrf(user, request.headers.get("x-csrf-token") or _field(form, "csrf_token"))
+        form = await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=20)
+        self.console.require_csrf(user, request.headers.get("x-csrf-token") or field(form, "csrf_token"))
         case_id = int(request.path_params["case_id"])
-        version, seen = _number(_field(form, "version")), _number(_field(form, "seen")) or 0
-        typed = {name: _field(form, name) for name in typed_fields}
+        version, seen = number(field(form, "version")), number(field(form, "seen")) or 0
+        typed = {name: field(form, name) for name in typed_fields}
 
         def run(session: Session) -> Any:
             viewer = cases.viewer_of(session=session, agent_id=user.id, role=user.role)
@@ -233,24 +234,6 @@ class CasePages:
         return await self._case_page(
             request, user, error=message, changes=changes, typed=typed, status=status
         )
-
-
-async def _small_form(request: Request) -> FormData:
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        raise HTTPException(411, detail="The form must say how long it is.")
-    if int(declared) > MAX_FORM_BYTES:
-        raise HTTPException(413, detail="The form is too large.")
-    return await request.form(max_files=0, max_fields=20)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value if isinstance(value, str) else ""
-
-
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 12 else None
 
 
 def _choices() -> dict[str, list[str]]:

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
 from bot.console.campaign_form import CampaignForm
+from bot.console.forms import field, number, read_form
 from bot.crm import feedback
 from bot.crm.feedback import FeedbackError, Filters, NoSuchItem, StaleItem, Viewer
 from bot.crm.models import (
@@ -122,7 +123,7 @@ class FeedbackPages:
 
     async def assign(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> int:
-            owner = _field(form, "owner_id")
+            owner = field(form, "owner_id")
             if owner and not (owner.isdigit() and len(owner) < 12):
                 raise FeedbackError("Choose the person from the list.")
             return feedback.assign(viewer=viewer, owner_id=int(owner) if owner else None, **known)
@@ -131,13 +132,13 @@ class FeedbackPages:
 
     async def move(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> int:
-            return feedback.move(viewer=viewer, state=_field(form, "state"), **known)
+            return feedback.move(viewer=viewer, state=field(form, "state"), **known)
 
         return await self._change(request, "moved", work)
 
     async def tell(self, request: Request) -> Response:
         def work(viewer: Viewer, form: FormData, **known: Any) -> int:
-            return feedback.tell_customer(viewer=viewer, message=_field(form, "message"), **known)
+            return feedback.tell_customer(viewer=viewer, message=field(form, "message"), **known)
 
         return await self._change(request, "told", work, typed_fields=("message",))
 
@@ -151,13 +152,13 @@ class FeedbackPages:
         """Check the user, the form and its CSRF token, run `work` on a CRM worker; show the item
         again with the reason if it is refused."""
         user = await self.console.require(request, "feedback")
-        form = await _small_form(request)
-        self.console.require_csrf(user, request.headers.get("x-csrf-token") or _field(form, "csrf_token"))
+        form = await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=10)
+        self.console.require_csrf(user, request.headers.get("x-csrf-token") or field(form, "csrf_token"))
         item_id = int(request.path_params["item_id"])
-        version, seen = _number(_field(form, "version")), _number(_field(form, "seen")) or 0
-        typed = {name: _field(form, name).replace("\r\n", "\n") for name in typed_fields}
+        version, seen = number(field(form, "version")), number(field(form, "seen")) or 0
+        typed = {name: field(form, name).replace("\r\n", "\n") for name in typed_fields}
         markup = CampaignForm(message=typed.get("message", "")).markup()
-        if markup and _field(form, "markup_ok") != "yes":  # shown literally: say so before it goes
+        if markup and field(form, "markup_ok") != "yes":  # shown literally: say so before it goes
             return await self._refused(request, user, "", 422, [], typed, markup)
 
         def run(session: Session) -> int:
@@ -198,24 +199,6 @@ class FeedbackPages:
         return await self._item_page(
             request, user, error=message or None, changes=changes, typed=typed, markup=markup, status=status
         )
-
-
-async def _small_form(request: Request) -> FormData:
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        raise HTTPException(411, detail="The form must say how long it is.")
-    if int(declared) > MAX_FORM_BYTES:
-        raise HTTPException(413, detail="The form is too large.")
-    return await request.form(max_files=0, max_fields=10)
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value if isinstance(value, str) else ""
-
-
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 12 else None
 
 
 def _choices() -> dict[str, list[str]]:

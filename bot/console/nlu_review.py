@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
+from bot.console.forms import read_form
 from bot.crm import nlu_review
 from bot.crm.nlu_export import FILE_NAME, ExportResult, export
 from bot.crm.nlu_review import Item, ReviewError, Vocabulary
@@ -164,12 +165,7 @@ class ReviewPages:
     async def _post(self, request: Request) -> tuple[ConsoleUser, FormData]:
         """The admin and their form, after the permission, size and CSRF checks."""
         user = await self.console.require(request, PERMISSION)
-        declared = request.headers.get("content-length", "")
-        if not declared.isdigit():
-            raise HTTPException(411, detail="The form must say how long it is.")
-        if int(declared) > MAX_FORM_BYTES:
-            raise HTTPException(413, detail="The form is too large.")
-        form = await request.form(max_files=0, max_fields=5)
+        form = await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=5)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         return user, form
 
