@@ -30,6 +30,7 @@ from bot.crm.models import (
     Customer,
     Delivery,
     DeliveryStatus,
+    Order,
     OutreachKind,
 )
 from scheduler.policy import INTENT_FOR, Outcome, Policy, decide, lock_customer
@@ -122,7 +123,10 @@ def claim(*, session: Session, delivery_id: int, now: datetime, stale_after: tim
 
 def still_relevant(*, session: Session, delivery: Delivery, now: datetime) -> tuple[bool, datetime | None]:
     """A revisit waits for its case to be resolved, and is dropped once the loop is closed; a
-    question about a case is dropped once the case no longer waits for the answer."""
+    question about a case is dropped once the case no longer waits for the answer; so is a delivery
+    check about an order the customer has complained about (they told us it is not alright)."""
+    if delivery.kind is OutreachKind.DELIVERY_CHECK:
+        return not _complained_about(session, str((delivery.payload or {}).get("order_id", ""))), None
     if delivery.kind is OutreachKind.CASE_UPDATE and ":question:" in delivery.idempotency_key:
         case = session.get(Complaint, delivery.complaint_id) if delivery.complaint_id else None
         return case is not None and case.status is ComplaintStatus.WAITING_ON_CUSTOMER, None
@@ -138,6 +142,19 @@ def still_relevant(*, session: Session, delivery: Delivery, now: datetime) -> tu
     if complaint.status is not ComplaintStatus.RESOLVED:
         return False, now + timedelta(days=1)  # not fixed yet: look again tomorrow
     return True, None
+
+
+def _complained_about(session: Session, order_number: str) -> bool:
+    """Whether any case names this order (by its number, as the delivery check's payload carries it)."""
+    return (
+        session.scalar(
+            select(Complaint.id)
+            .join(Order, Order.id == Complaint.order_id)
+            .where(Order.number == order_number)
+            .limit(1)
+        )
+        is not None
+    )
 
 
 class Sender:

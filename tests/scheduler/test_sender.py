@@ -23,12 +23,13 @@ from bot.crm.models import (
     Customer,
     Delivery,
     DeliveryStatus,
+    Order,
     OutreachKind,
 )
 from scheduler.checkins import enqueue
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
-from tests.factories import make_complaint
+from tests.factories import make_complaint, make_order
 from tests.scheduler.standin_gateway import StandInGateway
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
@@ -186,3 +187,33 @@ def test_revisit_waits_for_the_fix_and_goes_once_resolved(factory: sessionmaker[
         assert sender(factory, gateway).run_due() == {"sent": 1}
         assert gateway.calls[0]["intent"] == "EXTERNAL_checkin"
         assert gateway.calls[0]["entities"] == {"complaint_id": str(complaint_id)}
+
+
+def test_no_delivery_check_about_an_order_the_customer_has_complained_about(
+    factory: sessionmaker[Session],
+) -> None:
+    """'Is everything alright with it?' after they told us it is not reads as if nobody listened."""
+    [complained, content] = customers(factory, 2)
+    with factory.begin() as session:
+        orders = {}
+        for cid in (complained, content):
+            orders[cid] = make_order(session, session.get_one(Customer, cid), days_ago=3).number
+        order_id = session.scalars(select(Order.id).where(Order.number == orders[complained])).one()
+        make_complaint(
+            session, session.get_one(Customer, complained), status=ComplaintStatus.OPEN, order_id=order_id
+        )
+        for cid in (complained, content):
+            enqueue(
+                session=session,
+                key=f"delivery_check:{cid}",
+                kind=OutreachKind.DELIVERY_CHECK,
+                customer_id=cid,
+                scheduled_for=NOW - timedelta(minutes=1),
+                payload={"order_id": orders[cid]},
+            )
+    with StandInGateway() as gateway:
+        assert sender(factory, gateway).run_due() == {"sent": 1, "skipped": 1}
+        assert [c["entities"] for c in gateway.calls] == [{"order_id": orders[content]}]
+    with factory() as session:
+        skipped = session.scalars(select(Delivery).where(Delivery.customer_id == complained)).one()
+    assert (skipped.status, skipped.skip_reason) == (DeliveryStatus.SKIPPED, "not_needed")
