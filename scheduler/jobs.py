@@ -17,6 +17,7 @@ from bot.settings import PROJECT_ROOT, Settings
 from scheduler import campaigns, checkins, sla
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
+from scheduler.webhooks import WebhookSender, http_post
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +96,16 @@ def send_due() -> None:
     outcomes = runtime().sender.run_due()
     if outcomes:
         log.info("send %s", dict(outcomes))
+
+
+@lru_cache(maxsize=1)
+def webhook_sender() -> WebhookSender:
+    """Built on first use, on the runtime's sessions."""
+    return WebhookSender(runtime().factory, http_post(), clock=utcnow)
+
+
+def send_webhooks() -> None:
+    """APScheduler job: POST the webhook outbox, signed, in order per subscription, retrying for a day."""
+    outcomes = webhook_sender().run_due()
+    if outcomes:
+        log.info("webhooks %s", dict(outcomes))

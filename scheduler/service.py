@@ -18,6 +18,9 @@ from bot.settings import Settings
 from scheduler import jobs
 
 log = logging.getLogger(__name__)
+# Webhooks may wait a few seconds; polling them as often as customers' messages would only add
+# writes to the job table (the outreach sender may run every half second).
+WEBHOOK_SECONDS = 5.0
 
 
 def build_scheduler(settings: Settings, *, sweep_seconds: float, send_seconds: float) -> BlockingScheduler:
@@ -32,6 +35,13 @@ def build_scheduler(settings: Settings, *, sweep_seconds: float, send_seconds: f
     )
     scheduler.add_job(
         "scheduler.jobs:send_due", "interval", seconds=send_seconds, id="outreach:send", replace_existing=True
+    )
+    scheduler.add_job(  # its own job: a slow receiver never holds up the customers' messages
+        "scheduler.jobs:send_webhooks",
+        "interval",
+        seconds=max(send_seconds, WEBHOOK_SECONDS),
+        id="webhooks:send",
+        replace_existing=True,
     )
     scheduler.add_job(  # first at start: a newcomer's first run shows the demo's notices at once
         "scheduler.jobs:sla_clock",

@@ -1,4 +1,5 @@
-"""The Integrations page (admins): API keys for the shop's systems (bot/api).
+"""The Integrations page (admins): API keys for the shop's systems (bot/api), and the webhooks
+that tell them about CRM events (bot/crm/webhooks.py), with their delivery log and a resend.
 
 A key's secret is shown once, right after it was made, through a redirect and a one-time token
 (bot/console/once.py), so a reload neither shows it again nor makes another key; only its hash is
@@ -20,18 +21,23 @@ from starlette.routing import BaseRoute, Route
 from bot.console.auth import ConsoleUser
 from bot.console.confirm import ask, confirmed
 from bot.console.once import ShownOnce
-from bot.crm import integrations
+from bot.crm import integrations, webhooks
 from bot.crm.integrations import KeyRefused
 from bot.crm.models import ApiScope
+from bot.crm.webhooks import WebhookRefused
 
 if TYPE_CHECKING:
     from bot.console.app import Console
 
 PERMISSION = "integrations"
-MAX_FORM_BYTES = 4096  # a name, a scope and the CSRF token
+MAX_FORM_BYTES = 4096  # a name, a scope and the CSRF token; or a URL, its events and the token
 DONE = {
     "revoked": "Revoked. Requests with that key are refused from now on.",
     "shown": "A key is shown only once. If it was not copied, revoke it and make a new one.",
+    "hook_shown": "A signing secret is shown only once. If it was not copied, stop that webhook and add "
+    "it again.",
+    "hook_disabled": "Stopped. Nothing more is sent to that URL.",
+    "resent": "Queued again: the scheduler sends it within a few seconds.",
 }
 
 
@@ -41,6 +47,9 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/integrations", pages.list_page, methods=["GET"]),
         Route("/integrations/keys", pages.create, methods=["POST"]),
         Route("/integrations/keys/{key_id:int}/revoke", pages.revoke, methods=["POST"]),
+        Route("/integrations/webhooks", pages.subscribe, methods=["POST"]),
+        Route("/integrations/webhooks/{subscription_id:int}/disable", pages.disable, methods=["POST"]),
+        Route("/integrations/webhook-deliveries/{delivery_id:int}/resend", pages.resend, methods=["POST"]),
     ]
 
 
@@ -48,9 +57,16 @@ class IntegrationPages:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.shown_once = ShownOnce()
+        self.secrets_shown_once = ShownOnce()  # webhook signing secrets, apart from API keys
 
     async def list_page(self, request: Request) -> Response:
         user = await self.console.require(request, PERMISSION)
+        hook_token = request.query_params.get("hook", "")
+        if hook_token:
+            hook_shown = self.secrets_shown_once.take(user.id, hook_token)
+            if hook_shown is None:
+                return await self._page(request, user, done=DONE["hook_shown"])
+            return await self._page(request, user, hook_shown=hook_shown)
         token = request.query_params.get("shown", "")
         if not token:
             return await self._page(request, user, done=DONE.get(request.query_params.get("done", "")))
@@ -97,6 +113,58 @@ class IntegrationPages:
         await self.console.crm.run(partial(integrations.revoke_key, key_id=key_id, agent_id=user.id))
         return self._redirect(request, "/integrations?done=revoked")
 
+    async def subscribe(self, request: Request) -> Response:
+        user, form = await self._post(request)
+        url, events = str(form.get("url", "")), [str(e) for e in form.getlist("events")]
+        try:
+            row, secret = await self.console.crm.run(
+                partial(
+                    webhooks.create_subscription,
+                    url=url,
+                    events=events,
+                    agent_id=user.id,
+                    environment=self.console.settings.environment,
+                )
+            )
+        except WebhookRefused as refused:
+            return await self._page(
+                request, user, hook_error=str(refused), hook_url=url, hook_events=events, status=422
+            )
+        token = self.secrets_shown_once.put(user.id, (row.url, secret))
+        return self._redirect(request, f"/integrations?hook={token}#webhooks")
+
+    async def disable(self, request: Request) -> Response:
+        user, form = await self._post(request)
+        subscription_id = int(request.path_params["subscription_id"])
+        if not confirmed(form):
+            return ask(
+                self.console,
+                request,
+                user,
+                question="Stop sending events to this URL?",
+                consequence="Nothing more is sent to it, including the deliveries still waiting. "
+                "To start again, add the URL again (it gets a new secret).",
+                yes="Yes, stop it",
+                back="/integrations#webhooks",
+                form=form,
+            )
+        try:
+            await self.console.crm.run(
+                partial(webhooks.disable_subscription, subscription_id=subscription_id, agent_id=user.id)
+            )
+        except LookupError:
+            raise HTTPException(404, detail="There is no such webhook.") from None
+        return self._redirect(request, "/integrations?done=hook_disabled#webhooks")
+
+    async def resend(self, request: Request) -> Response:
+        user, _ = await self._post(request)
+        delivery_id = int(request.path_params["delivery_id"])
+        try:
+            await self.console.crm.run(partial(webhooks.resend, delivery_id=delivery_id, agent_id=user.id))
+        except LookupError:
+            raise HTTPException(404, detail="There is no such delivery.") from None
+        return self._redirect(request, "/integrations?done=resent#webhooks")
+
     async def _post(self, request: Request) -> tuple[ConsoleUser, FormData]:
         """The admin and their form, after the permission, size and CSRF checks."""
         user = await self.console.require(request, PERMISSION)
@@ -105,7 +173,7 @@ class IntegrationPages:
             raise HTTPException(411, detail="The form must say how long it is.")
         if int(declared) > MAX_FORM_BYTES:
             raise HTTPException(413, detail="The form is too large.")
-        form = await request.form(max_files=0, max_fields=8, max_part_size=MAX_FORM_BYTES)
+        form = await request.form(max_files=0, max_fields=16, max_part_size=MAX_FORM_BYTES)
         self.console.require_csrf(user, str(form.get("csrf_token", "")))
         return user, form
 
@@ -118,9 +186,15 @@ class IntegrationPages:
         done: str | None = None,
         error: str | None = None,
         name: str = "",
+        hook_shown: tuple[str, str] | None = None,
+        hook_error: str | None = None,
+        hook_url: str = "",
+        hook_events: list[str] | None = None,
         status: int = 200,
     ) -> Response:
         keys = await self.console.crm.run(integrations.list_keys)
+        subscriptions = await self.console.crm.run(webhooks.list_subscriptions)
+        deliveries = await self.console.crm.run(webhooks.recent_deliveries)
         response = self.console.page(
             request,
             "integrations/keys.html",
@@ -132,6 +206,13 @@ class IntegrationPages:
             name=name,
             api_url=str(request.url.replace(path="/api/v1", query="")),
             scopes=[s.value for s in ApiScope],
+            subscriptions=subscriptions,
+            deliveries=deliveries,
+            events=webhooks.EVENTS,
+            hook_shown=hook_shown,
+            hook_error=hook_error,
+            hook_url=hook_url,
+            hook_events=hook_events,
         )
         response.status_code = status
         response.headers["Cache-Control"] = "no-store"  # a secret is shown once, never cached

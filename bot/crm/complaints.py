@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import webhooks
 from bot.crm.case_history import record_event
 from bot.crm.models import (
     CaseEventKind,
@@ -164,6 +165,7 @@ def file_complaint(
         },
         now=now,
     )
+    webhooks.emit(session, "complaint.opened", case_payload(customer, complaint), now=now)
     return Filed(complaint=complaint, repeat=repeat, escalate=escalate)
 
 
@@ -176,6 +178,25 @@ def resolve_complaint(
     complaint.resolution = resolution
     complaint.resolved_at = now
     plan_followup(session=session, complaint=complaint, due=now + FOLLOWUP_AFTER_RESOLUTION)
+    customer = session.get(Customer, complaint.customer_id)
+    if customer is not None:
+        webhooks.emit(session, "complaint.resolved", case_payload(customer, complaint), now=now)
+
+
+def case_payload(customer: Customer, complaint: Complaint) -> dict[str, object]:
+    """A case as a webhook tells it: ids and state, no description or resolution text."""
+    return {
+        **webhooks.customer_ref(customer),
+        "complaint_id": complaint.id,
+        "order_id": complaint.order_id,
+        "category": complaint.category.value,
+        "severity": complaint.severity.value,
+        "team": complaint.team,
+        "status": complaint.status.value,
+        "remedy": complaint.remedy.value if complaint.remedy else None,
+        "sla_due_at": webhooks.when(complaint.sla_due_at),
+        "resolved_at": webhooks.when(complaint.resolved_at),
+    }
 
 
 def reopen_complaint(

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.crm import webhooks
 from bot.crm.models import Consent, ConsentPurpose, Conversation, Customer, utcnow
 from bot.crm.queries import log_interaction, record_audit
 
@@ -43,6 +44,14 @@ def set_consent(
             entity_id=customer.id,
             details={"purpose": purpose.value, "source": source},
         )
+        changed_to = {
+            **webhooks.customer_ref(customer),
+            "purpose": purpose.value,
+            "granted": granted,
+            "source": source,
+            "changed_at": webhooks.when(now),
+        }
+        webhooks.emit(session, "consent.changed", changed_to, now=now)
     log_interaction(
         session=session,
         customer=customer,

@@ -467,6 +467,8 @@ ERASURE: dict[str, Declaration] = {
     "offer": NoCustomerRows("the retention offer catalogue"),
     "product": NoCustomerRows("the product catalogue"),
     "api_key": NoCustomerRows("keys an admin made for the shop's systems"),
+    "webhook_subscription": NoCustomerRows("URLs an admin subscribed for the shop's systems"),
+    "webhook_delivery": Delete("events about the customer for the shop's systems, which keep their own copy"),
 }
 
 

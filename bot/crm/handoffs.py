@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import webhooks
 from bot.crm.business_hours import BusinessHours
 from bot.crm.models import (
     HANDOFF_CALLBACK,
@@ -126,6 +127,16 @@ def open_handoff(
         data={"handoff_id": handoff.id, "reason": reason, "priority": handoff.priority, "mode": mode},
         now=now,
     )
+    requested = {
+        **webhooks.customer_ref(customer),
+        "handoff_id": handoff.id,
+        "conversation_id": conversation.id,
+        "reason": reason,
+        "mode": mode,
+        "priority": handoff.priority,
+        "callback_by": webhooks.when(callback_by),
+    }
+    webhooks.emit(session, "handoff.requested", requested, now=now)
     return handoff, True
 
 

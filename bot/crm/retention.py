@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import webhooks
 from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Conversation,
@@ -170,6 +171,16 @@ def decide(
         data={"attempt_id": attempt.id},
         now=now,
     )
+    if accepted:
+        offer = session.get(Offer, attempt.offer_id) if attempt.offer_id else None
+        saved = {
+            **webhooks.customer_ref(customer),
+            "attempt_id": attempt.id,
+            "subscription_id": attempt.subscription_id,
+            "reason": attempt.reason.value if attempt.reason else None,
+            "offer": offer.code if offer else None,
+        }
+        webhooks.emit(session, "retention.saved", saved, now=now)
 
 
 def record_exit_answer(
@@ -245,8 +256,24 @@ def record_cancellation(
         data={"subscription_id": subscription.id if subscription else None},
         now=now,
     )
+    _emit_cancellation(session, customer, subscription, now)
     session.flush()
     return delivery
+
+
+def _emit_cancellation(
+    session: Session, customer: Customer, subscription: Subscription | None, now: datetime
+) -> None:
+    """Tell the webhooks: the save was lost, and the subscription (if any) is to be cancelled."""
+    refs = {
+        **webhooks.customer_ref(customer),
+        "subscription_id": subscription.id if subscription else None,
+        "subscription_external_id": subscription.external_id if subscription else None,
+    }
+    webhooks.emit(session, "retention.lost", refs, now=now)
+    if subscription is not None:
+        requested = {**refs, "status": subscription.status.value, "cancel_requested_at": webhooks.when(now)}
+        webhooks.emit(session, "subscription.cancel_requested", requested, now=now)
 
 
 def billing_month_end(started_at: datetime, at: datetime) -> datetime:

@@ -24,6 +24,7 @@ from decimal import Decimal
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import webhooks
 from bot.crm.models import Complaint, Customer, Order, OrderStatus, Refund, RefundStatus, Segment
 
 ZERO = Decimal("0")
@@ -189,8 +190,15 @@ def assign_segments(*, session: Session, now: datetime, rules: SegmentRules = RU
     threshold = mvc_threshold((s.value_12m for s in stats), rules)
     segments = {s.customer_id: classify(s, threshold, now, rules) for s in stats}
     for customer in session.scalars(select(Customer).where(Customer.id.in_(segments))):
-        customer.segment = segments[customer.id]
+        was, customer.segment = customer.segment, segments[customer.id]
         customer.segment_updated_at = now
+        if was is not customer.segment:
+            moved = {
+                **webhooks.customer_ref(customer),
+                "from": was.value if was else None,
+                "to": customer.segment.value,
+            }
+            webhooks.emit(session, "customer.segment_changed", moved, now=now)
     session.flush()
     return Counter(segments.values())
 

@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm.complaints import sla_due
+from bot.crm import webhooks
+from bot.crm.complaints import case_payload, sla_due
 from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Complaint,
@@ -80,6 +81,17 @@ def record_rating(
         data={"score": score, "survey_id": survey.id, "recovery_case": case.id if case else None},
         now=now,
     )
+    rated = {
+        **webhooks.customer_ref(customer),
+        "survey_id": survey.id,
+        "score": score,
+        "complaint_id": complaint_id,
+        "handoff_id": handoff_id,
+        "recovery_complaint_id": case.id if case else None,
+    }
+    webhooks.emit(session, "survey.rated", rated, now=now)
+    if case is not None:
+        webhooks.emit(session, "complaint.opened", case_payload(customer, case), now=now)
     return Rated(survey=survey, recovery_case=case)
 
 

@@ -139,7 +139,8 @@ def test_jobs_persist_across_a_restart(tmp_path: Path, gateway: StandInGateway) 
                 text("SELECT id, next_run_time FROM apscheduler_job ORDER BY id")
             ).all()
         jobs.dispose()
-        assert [row[0] for row in stored] == ["cases:sla_clock", "outreach:send", "outreach:sweep"]
+        stored_ids = [row[0] for row in stored]
+        assert stored_ids == ["cases:sla_clock", "outreach:send", "outreach:sweep", "webhooks:send"]
         assert all(row[1] is not None for row in stored)
         service.start()
         second = service.wait_healthy()

@@ -28,10 +28,12 @@ from sqlalchemy.pool import Pool
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
+from bot.crm import webhooks
 from bot.crm.complaints import file_complaint
 from bot.crm.feedback import file_feedback
 from bot.crm.models import Agent, ApiKey, Campaign, CannedReply, ComplaintCategory, Customer, FeedbackSource
 from bot.crm.models.review import NluReview
+from bot.crm.models.webhook import WebhookDelivery, WebhookSubscription
 from tests.console.conftest import ConsoleClient, hand_off
 from tests.crm.rasa_tracker import a_misread_message
 from tests.gateway.fixtures import rasa
@@ -242,6 +244,14 @@ def drive_integrations(watch: ThreadWatch, gateway: RunningGateway, ada: Console
     drive(watch, "POST", "/integrations/keys/{key_id:int}/revoke", ada, revoke, data={})  # asks first
     confirmed = {"confirmed": "yes"}
     drive(watch, "POST", "/integrations/keys/{key_id:int}/revoke", ada, revoke, data=confirmed)
+    hook = {"url": "https://shop.example/careloop", "events": "survey.rated"}
+    drive(watch, "POST", "/integrations/webhooks", ada, "/integrations/webhooks", data=hook)
+    with gateway.crm() as crm, crm.begin():
+        webhooks.emit(crm, "survey.rated", {"customer_id": None, "score": 5})
+    resend = f"/integrations/webhook-deliveries/{the_one(gateway, WebhookDelivery).id}/resend"
+    drive(watch, "POST", "/integrations/webhook-deliveries/{delivery_id:int}/resend", ada, resend, data={})
+    disable = f"/integrations/webhooks/{the_one(gateway, WebhookSubscription).id}/disable"
+    drive(watch, "POST", "/integrations/webhooks/{subscription_id:int}/disable", ada, disable, data=confirmed)
 
 
 def drive_nlu_review(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient) -> None:

@@ -21,6 +21,7 @@ from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
 from .staff import Agent, AuditLog, ConsoleSession
+from .webhook import WebhookDelivery, WebhookStatus, WebhookSubscription
 
 __all__ = [
     "Agent",
@@ -70,5 +71,8 @@ __all__ = [
     "Subscription",
     "Survey",
     "UTCDateTime",
+    "WebhookDelivery",
+    "WebhookStatus",
+    "WebhookSubscription",
     "utcnow",
 ]
