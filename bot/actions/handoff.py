@@ -16,6 +16,7 @@ from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
 from bot.crm.handoffs import (
     agents_online,
     callback_promise,
+    callback_route,
     callback_words,
     complaint_severity,
     expected_wait_minutes,
@@ -25,6 +26,9 @@ from bot.crm.handoffs import (
 )
 from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, ConversationStatus, utcnow
 
+# How the callback reaches the customer (bot/crm/handoffs.py: channel, email, phone or chat), for
+# utter_handoff to say so; set once the domain declares the slot.
+CALLBACK_ROUTE_SLOT = "callback_route"
 REASON_AFTER = {
     "utter_complaint_filed": "complaint",
     "utter_offer_human": "complaint",
@@ -88,7 +92,11 @@ class ActionHandoff(CRMAction):
             business_zone=settings.business_timezone,
         )
         state = "callback_closed" if not is_open else "callback_busy"
-        return [*events, SlotSet("handoff_state", state), SlotSet("callback_when", promise)]
+        events += [SlotSet("handoff_state", state), SlotSet("callback_when", promise)]
+        if CALLBACK_ROUTE_SLOT in turn.tracker.slots:  # the tracker carries only the domain's slots
+            route = callback_route(customer=turn.customer, channel=turn.conversation.channel)
+            events.append(SlotSet(CALLBACK_ROUTE_SLOT, route))
+        return events
 
 
 class ActionPauseForAgent(CRMAction):

@@ -240,6 +240,17 @@ def zone_name(key: str) -> str:
     return f"{key.rsplit('/', 1)[-1].replace('_', ' ')} time"
 
 
+def callback_route(*, customer: Customer, channel: Channel) -> str:
+    """How a callback will reach the customer, as a code the bot's answer can depend on: `channel`
+    (Telegram reaches them any time), `email` (a confirmed address), `phone`, else `chat` (a web
+    visitor reads the answer in this chat when they come back)."""
+    if channel is Channel.TELEGRAM:
+        return "channel"
+    if customer.email and customer.email_verified_at:
+        return "email"
+    return "phone" if customer.phone else "chat"
+
+
 def contact_routes(*, customer: Customer, channel: Channel) -> list[str]:
     """How a person can get back to the customer, in words for the queue: the channel they wrote on
     when it can reach them later (Telegram), an address or phone on file, otherwise this chat."""

@@ -156,6 +156,26 @@ async def test_the_callback_promise_names_the_customers_zone(
     ]
 
 
+async def test_the_callback_says_how_it_reaches_the_customer_once_the_domain_has_the_slot(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=None)
+    without, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert "callback_route" not in slots(without)  # a slot the domain lacks is never set
+    crm.scalars(select(Handoff)).one().status = HandoffStatus.CLOSED
+    crm.commit()
+    tracker = make_tracker("web:dana", intent="request_human", slots={"callback_route": None})
+    guest, _ = await run_action(ActionHandoff(), tracker)
+    assert slots(guest)["callback_route"] == "chat"  # a web guest: the answer waits in this chat
+    crm.scalars(
+        select(Handoff).where(Handoff.status == HandoffStatus.QUEUED)
+    ).one().status = HandoffStatus.CLOSED
+    dana.email, dana.email_verified_at = "dana@example.com", TUESDAY_NOON
+    crm.commit()
+    known, _ = await run_action(ActionHandoff(), tracker)
+    assert slots(known)["callback_route"] == "email"
+
+
 async def test_an_open_severe_complaint_raises_the_priority(
     crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
