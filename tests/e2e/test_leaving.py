@@ -63,9 +63,9 @@ def test_never_mind_leaves_the_complaint_and_files_nothing(stack: Stack) -> None
 def test_a_case_status_in_the_middle_of_a_complaint_is_answered_then_the_complaint_goes_on(
     stack: Stack,
 ) -> None:
-    cid = seed(stack, "otto")
+    cid = seed(stack, "olaf")  # the Stack is shared with test_journeys: a name of its own
     case = file_case(stack, cid, category=ComplaintCategory.DELIVERY, team="logistics", hours=30)
-    sender = "web:e2e-otto"
+    sender = "web:e2e-olaf"
     assert "What is it about?" in texts(stack.say(sender, "I want to make a complaint"))
 
     between = texts(stack.say(sender, "any news on my other complaint?"))

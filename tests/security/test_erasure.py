@@ -81,6 +81,7 @@ from bot.crm.models import (
 )
 from bot.crm.models.enums import Role
 from bot.crm.models.review import NluReview
+from bot.crm.models.webhook import WebhookDelivery, WebhookSubscription
 from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
 from tests.factories import NOW, make_complaint, make_customer, make_order, make_refund
 
@@ -244,6 +245,20 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
     session.add(notice)
     session.flush()
     rows += [alert, notice]
+    # An event about them queued for the shop's systems (outbound webhooks).
+    hook = WebhookSubscription(url="https://shop.example/hooks", events=["complaint.opened"], secret="s" * 32)
+    session.add(hook)
+    session.flush()
+    delivery = WebhookDelivery(
+        subscription_id=hook.id,
+        customer_id=customer.id,
+        event="complaint.opened",
+        event_id=f"evt-{key}",
+        payload={"customer_id": customer.id, "complaint_id": complaint.id},
+    )
+    session.add(delivery)
+    session.flush()
+    rows.append(delivery)
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]
