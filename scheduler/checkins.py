@@ -22,7 +22,8 @@ from bot.crm.models import (
     OutreachKind,
     Segment,
 )
-from scheduler.policy import zone_named, zone_of
+from bot.crm.zones import zone_named
+from scheduler.policy import zone_of
 
 # A customer is "quiet" after this many days without contact, by segment: valuable customers are
 # missed sooner; below-zero customers are not chased.

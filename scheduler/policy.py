@@ -18,7 +18,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
@@ -37,6 +37,7 @@ from bot.crm.models import (
 )
 from bot.crm.queries import consent_of
 from bot.crm.reachability import reachable
+from bot.crm.zones import zone_named
 
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
@@ -97,14 +98,6 @@ def purpose_of(kind: OutreachKind) -> ConsentPurpose:
 
 def zone_of(customer: Customer) -> ZoneInfo:
     return zone_named(customer.timezone)
-
-
-def zone_named(name: str | None) -> ZoneInfo:
-    """The time zone of that name; UTC when it is missing or unknown."""
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def quiet_until(now: datetime, tz: ZoneInfo, policy: Policy) -> datetime | None:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.crm.zones import zone_named
 
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+zone = zone_named  # the customer's zone by name, UTC when unknown
 
 
 def day(moment: datetime, tz: str | None) -> str:

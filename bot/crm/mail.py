@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.crm.queries import record_audit
+from bot.crm.zones import zone_named
 
 VERIFY_FOR = timedelta(hours=24)
 # Links asked for per customer per day: the chat must not become a way to mail strangers.
@@ -191,11 +191,7 @@ def queue_cancellation_confirmation(
 
 
 def _local_day(moment: datetime, tz: str | None) -> str:
-    try:
-        zone = ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).strftime("%A %-d %B %Y")
+    return moment.astimezone(zone_named(tz)).strftime("%A %-d %B %Y")
 
 
 def queue_phone_changed(*, session: Session, customer: Customer, now: datetime) -> MailState:
