@@ -10,7 +10,7 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm import retention
+from bot.crm import retention, webhooks
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
@@ -101,7 +101,9 @@ def send_due() -> None:
 @lru_cache(maxsize=1)
 def webhook_sender() -> WebhookSender:
     """Built on first use, on the runtime's sessions."""
-    return WebhookSender(runtime().factory, http_post(), clock=utcnow)
+    rt = runtime()
+    public_only = rt.settings.environment not in webhooks.LOCAL_ENVIRONMENTS
+    return WebhookSender(rt.factory, http_post(public_only=public_only), clock=utcnow)
 
 
 def send_webhooks() -> None:

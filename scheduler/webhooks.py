@@ -9,16 +9,24 @@ mid-run repeats at most the one POST it was making (receivers drop duplicates by
 
 Only the scheduler sends: the bot's request path writes the outbox row and never waits on a
 receiver. A receiver that hangs costs this job at most `timeout` seconds per run.
+
+Outside development the sender connects only to public addresses: the host is resolved at connect
+time and every address it resolves to is checked before the connection is opened to that checked
+address (TLS still verifies the host's name). A shop's hostname that resolves to this server or its
+private network, now or after a DNS change, gets no request (the page refuses literal ones already).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpcore
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,14 +55,61 @@ class Attempt:
 Post = Callable[[str, bytes, dict[str, str]], Attempt]
 
 
-def http_post(timeout: float = 5.0) -> Post:
-    """A POST over httpx that never follows redirects and turns transport errors into an Attempt."""
-    client = httpx.Client(timeout=timeout, follow_redirects=False)
+class InternalAddress(httpcore.ConnectError):
+    """The receiver's host resolves to an address a webhook must not reach."""
+
+
+def is_public(address: str) -> bool:
+    """Whether an IP address is on the public internet (not loopback, private, link-local, ...)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+Resolve = Callable[[str, int], list[str]]
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address the host resolves to (TCP)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+class PublicOnlyBackend(httpcore.SyncBackend):
+    """Connects only when every address of the host is public, and then to a checked address, so a
+    DNS answer that changes between the check and the connect cannot reach inside."""
+
+    def __init__(self, resolver: Resolve = resolve) -> None:
+        self.resolver = resolver
+
+    def connect_tcp(self, host: str, port: int, *args: object, **kwargs: object) -> httpcore.NetworkStream:
+        try:
+            addresses = self.resolver(host, port)
+        except OSError as error:
+            raise httpcore.ConnectError(f"cannot resolve the host: {error}") from error
+        refused = [a for a in addresses if not is_public(a)]
+        if refused or not addresses:
+            raise InternalAddress("the host resolves to a private or local address")
+        return super().connect_tcp(addresses[0], port, *args, **kwargs)  # type: ignore[arg-type]
+
+
+def http_post(timeout: float = 5.0, *, public_only: bool = True, resolver: Resolve = resolve) -> Post:
+    """A POST over httpx that never follows redirects and turns transport errors into an Attempt;
+    `public_only` (everywhere but development and tests) refuses hosts that resolve inside."""
+    transport = httpx.HTTPTransport()
+    if public_only:
+        transport._pool = httpcore.ConnectionPool(  # httpx has no public hook for the network backend
+            ssl_context=httpx.create_ssl_context(), network_backend=PublicOnlyBackend(resolver)
+        )
+    client = httpx.Client(timeout=timeout, follow_redirects=False, transport=transport)
 
     def post(url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         try:
             response = client.post(url, content=body, headers=headers)
         except httpx.HTTPError as error:
+            if isinstance(error.__cause__, InternalAddress):
+                return Attempt(None, "refused: the host resolves to a private or local address")
             return Attempt(None, type(error).__name__)
         return Attempt(response.status_code)
 

@@ -42,7 +42,7 @@ from bot.crm.privacy import erase_customer
 from bot.crm.retention import decide, record_cancellation, record_offer
 from bot.crm.segments import assign_segments
 from bot.crm.surveys import record_rating
-from scheduler.webhooks import WebhookSender, http_post
+from scheduler.webhooks import WebhookSender, http_post, is_public
 from tests.factories import make_customer, make_order
 
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=timezone.utc)
@@ -322,7 +322,7 @@ def test_a_receiver_that_was_down_gets_every_event_signed_and_in_order(
             angry=False,
             now=T0,
         ).complaint
-    sender = WebhookSender(factory, http_post(timeout=2), clock)
+    sender = WebhookSender(factory, http_post(timeout=2, public_only=False), clock)
 
     assert sender.run_due() == {"retry": 1}  # down: the first fails, the others wait behind it
     with factory() as session:
@@ -370,7 +370,7 @@ def test_a_failing_delivery_is_retried_with_backoff_for_a_day_then_failed_and_ca
         customer = make_customer(session)
         record_rating(session=session, customer=customer, score=5, now=T0)
         record_rating(session=session, customer=customer, score=4, now=T0)
-    sender = WebhookSender(factory, http_post(timeout=2), clock)
+    sender = WebhookSender(factory, http_post(timeout=2, public_only=False), clock)
 
     gaps = []
     while True:
@@ -430,3 +430,54 @@ def test_a_good_url_and_known_events_are_accepted() -> None:
         webhooks.clean_events(["order.shipped"])
     with pytest.raises(webhooks.WebhookRefused, match="at least one"):
         webhooks.clean_events([])
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.9", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::5", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
+        ("::ffff:10.0.0.1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_only_public_addresses_count_as_public(address: str, public: bool) -> None:
+    assert is_public(address) is public
+
+
+@pytest.mark.parametrize("answers", [["127.0.0.1"], ["93.184.215.14", "10.0.0.7"], []])
+def test_a_host_that_resolves_inside_gets_no_request(
+    factory: sessionmaker[Session], receiver: Receiver, answers: list[str]
+) -> None:
+    """A shop's hostname whose DNS answer points at this server (or a private network, even next to a
+    public address) is never connected to; the delivery waits with the reason, and nothing arrives."""
+    receiver.start()
+    with factory.begin() as session:
+        _subscribe(session, f"http://hooks.shop.example:{receiver.port}/hooks", ["survey.rated"])
+        record_rating(session=session, customer=make_customer(session), score=5, now=T0)
+    asked: list[tuple[str, int]] = []
+
+    def dns(host: str, port: int) -> list[str]:  # the network's answer, faked at the boundary
+        asked.append((host, port))
+        return answers
+
+    sender = WebhookSender(factory, http_post(timeout=2, resolver=dns), Clock())
+
+    assert sender.run_due() == {"retry": 1}
+    assert asked == [("hooks.shop.example", receiver.port)]
+    assert receiver.got == []
+    with factory() as session:
+        head = _outbox(session)[0]
+        assert head.status is WebhookStatus.PENDING
+        assert head.last_error == "refused: the host resolves to a private or local address"
