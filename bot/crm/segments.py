@@ -1,4 +1,4 @@
-"""Value segments from order data: MVC, MCC, BZ or standard (DESIGN.md, "customers differ in value").
+"""Value segments from order data: MVC, MCC, BZ or standard (docs/architecture.md: they differ in value).
 
 The rules, applied in this order:
 - **BZ** (below zero): serving the customer cost more than they brought in the last 12 months —

@@ -1,4 +1,4 @@
-"""CSAT answers; an unhappy score opens a recovery case first (DESIGN: recovery of the unhappy first)."""
+"""CSAT answers; an unhappy score opens a recovery case first (docs/architecture.md: the unhappy first)."""
 
 from __future__ import annotations
 
