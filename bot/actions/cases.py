@@ -158,3 +158,49 @@ class ActionCaseStatus(CareLoopAction):
             observe(turn)
             reply = answer_for(turn, utcnow())
             return reply, [*context_slots(turn), SlotSet("case_answer", reply.kind)]
+
+
+def answer_acknowledged(turn: Turn) -> Reply:
+    """What to say to an answer the gateway put on a case: its number, team and real promised time."""
+    number = turn.entity("complaint_id")
+    complaint = (
+        own_case(session=turn.session, customer_id=turn.customer.id, number=int(number))
+        if number is not None and number.isdigit()
+        else None
+    )
+    if complaint is None or complaint.status in DONE:
+        return Reply("noted", "utter_case_answer_noted")
+    values = {
+        "case_ref": str(complaint.id),
+        "case_team": team_label(complaint.team),
+        "case_due": moment_in_zone(complaint.sla_due_at, turn.customer.timezone),
+    }
+    return Reply("added", "utter_case_answer_added", values)
+
+
+class ActionAcknowledgeCaseAnswer(CareLoopAction):
+    """Thank the customer for answering the team's question: it is on the case, which team has it and
+    by when they will hear back (the case's SLA due time, in the customer's zone, named)."""
+
+    def name(self) -> str:
+        return "action_acknowledge_case_answer"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        try:
+            reply, events = await asyncio.to_thread(self._answer, tracker)
+        except InvalidSenderId:
+            log.warning("%s: sender id %r is not <channel>:<id>", self.name(), tracker.sender_id)
+            reply, events = Reply("noted", "utter_case_answer_noted"), []
+        except SQLAlchemyError:
+            # The gateway stored the answer on the case before Rasa saw it: only the details are missing.
+            log.exception("%s: CRM unavailable for sender %s", self.name(), tracker.sender_id)
+            reply, events = Reply("noted", "utter_case_answer_noted"), [SlotSet("system_trouble", True)]
+        dispatcher.utter_message(response=reply.response, **reply.values)
+        return events
+
+    def _answer(self, tracker: Tracker) -> tuple[Reply, list[EventType]]:
+        with crm_session() as session:
+            turn = open_turn(session, tracker)
+            return answer_acknowledged(turn), context_slots(turn)

@@ -22,6 +22,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.base import CareLoopAction, CRMAction, Turn, latest_intent
+from bot.actions.describing import says_nothing_happened
 from bot.crm.queries import log_interaction
 
 REQUESTED_SLOT = "requested_slot"
@@ -31,6 +32,7 @@ STEM = {
     "contact_form": "contact",
     "exit_form": "exit",
     "feedback_form": "feedback",
+    "callback_form": "callback",
 }
 # What each form collects (and the hints its questions depend on): forgotten when the form is left,
 # except for a person, who takes the conversation over with it.
@@ -39,6 +41,7 @@ COLLECTS = {
     "contact_form": ("contact_value", "contact_hint"),
     "exit_form": ("exit_answer",),
     "feedback_form": ("feedback_text",),
+    "callback_form": ("callback_contact", "callback_hint"),
 }
 FORM_OF_SLOT = {slot: form for form, slots in COLLECTS.items() for slot in slots}
 # What gathered facts the CRM notes when a form is left: labels and numbers, never free words.
@@ -51,6 +54,7 @@ BACK_TO = {
     "contact_form": "utter_back_to_contact",
     "exit_form": "utter_back_to_exit",
     "feedback_form": "utter_back_to_feedback",
+    "callback_form": "utter_back_to_callback",
 }
 UNSURE = frozenset({"nlu_fallback", "out_of_scope"})
 KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
@@ -159,6 +163,8 @@ def leaving_events(tracker: Tracker) -> list[EventType]:
         events += [SlotSet(slot, None) for slot in COLLECTS.get(form or "", ())]
     if form == "exit_form":  # the save attempt is over either way (action_finish_cancellation's reset)
         events.append(SlotSet("retention_state", None))
+    if form == "callback_form":  # the request stays filed, answered in this chat: nothing more to ask
+        events.append(SlotSet("callback_ask", None))
     return events
 
 
@@ -229,7 +235,16 @@ class ActionAskComplaintOrder(AskAgain):
 
 
 class ActionAskComplaintDescription(AskAgain):
+    """Ask what happened; an answer that said nothing about it ("thanks", "ok") is asked for again."""
+
     slot = "complaint_description"
+
+    def question(self, tracker: Tracker) -> str:
+        asked_already = tracker.get_slot(REQUESTED_SLOT) == self.slot
+        said = tracker.latest_message.get("text") or ""
+        if asked_already and says_nothing_happened(said):
+            return "utter_complaint_describe_more"
+        return "utter_ask_complaint_description"
 
 
 class ActionAskContactValue(AskAgain):
@@ -242,3 +257,7 @@ class ActionAskExitAnswer(AskAgain):
 
 class ActionAskFeedbackText(AskAgain):
     slot = "feedback_text"
+
+
+class ActionAskCallbackContact(AskAgain):
+    slot = "callback_contact"

@@ -10,9 +10,15 @@ and stated in the customer's time zone with the zone named, so the chat and the 
 
 from __future__ import annotations
 
+from typing import Any
+
+from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
 from bot.actions.base import CRMAction, Turn, current_settings, latest_intent
+from bot.actions.contact import parse_contact
 from bot.crm.handoffs import (
     agents_online,
     callback_promise,
@@ -20,15 +26,20 @@ from bot.crm.handoffs import (
     callback_words,
     complaint_severity,
     expected_wait_minutes,
+    given_contact,
     handle_minutes,
     open_handoff,
     queue_position,
+    record_given_contact,
 )
 from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, ConversationStatus, utcnow
 
 # How the callback reaches the customer (bot/crm/handoffs.py: channel, email, phone or chat), for
-# utter_handoff to say so; set once the domain declares the slot.
+# utter_handoff to say so.
 CALLBACK_ROUTE_SLOT = "callback_route"
+# Set when a guest with no known way back gets a callback: callback_form asks before the promise.
+CALLBACK_ASK_SLOT = "callback_ask"
+CHAT = "chat"
 REASON_AFTER = {
     "utter_complaint_filed": "complaint",
     "utter_offer_human": "complaint",
@@ -84,7 +95,10 @@ class ActionHandoff(CRMAction):
                 ahead=ahead, online=max(online, 1), handle=handle_minutes(session=turn.session, now=now)
             )
             state = "queued" if created else "already"
-            return [*events, SlotSet("handoff_state", state), SlotSet("wait_minutes", str(wait))]
+            events += [SlotSet("handoff_state", state), SlotSet("wait_minutes", str(wait))]
+            if turn.tracker.get_slot(CALLBACK_ASK_SLOT):
+                events.append(SlotSet(CALLBACK_ASK_SLOT, None))
+            return events
         # The stored due time, which the queue shows: the promise and the queue cannot disagree.
         promise = callback_words(
             due=handoff.callback_by or callback_promise(hours=hours, now=now),
@@ -92,11 +106,68 @@ class ActionHandoff(CRMAction):
             business_zone=settings.business_timezone,
         )
         state = "callback_closed" if not is_open else "callback_busy"
-        events += [SlotSet("handoff_state", state), SlotSet("callback_when", promise)]
-        if CALLBACK_ROUTE_SLOT in turn.tracker.slots:  # the tracker carries only the domain's slots
-            route = callback_route(customer=turn.customer, channel=turn.conversation.channel)
-            events.append(SlotSet(CALLBACK_ROUTE_SLOT, route))
+        given = given_contact(session=turn.session, handoff_id=handoff.id)
+        route = (
+            given[0] if given else callback_route(customer=turn.customer, channel=turn.conversation.channel)
+        )
+        events += [
+            SlotSet("handoff_state", state),
+            SlotSet("callback_when", promise),
+            SlotSet(CALLBACK_ROUTE_SLOT, route),
+        ]
+        # No way back but this chat, and none given yet: ask before promising (callback_form).
+        if route == CHAT and given is None:
+            events.append(SlotSet(CALLBACK_ASK_SLOT, True))
+        elif turn.tracker.get_slot(CALLBACK_ASK_SLOT):
+            events.append(SlotSet(CALLBACK_ASK_SLOT, None))
         return events
+
+
+class ValidateCallbackForm(FormValidationAction):
+    """Take an email address or a phone number (the contact form's own check), or "this chat";
+    anything else is asked again once with an example, and a second miss keeps the answer in this
+    chat, so nobody is held in the question."""
+
+    def name(self) -> str:
+        return "validate_callback_form"
+
+    def validate_callback_contact(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        if value == CHAT:
+            return {"callback_contact": CHAT, "callback_hint": None}
+        parsed = parse_contact(str(value or ""))
+        if parsed is not None:
+            return {"callback_contact": parsed[1], "callback_hint": None}
+        if tracker.get_slot("callback_hint") == "invalid":
+            return {"callback_contact": CHAT, "callback_hint": None}
+        return {"callback_contact": None, "callback_hint": "invalid"}
+
+
+class ActionSetCallbackRoute(CRMAction):
+    """Note on the callback how the guest asked to be reached (what the queue shows), so that the
+    promise that follows names it; "this chat" needs nothing noted."""
+
+    def name(self) -> str:
+        return "action_set_callback_route"
+
+    def act(self, turn: Turn) -> list[EventType]:
+        parsed = parse_contact(turn.tracker.get_slot("callback_contact") or "")
+        route = CHAT
+        if parsed is not None:
+            noted = record_given_contact(
+                session=turn.session, conversation=turn.conversation, kind=parsed[0], value=parsed[1]
+            )
+            route = parsed[0] if noted else CHAT
+        return [
+            SlotSet(CALLBACK_ROUTE_SLOT, route),
+            SlotSet(CALLBACK_ASK_SLOT, None),
+            SlotSet("callback_contact", None),
+            SlotSet("callback_hint", None),
+        ]
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet(CALLBACK_ASK_SLOT, None), SlotSet("callback_contact", None)]
 
 
 class ActionPauseForAgent(CRMAction):
@@ -106,6 +177,9 @@ class ActionPauseForAgent(CRMAction):
         return "action_pause_for_agent"
 
     def act(self, turn: Turn) -> list[EventType]:
+        # A callback promised without asking how to reach them (a path with no callback question)
+        # answers in this chat: the question is no longer pending.
+        reset = [SlotSet(CALLBACK_ASK_SLOT, None)] if turn.tracker.get_slot(CALLBACK_ASK_SLOT) else []
         if turn.conversation.status is ConversationStatus.HANDED_OFF:
-            return [ConversationPaused()]
-        return []
+            return [*reset, ConversationPaused()]
+        return reset

@@ -23,6 +23,7 @@ from bot.crm.models import (
     Customer,
     Handoff,
     HandoffStatus,
+    InteractionEvent,
     Role,
     Segment,
     Severity,
@@ -251,10 +252,59 @@ def callback_route(*, customer: Customer, channel: Channel) -> str:
     return "phone" if customer.phone else "chat"
 
 
-def contact_routes(*, customer: Customer, channel: Channel) -> list[str]:
+GIVEN_CONTACT = "callback_contact"  # the interaction that notes how a guest asked to be called back
+
+
+def record_given_contact(*, session: Session, conversation: Conversation, kind: str, value: str) -> bool:
+    """Note on the conversation's open callback the email address or phone number the customer gave
+    for it in chat (unconfirmed: it is what they typed). False when no callback is open."""
+    handoff = session.scalar(
+        select(Handoff).where(
+            Handoff.conversation_id == conversation.id,
+            Handoff.status.in_((HandoffStatus.QUEUED, HandoffStatus.CLAIMED)),
+            Handoff.mode == HANDOFF_CALLBACK,
+        )
+    )
+    if handoff is None:
+        return False
+    log_interaction(
+        session=session,
+        customer=session.get_one(Customer, handoff.customer_id),
+        conversation=conversation,
+        kind=GIVEN_CONTACT,
+        data={"handoff_id": handoff.id, "route": kind, "value": value},
+    )
+    session.flush()
+    return True
+
+
+def given_contact(*, session: Session, handoff_id: int) -> tuple[str, str] | None:
+    """The (route, value) the customer gave in chat for this callback, the latest if several."""
+    handoff = session.get(Handoff, handoff_id)
+    if handoff is None:
+        return None
+    noted = session.scalars(
+        select(InteractionEvent)
+        .where(
+            InteractionEvent.conversation_id == handoff.conversation_id,
+            InteractionEvent.kind == GIVEN_CONTACT,
+        )
+        .order_by(InteractionEvent.id.desc())
+    )
+    for event in noted:
+        if event.data.get("handoff_id") == handoff_id:
+            return str(event.data["route"]), str(event.data["value"])
+    return None
+
+
+def contact_routes(
+    *, customer: Customer, channel: Channel, given: tuple[str, str] | None = None
+) -> list[str]:
     """How a person can get back to the customer, in words for the queue: the channel they wrote on
     when it can reach them later (Telegram), an address or phone on file, otherwise this chat."""
     routes = []
+    if given is not None:  # what they asked for comes first
+        routes.append(f"{given[0]} given in chat: {given[1]} (not confirmed)")
     if channel is Channel.TELEGRAM:
         routes.append("Telegram (write in this chat)")
     if customer.email:
