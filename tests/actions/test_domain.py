@@ -46,3 +46,32 @@ def test_response_templates_only_use_slots_the_domain_declares(project_root: Pat
         for variation in variations:
             fields = {f for _, f, _, _ in string.Formatter().parse(variation.get("text", "")) if f}
             assert fields <= slots | passed, f"{name} uses undeclared slots {fields - slots - passed}"
+
+
+def _can_both_match(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> bool:
+    """Two variants' conditions can hold at once unless they want one slot at different values."""
+    wanted = {c["name"]: c["value"] for c in first}
+    return not any(c["name"] in wanted and wanted[c["name"]] != c["value"] for c in second)
+
+
+def test_no_two_conditional_variants_of_a_response_can_match_at_once(project_root: Path) -> None:
+    # Rasa 3.6 picks at random among ALL the conditional variants that match (rasa/core/nlg/
+    # generator.py), so two that can match together say either at random: each pair must want one
+    # slot at different values (`null` stands for a slot that is not set).
+    domain = _yaml(project_root / "domain.yml")
+    overlapping = []
+    for name, variations in domain["responses"].items():
+        conditioned = [(i, v["condition"]) for i, v in enumerate(variations) if v.get("condition")]
+        for n, (i, first) in enumerate(conditioned):
+            for j, second in conditioned[n + 1 :]:
+                if _can_both_match(first, second):
+                    overlapping.append(f"{name}: variants {i} and {j}")
+    assert not overlapping, "\n".join(overlapping)
+
+
+def test_the_overlap_check_finds_variants_that_can_match_together() -> None:
+    dependent = [{"type": "slot", "name": "temperament", "value": "dependent"}]
+    trouble = [{"type": "slot", "name": "system_trouble", "value": True}]
+    fine = [*dependent, {"type": "slot", "name": "system_trouble", "value": False}]
+    assert _can_both_match(dependent, trouble)  # a dependent customer when the CRM is down
+    assert not _can_both_match(fine, trouble)
