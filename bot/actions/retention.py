@@ -44,12 +44,15 @@ def offer_slots(offer: Offer) -> list[EventType]:
 
 
 def attempts_so_far(turn: Turn) -> list[RetentionAttempt]:
-    return retention.attempts_in(
+    """This save's attempts, oldest first: an offer taken ends a save, so only those after it count."""
+    attempts = retention.attempts_in(
         session=turn.session,
         conversation_id=turn.conversation.id,
         customer_id=turn.customer.id,
         since=utcnow() - SAVE_WINDOW,
     )
+    taken = [i for i, a in enumerate(attempts) if a.outcome is RetentionOutcome.ACCEPTED]
+    return attempts[taken[-1] + 1 :] if taken else attempts
 
 
 def reason_of(turn: Turn) -> LeaveReason:
@@ -57,10 +60,79 @@ def reason_of(turn: Turn) -> LeaveReason:
     value = turn.entity("leave_reason") or turn.tracker.get_slot("leave_reason")
     if value in LeaveReason._value2member_map_:
         return LeaveReason(value)
+    return reason_said(turn) or LeaveReason.OTHER
+
+
+def reason_said(turn: Turn) -> LeaveReason | None:
+    """A reason this very message gives ("no, it's the quality"): its entity, else the text analysis."""
+    value = turn.entity("leave_reason")
+    if value in LeaveReason._value2member_map_:
+        return LeaveReason(value)
     if turn.analysis.leave_reason:
         return LeaveReason(turn.analysis.leave_reason)
     category = turn.analysis.category
-    return REASON_FROM_COMPLAINT.get(category, LeaveReason.OTHER) if category else LeaveReason.OTHER
+    return REASON_FROM_COMPLAINT.get(category) if category else None
+
+
+def find_offer(turn: Turn, reason: LeaveReason, attempts: list[RetentionAttempt]) -> Offer | None:
+    """The best offer for the reason not tried in this save, of a kind not tried either, and within
+    the catalogue's limit for this customer."""
+    return retention.choose_offer(
+        session=turn.session,
+        reason=reason,
+        segment=turn.customer.segment,
+        exclude={a.offer_id for a in attempts if a.offer_id is not None},
+        exclude_kinds={a.offer.kind for a in attempts if a.offer is not None},
+        customer_id=turn.customer.id,
+        now=utcnow(),
+    )
+
+
+def out_of_offers(turn: Turn) -> list[EventType]:
+    """No (more) offers: a most valuable customer is offered a person before the cancellation is
+    recorded; anyone else's no is respected at once."""
+    if turn.customer.segment is Segment.MVC:
+        log_interaction(
+            session=turn.session,
+            customer=turn.customer,
+            conversation=turn.conversation,
+            kind="retention_person_offered",
+            data={"segment": Segment.MVC.value},
+        )
+        return [SlotSet("retention_state", "person")]
+    return give_up(turn)
+
+
+def after_a_no(turn: Turn, attempts: list[RetentionAttempt]) -> list[EventType]:
+    """The customer turned the offer down: record why, if they said, then one more, different offer
+    at most (for the reason they gave now, else the first reason), then the end of the offers."""
+    pending = [a for a in attempts if a.outcome is RetentionOutcome.PENDING]
+    because = reason_said(turn)
+    if pending:
+        retention.decide(
+            session=turn.session,
+            attempt=pending[-1],
+            accepted=False,
+            customer=turn.customer,
+            conversation=turn.conversation,
+            because=because,
+        )
+    first = next((a.reason for a in attempts if a.reason is not None), None)
+    reasons = [r for r in dict.fromkeys((because, first)) if r is not None] or [reason_of(turn)]
+    if len(attempts) < retention.MAX_ATTEMPTS:
+        for reason in reasons:
+            offer = find_offer(turn, reason, attempts)
+            if offer is not None:
+                retention.record_offer(
+                    session=turn.session,
+                    customer=turn.customer,
+                    reason=reason,
+                    offer=offer,
+                    attempt_no=len(attempts) + 1,
+                    conversation=turn.conversation,
+                )
+                return [SlotSet("leave_reason", reason.value), *offer_slots(offer)]
+    return out_of_offers(turn)
 
 
 def give_up(turn: Turn) -> list[EventType]:
@@ -122,26 +194,21 @@ class ActionOfferRetention(CRMAction):
         return "action_offer_retention"
 
     def act(self, turn: Turn) -> list[EventType]:
+        attempts = attempts_so_far(turn)
+        if attempts:  # a reason given in answer to an offer ("no, it's the quality") is a no with a why
+            return after_a_no(turn, attempts)
         reason = reason_of(turn)
-        offer = retention.choose_offer(session=turn.session, reason=reason, segment=turn.customer.segment)
-        if offer is None:
-            retention.record_offer(
-                session=turn.session,
-                customer=turn.customer,
-                reason=reason,
-                offer=None,
-                attempt_no=1,
-                conversation=turn.conversation,
-            )
-            return [SlotSet("leave_reason", reason.value), *give_up(turn)]
+        offer = find_offer(turn, reason, [])
         retention.record_offer(
             session=turn.session,
             customer=turn.customer,
             reason=reason,
-            offer=offer,
-            attempt_no=len(attempts_so_far(turn)) + 1,
+            offer=offer,  # None: nothing fits, and the try is on record all the same
+            attempt_no=1,
             conversation=turn.conversation,
         )
+        if offer is None:
+            return [SlotSet("leave_reason", reason.value), *out_of_offers(turn)]
         return [SlotSet("leave_reason", reason.value), *offer_slots(offer)]
 
     def on_trouble(self, tracker: Tracker) -> list[EventType]:
@@ -200,32 +267,19 @@ class ActionDeclineRetention(CRMAction):
         return "action_decline_retention"
 
     def act(self, turn: Turn) -> list[EventType]:
-        attempts = attempts_so_far(turn)
-        pending = [a for a in attempts if a.outcome is RetentionOutcome.PENDING]
-        if pending:
-            retention.decide(
-                session=turn.session,
-                attempt=pending[-1],
-                accepted=False,
-                customer=turn.customer,
-                conversation=turn.conversation,
-            )
-        reason = pending[-1].reason if pending and pending[-1].reason else reason_of(turn)
-        if len(attempts) < retention.MAX_ATTEMPTS:
-            tried = {a.offer_id for a in attempts if a.offer_id is not None}
-            offer = retention.choose_offer(
-                session=turn.session, reason=reason, segment=turn.customer.segment, exclude=tried
-            )
-            if offer is not None:
-                retention.record_offer(
-                    session=turn.session,
-                    customer=turn.customer,
-                    reason=reason,
-                    offer=offer,
-                    attempt_no=len(attempts) + 1,
-                    conversation=turn.conversation,
-                )
-                return offer_slots(offer)
+        return after_a_no(turn, attempts_so_far(turn))
+
+    def on_trouble(self, tracker: Tracker) -> list[EventType]:
+        return [SlotSet("retention_state", "exhausted")]
+
+
+class ActionRecordCancellation(CRMAction):
+    """A most valuable customer declined the person offered: the no is respected."""
+
+    def name(self) -> str:
+        return "action_record_cancellation"
+
+    def act(self, turn: Turn) -> list[EventType]:
         return give_up(turn)
 
     def on_trouble(self, tracker: Tracker) -> list[EventType]:
@@ -233,7 +287,7 @@ class ActionDeclineRetention(CRMAction):
 
 
 class ActionFinishCancellation(CRMAction):
-    """Keep the exit answer with the save record; valuable customers are offered a person before the end."""
+    """Keep the exit answer with the save record (a valuable customer was offered a person before)."""
 
     def name(self) -> str:
         return "action_finish_cancellation"
@@ -247,7 +301,7 @@ class ActionFinishCancellation(CRMAction):
             answer=turn.tracker.get_slot("exit_answer") or "",
         )
         return [
-            SlotSet("offer_human", turn.customer.segment is Segment.MVC),
+            SlotSet("offer_human", False),
             SlotSet("exit_answer", None),
             SlotSet("retention_state", None),
         ]

@@ -5,6 +5,7 @@ Not demo data: a real installation keeps (and edits) these. `seed_catalogue` add
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
@@ -114,6 +115,16 @@ OFFERS: tuple[tuple[str, str, OfferKind, LeaveReason, Segment | None, str | None
         "Move to Bean Club Basic for a lower monthly price.",
     ),
     (
+        "PRICE-BZ-PAUSE",
+        "Pause for a month",
+        OfferKind.PAUSE,
+        LeaveReason.PRICE,
+        Segment.BZ,
+        None,
+        2,
+        "Pause your membership for one month at no cost.",
+    ),
+    (
         "QUALITY-FIX",
         "We fix it first",
         OfferKind.FIX_FIRST,
@@ -184,6 +195,16 @@ OFFERS: tuple[tuple[str, str, OfferKind, LeaveReason, Segment | None, str | None
         "Show us the offer and we match the price for six months.",
     ),
     (
+        "COMP-PLAN",
+        "Switch to a cheaper plan",
+        OfferKind.CHEAPER_PLAN,
+        LeaveReason.COMPETITOR,
+        None,
+        None,
+        3,
+        "Move to Bean Club Basic: same beans, fewer extras, a lower monthly price.",
+    ),
+    (
         "NEED-PAUSE",
         "Pause instead of cancel",
         OfferKind.PAUSE,
@@ -192,6 +213,16 @@ OFFERS: tuple[tuple[str, str, OfferKind, LeaveReason, Segment | None, str | None
         None,
         1,
         "Pause for up to three months instead: nothing to pay, nothing lost, restart with one message.",
+    ),
+    (
+        "NEED-PLAN",
+        "A smaller membership",
+        OfferKind.CHEAPER_PLAN,
+        LeaveReason.NO_LONGER_NEEDED,
+        None,
+        None,
+        2,
+        "Keep Bean Club Basic instead: same beans, fewer extras, a lower monthly price.",
     ),
     (
         "MOVING-ADDR",
@@ -223,7 +254,44 @@ OFFERS: tuple[tuple[str, str, OfferKind, LeaveReason, Segment | None, str | None
         1,
         "Pause for up to three months instead of cancelling.",
     ),
+    (
+        "OTHER-CALL",
+        "A personal contact",
+        OfferKind.PERSONAL_CALL,
+        LeaveReason.OTHER,
+        None,
+        None,
+        2,
+        "A named person from our team calls you to hear what would make it right.",
+    ),
 )
+
+
+@dataclass(frozen=True)
+class OfferLimit:
+    """How often one customer may accept an offer within a period."""
+
+    times: int
+    days: int
+
+
+# An offer accepted recently is not made again as if it were new. Discounts, price matches and a
+# cheaper plan cost the most, so they come once a year; a pause once in six months; a fix, a call or
+# a word on what we do better once in three. Per kind, so an offer added to the catalogue has one.
+LIMIT_BY_KIND: dict[OfferKind, OfferLimit] = {
+    OfferKind.DISCOUNT: OfferLimit(times=1, days=365),
+    OfferKind.PRICE_MATCH: OfferLimit(times=1, days=365),
+    OfferKind.CHEAPER_PLAN: OfferLimit(times=1, days=365),
+    OfferKind.PAUSE: OfferLimit(times=1, days=180),
+    OfferKind.FIX_FIRST: OfferLimit(times=1, days=90),
+    OfferKind.PERSONAL_CALL: OfferLimit(times=1, days=90),
+    OfferKind.VALUE_PITCH: OfferLimit(times=1, days=90),
+}
+
+
+def limit_of(offer: Offer) -> OfferLimit:
+    """How often one customer may accept this offer, and within how many days."""
+    return LIMIT_BY_KIND[offer.kind]
 
 
 def seed_catalogue(*, session: Session, launched_at: datetime) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crm import webhooks
+from bot.crm.catalogue import limit_of
 from bot.crm.feedback import file_feedback
 from bot.crm.models import (
     Conversation,
@@ -76,11 +77,15 @@ def choose_offer(
     reason: LeaveReason,
     segment: Segment,
     exclude: set[int] = frozenset(),  # type: ignore[assignment]
+    exclude_kinds: set[OfferKind] = frozenset(),  # type: ignore[assignment]
+    customer_id: int | None = None,
+    now: datetime | None = None,
 ) -> Offer | None:
     """The best untried offer for this reason and segment: segment-specific first, then by rank.
 
     Below-zero customers are never offered anything costly (discounts and price matches are for
-    customers the business earns on); they may still get a cheaper plan, a pause or a fix.
+    customers the business earns on); they may still get a cheaper plan, a pause or a fix. With a
+    customer, an offer they have accepted as often as its limit allows within its period is skipped.
     """
     candidates = session.scalars(
         select(Offer)
@@ -89,12 +94,31 @@ def choose_offer(
         .order_by(Offer.rank, Offer.segment.is_(None), Offer.id)
     ).all()
     for offer in candidates:
-        if offer.id in exclude:
+        if offer.id in exclude or offer.kind in exclude_kinds:
             continue
         if segment is Segment.BZ and offer.kind in COSTLY:
             continue
+        if customer_id is not None and at_limit(
+            session=session, offer=offer, customer_id=customer_id, now=now or utcnow()
+        ):
+            continue
         return offer
     return None
+
+
+def at_limit(*, session: Session, offer: Offer, customer_id: int, now: datetime) -> bool:
+    """Whether the customer has accepted this offer as often as the catalogue allows in its period."""
+    limit = limit_of(offer)
+    since = now - timedelta(days=limit.days)
+    accepted = session.scalar(
+        select(func.count(RetentionAttempt.id)).where(
+            RetentionAttempt.customer_id == customer_id,
+            RetentionAttempt.offer_id == offer.id,
+            RetentionAttempt.outcome == RetentionOutcome.ACCEPTED,
+            RetentionAttempt.decided_at >= since,
+        )
+    )
+    return int(accepted or 0) >= limit.times
 
 
 def attempts_in(
@@ -158,17 +182,21 @@ def decide(
     customer: Customer,
     conversation: Conversation | None,
     now: datetime | None = None,
+    because: LeaveReason | None = None,
 ) -> None:
-    """Record the customer's answer to an offer."""
+    """Record the customer's answer to an offer (and, for a no, the reason it gave, if any)."""
     now = now or utcnow()
     attempt.outcome = RetentionOutcome.ACCEPTED if accepted else RetentionOutcome.DECLINED
     attempt.decided_at = now
+    data: dict[str, object] = {"attempt_id": attempt.id}
+    if because is not None:
+        data["because"] = because.value
     log_interaction(
         session=session,
         customer=customer,
         conversation=conversation,
         kind="retention_accepted" if accepted else "retention_declined",
-        data={"attempt_id": attempt.id},
+        data=data,
         now=now,
     )
     if accepted:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from bot.actions.retention import (
     ActionDeclineRetention,
     ActionFinishCancellation,
     ActionOfferRetention,
+    ActionRecordCancellation,
     ActionStartRetention,
 )
 from bot.crm.catalogue import seed_catalogue
@@ -22,6 +24,8 @@ from bot.crm.models import (
     Customer,
     Delivery,
     Handoff,
+    InteractionEvent,
+    LeaveReason,
     OutreachKind,
     Product,
     RetentionAttempt,
@@ -153,7 +157,8 @@ async def test_one_more_different_offer_then_the_no_is_respected(crm: Session) -
     await run_action(ActionOfferRetention(), tracker)
 
     second, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", intent="deny"))
-    assert second[6:8] == [
+    assert second[6:9] == [
+        SlotSet("leave_reason", "price"),
         SlotSet("retention_state", "offer"),
         SlotSet("offer_title", "Pause for up to 2 months"),
     ]
@@ -168,9 +173,9 @@ async def test_one_more_different_offer_then_the_no_is_respected(crm: Session) -
     assert win_back.scheduled_for > utcnow() + timedelta(weeks=5)
 
 
-@pytest.mark.parametrize(("segment", "offered"), [(Segment.MVC, True), (Segment.STANDARD, False)])
-async def test_exit_answer_is_kept_and_mvcs_are_offered_a_person(
-    crm: Session, segment: Segment, offered: bool
+@pytest.mark.parametrize("segment", [Segment.MVC, Segment.STANDARD])
+async def test_exit_answer_is_kept_and_no_person_is_offered_after_the_end(
+    crm: Session, segment: Segment
 ) -> None:
     mara = member(crm, segment=segment)
     tracker = make_tracker(
@@ -178,14 +183,17 @@ async def test_exit_answer_is_kept_and_mvcs_are_offered_a_person(
     )
     await run_action(ActionOfferRetention(), tracker)
     await run_action(ActionDeclineRetention(), make_tracker("web:mara", intent="deny"))
-    await run_action(ActionDeclineRetention(), make_tracker("web:mara", intent="deny"))
+    end, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", intent="deny"))
+    if segment is Segment.MVC:  # a person was offered before the cancellation, and declined
+        assert end[6:] == [SlotSet("retention_state", "person")]
+        await run_action(ActionRecordCancellation(), make_tracker("web:mara", intent="deny"))
     events, _ = await run_action(
         ActionFinishCancellation(),
         make_tracker("web:mara", text="cheaper shipping", slots={"exit_answer": "cheaper shipping"}),
     )
     assert events == [
         *context(mara),
-        SlotSet("offer_human", offered),
+        SlotSet("offer_human", False),
         SlotSet("exit_answer", None),
         SlotSet("retention_state", None),
     ]
@@ -195,3 +203,133 @@ async def test_exit_answer_is_kept_and_mvcs_are_offered_a_person(
         and last.exit_answer == "cheaper shipping"
         and last.outcome is RetentionOutcome.DECLINED
     )
+
+
+def interactions(crm: Session, kind: str) -> list[dict[str, object]]:
+    crm.expire_all()
+    return [
+        i.data
+        for i in crm.scalars(
+            select(InteractionEvent).where(InteractionEvent.kind == kind).order_by(InteractionEvent.id)
+        )
+    ]
+
+
+def price_reason(text: str = "it's too expensive") -> Tracker:
+    return make_tracker(
+        "web:mara", text=text, intent="give_reason", entities=[{"entity": "leave_reason", "value": "price"}]
+    )
+
+
+async def test_a_no_that_says_why_gets_a_second_offer_for_that_reason(crm_both: Session) -> None:
+    member(crm_both, segment=Segment.STANDARD)
+    await run_action(ActionOfferRetention(), price_reason())
+    # "No" with a reason, classified give_reason: the first offer is declined for that reason.
+    no_because, _ = await run_action(
+        ActionOfferRetention(),
+        make_tracker(
+            "web:mara",
+            text="no, the real problem is the quality",
+            intent="give_reason",
+            entities=[{"entity": "leave_reason", "value": "quality"}],
+        ),
+    )
+    assert no_because[6:9] == [
+        SlotSet("leave_reason", "quality"),
+        SlotSet("retention_state", "offer"),
+        SlotSet("offer_title", "We fix it first"),
+    ]
+    assert attempts(crm_both) == [
+        ("price", "PRICE-STD-PLAN", "declined"),
+        ("quality", "QUALITY-FIX", "pending"),
+    ]
+    declined = interactions(crm_both, "retention_declined")
+    assert [d["because"] for d in declined] == ["quality"]
+
+
+async def test_a_plain_no_gets_an_offer_of_another_kind_then_the_end(crm_both: Session) -> None:
+    mara = member(crm_both, segment=Segment.STANDARD)
+    tracker = make_tracker("web:mara", text="I'm moving abroad", intent="give_reason")
+    tracker.latest_message["entities"] = [{"entity": "leave_reason", "value": "no_longer_needed"}]
+    await run_action(ActionOfferRetention(), tracker)
+    second, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    assert second[7:8] == [SlotSet("retention_state", "offer")]
+    third, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    assert third == [*context(mara), SlotSet("retention_state", "exhausted"), SlotSet("email_state", "none")]
+    assert attempts(crm_both) == [
+        ("no_longer_needed", "NEED-PAUSE", "declined"),
+        ("no_longer_needed", "NEED-PLAN", "declined"),
+    ]
+    assert crm_both.scalars(select(Subscription)).one().status is SubscriptionStatus.CANCEL_REQUESTED
+
+
+async def test_an_offer_accepted_recently_is_not_made_again(crm_both: Session) -> None:
+    mara = member(crm_both, segment=Segment.MVC)
+    await run_action(ActionOfferRetention(), price_reason())
+    await run_action(ActionAcceptRetention(), make_tracker("web:mara", intent="affirm"))
+
+    # The same day, the same customer asks to cancel again: the 30% taken is not offered as new.
+    again, _ = await run_action(ActionOfferRetention(), price_reason("still too expensive"))
+    assert again[6:9] == [
+        SlotSet("leave_reason", "price"),
+        SlotSet("retention_state", "offer"),
+        SlotSet("offer_title", "Pause for up to 3 months"),
+    ]
+    # Declined, and nothing else fits: the most valuable customer is offered a person first.
+    end, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    assert end == [*context(mara), SlotSet("retention_state", "person")]
+    assert attempts(crm_both) == [
+        ("price", "PRICE-MVC-30", "accepted"),
+        ("price", "PRICE-MVC-PAUSE", "declined"),
+    ]
+    assert interactions(crm_both, "retention_person_offered") == [{"segment": "MVC"}]
+    # The cancellation is not recorded before the customer answers the offer of a person.
+    assert crm_both.scalars(select(Subscription)).one().status is SubscriptionStatus.ACTIVE
+    assert interactions(crm_both, "cancellation_requested") == []
+
+
+async def test_an_offer_accepted_long_ago_may_be_made_again(crm_both: Session) -> None:
+    member(crm_both, segment=Segment.MVC)
+    await run_action(ActionOfferRetention(), price_reason())
+    await run_action(ActionAcceptRetention(), make_tracker("web:mara", intent="affirm"))
+    taken = crm_both.scalars(select(RetentionAttempt)).one()
+    taken.created_at = taken.decided_at = utcnow() - timedelta(days=366)  # past the discount's year
+    crm_both.commit()
+    await run_action(ActionOfferRetention(), price_reason())
+    assert attempts(crm_both) == [("price", "PRICE-MVC-30", "accepted"), ("price", "PRICE-MVC-30", "pending")]
+
+
+async def test_a_valuable_customer_declining_the_person_has_the_cancellation_recorded(
+    crm_both: Session,
+) -> None:
+    mara = member(crm_both, segment=Segment.MVC)
+    await run_action(ActionOfferRetention(), price_reason())
+    await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    end, _ = await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    assert end[6:] == [SlotSet("retention_state", "person")]
+    assert crm_both.scalars(select(Subscription)).one().status is SubscriptionStatus.ACTIVE
+
+    events, _ = await run_action(
+        ActionRecordCancellation(), make_tracker("web:mara", text="no", intent="deny")
+    )
+    assert events == [*context(mara), SlotSet("retention_state", "exhausted"), SlotSet("email_state", "none")]
+    assert attempts(crm_both) == [
+        ("price", "PRICE-MVC-30", "declined"),
+        ("price", "PRICE-MVC-PAUSE", "declined"),
+    ]
+    assert crm_both.scalars(select(Subscription)).one().status is SubscriptionStatus.CANCEL_REQUESTED
+    assert len(interactions(crm_both, "cancellation_requested")) == 1
+
+
+@pytest.mark.parametrize("segment", list(Segment))
+@pytest.mark.parametrize("reason", [r.value for r in LeaveReason])
+async def test_every_reason_has_a_second_different_offer(crm: Session, segment: Segment, reason: str) -> None:
+    """The README promises a second, different offer: the catalogue holds one for every reason and segment."""
+    member(crm, segment=segment)
+    tracker = make_tracker("web:mara", text="-", intent="give_reason")
+    tracker.latest_message["entities"] = [{"entity": "leave_reason", "value": reason}]
+    await run_action(ActionOfferRetention(), tracker)
+    await run_action(ActionDeclineRetention(), make_tracker("web:mara", text="no", intent="deny"))
+    made = crm.scalars(select(RetentionAttempt).order_by(RetentionAttempt.id)).all()
+    assert len(made) == 2 and made[0].offer is not None and made[1].offer is not None
+    assert made[0].offer.kind is not made[1].offer.kind
