@@ -399,7 +399,11 @@ def _what_is_known(
             "email": bool(customer.email),
             "phone": bool(customer.phone),
             "messages": counts.get(e.conversation_id, 0),
-            "contact": handoffs.contact_routes(customer=customer, channel=Channel(e.channel)),
+            "contact": handoffs.contact_routes(
+                customer=customer,
+                channel=Channel(e.channel),
+                given=handoffs.given_contact(session=session, handoff_id=e.handoff_id),
+            ),
             "promised": handoffs.callback_words(
                 due=e.callback_by, customer_zone=customer.timezone, business_zone=zone
             )
@@ -482,7 +486,11 @@ def _chat_page(
         "canned": crm_desk.canned_replies(session=session),
         "targets": [{"id": a.id, "name": a.display_name} for a in targets],
         "contact": "; ".join(
-            handoffs.contact_routes(customer=customer, channel=Channel(conversation_channel))
+            handoffs.contact_routes(
+                customer=customer,
+                channel=Channel(conversation_channel),
+                given=handoffs.given_contact(session=session, handoff_id=handoff.id),
+            )
         ),
         "promised": handoffs.callback_words(
             due=handoff.callback_by, customer_zone=customer.timezone, business_zone=zone

@@ -12,7 +12,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from sqlalchemy.orm import Session
 
-from bot.actions.cases import ActionCaseStatus
+from bot.actions.cases import ActionAcknowledgeCaseAnswer, ActionCaseStatus
 from bot.crm.models import ComplaintCategory, ComplaintStatus, utcnow
 from tests.actions.conftest import context, make_tracker, run_action, use_database
 from tests.factories import make_complaint, make_customer
@@ -185,3 +185,53 @@ async def test_the_crm_down_is_said_honestly(monkeypatch: pytest.MonkeyPatch) ->
 
     assert events == [SlotSet("system_trouble", True)]
     assert said(dispatcher) == [{"response": "utter_case_trouble"}]
+
+
+def answered(sender: str, case_id: int) -> Tracker:
+    """The gateway's case answer (EXTERNAL_case_answer), as Rasa parses its payload."""
+    entities = [{"entity": "complaint_id", "value": str(case_id), "extractor": "RegexMessageHandler"}]
+    text = f'/EXTERNAL_case_answer{{"complaint_id": "{case_id}"}}'
+    return make_tracker(sender, text=text, intent="EXTERNAL_case_answer", entities=entities)
+
+
+async def test_an_answer_on_a_case_is_acknowledged_with_the_team_and_the_cases_due_time(
+    crm_both: Session, mia: Any
+) -> None:
+    case = open_case(crm_both, mia, hours_left=20)
+    crm_both.commit()
+    due = case.sla_due_at.astimezone(ZoneInfo("Europe/Berlin"))
+
+    events, dispatcher = await run_action(ActionAcknowledgeCaseAnswer(), answered("web:mia", case.id))
+
+    assert events == context(mia, open_case=str(case.id))
+    assert said(dispatcher) == [
+        {
+            "response": "utter_case_answer_added",
+            "case_ref": str(case.id),
+            "case_team": "Logistics",
+            "case_due": f"{due.strftime('%A %-d %B, %H:%M')} (Europe/Berlin time)",
+        }
+    ]
+
+
+async def test_an_answer_naming_another_customers_case_says_nothing_about_it(
+    crm_both: Session, mia: Any
+) -> None:
+    other = make_customer(crm_both, first_name="Ole", web_id="ole")
+    case = open_case(crm_both, other, hours_left=20)
+    crm_both.commit()
+
+    _, dispatcher = await run_action(ActionAcknowledgeCaseAnswer(), answered("web:mia", case.id))
+
+    assert said(dispatcher) == [{"response": "utter_case_answer_noted"}]
+
+
+async def test_an_answer_acknowledged_with_the_crm_down_promises_nothing_new(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_database(monkeypatch, "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none?connect_timeout=2")
+
+    events, dispatcher = await run_action(ActionAcknowledgeCaseAnswer(), answered("web:mia", 3))
+
+    assert events == [SlotSet("system_trouble", True)]
+    assert said(dispatcher) == [{"response": "utter_case_answer_noted"}]

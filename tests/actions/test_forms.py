@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.actions.complaints import ValidateComplaintForm
 from bot.actions.forms import (
+    ActionAskCallbackContact,
     ActionAskComplaintCategory,
     ActionAskComplaintOrder,
     ActionAskExitAnswer,
@@ -299,3 +300,32 @@ async def test_a_guest_is_asked_for_the_order_number_and_a_customer_offered_thei
     )
     assert [m["response"] for m in guest.messages] == ["utter_ask_complaint_order_guest"]
     assert [m["response"] for m in known.messages] == ["utter_ask_complaint_order"]
+
+
+async def test_leaving_the_callback_question_keeps_the_request_and_asks_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    use_database(monkeypatch, "postgresql+psycopg://nobody:nothing@127.0.0.1:1/none?connect_timeout=2")
+    tracker = leave_tracker(
+        "web:cal",
+        form="callback_form",
+        intent="stop",
+        slots={"callback_ask": True, "callback_hint": "invalid"},
+    )
+
+    events, _ = await run_action(ActionLeaveForm(), tracker)
+
+    assert events == [
+        SlotSet("system_trouble", True),
+        SlotSet("left_form", "callback"),
+        SlotSet("form_misses", 0.0),
+        SlotSet("callback_contact", None),
+        SlotSet("callback_hint", None),
+        SlotSet("callback_ask", None),
+    ]
+
+
+async def test_the_callback_question_after_a_request_offers_to_finish_it() -> None:
+    _, dispatcher = await run_action(ActionAskCallbackContact(), ask_tracker("case_status"))
+    said = [m["response"] for m in dispatcher.messages]
+    assert said == ["utter_back_to_callback", "utter_ask_callback_contact"]

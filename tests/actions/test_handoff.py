@@ -6,16 +6,24 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from rasa_sdk.events import ConversationPaused
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.actions import handoff as handoff_module
 from bot.actions.base import current_settings
 from bot.actions.feedback import ActionRecordRating
-from bot.actions.handoff import ActionHandoff, ActionPauseForAgent
+from bot.actions.handoff import (
+    ActionHandoff,
+    ActionPauseForAgent,
+    ActionSetCallbackRoute,
+    ValidateCallbackForm,
+)
 from bot.console import desk as console_desk
 from bot.crm.models import (
     Agent,
+    Channel,
+    ChannelIdentity,
     ComplaintStatus,
     Conversation,
     ConversationStatus,
@@ -156,24 +164,112 @@ async def test_the_callback_promise_names_the_customers_zone(
     ]
 
 
-async def test_the_callback_says_how_it_reaches_the_customer_once_the_domain_has_the_slot(
+def close_open_handoffs(crm: Session) -> None:
+    for handoff in crm.scalars(select(Handoff).where(Handoff.status == HandoffStatus.QUEUED)):
+        handoff.status = HandoffStatus.CLOSED
+    crm.commit()
+
+
+async def test_the_callback_says_how_it_reaches_the_customer_and_asks_a_guest_first(
     crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=None)
-    without, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
-    assert "callback_route" not in slots(without)  # a slot the domain lacks is never set
-    crm.scalars(select(Handoff)).one().status = HandoffStatus.CLOSED
-    crm.commit()
-    tracker = make_tracker("web:dana", intent="request_human", slots={"callback_route": None})
+    tracker = make_tracker("web:dana", intent="request_human")
     guest, _ = await run_action(ActionHandoff(), tracker)
-    assert slots(guest)["callback_route"] == "chat"  # a web guest: the answer waits in this chat
-    crm.scalars(
-        select(Handoff).where(Handoff.status == HandoffStatus.QUEUED)
-    ).one().status = HandoffStatus.CLOSED
+    # A web guest with no address or phone: the answer would wait in this chat, so ask first.
+    assert (slots(guest)["callback_route"], slots(guest)["callback_ask"]) == ("chat", True)
+    close_open_handoffs(crm)
     dana.email, dana.email_verified_at = "dana@example.com", TUESDAY_NOON
     crm.commit()
     known, _ = await run_action(ActionHandoff(), tracker)
-    assert slots(known)["callback_route"] == "email"
+    assert slots(known)["callback_route"] == "email" and "callback_ask" not in slots(known)
+    close_open_handoffs(crm)
+    telegram = make_customer(crm, first_name="Tom")
+    telegram.identities.append(ChannelIdentity(channel=Channel.TELEGRAM, external_id="777"))
+    crm.commit()
+    on_telegram, _ = await run_action(ActionHandoff(), make_tracker("telegram:777", intent="request_human"))
+    assert slots(on_telegram)["callback_route"] == "channel" and "callback_ask" not in slots(on_telegram)
+
+
+async def test_a_live_handoff_drops_a_pending_callback_question(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=10)
+    tracker = make_tracker("web:dana", intent="request_human", slots={"callback_ask": True})
+    events, _ = await run_action(ActionHandoff(), tracker)
+    assert slots(events)["handoff_state"] == "queued" and slots(events)["callback_ask"] is None
+
+
+@pytest.mark.parametrize(
+    ("said", "hint_before", "taken"),
+    [
+        ("anna.berg@example.com", None, {"callback_contact": "anna.berg@example.com", "callback_hint": None}),
+        ("call me on +44 7700 900123", None, {"callback_contact": "+447700900123", "callback_hint": None}),
+        ("chat", None, {"callback_contact": "chat", "callback_hint": None}),
+        ("tomorrow maybe", None, {"callback_contact": None, "callback_hint": "invalid"}),
+        # Twice nothing usable: the answer comes in this chat, nobody is held in the question.
+        ("dunno", "invalid", {"callback_contact": "chat", "callback_hint": None}),
+    ],
+)
+async def test_the_callback_question_takes_an_email_a_phone_or_this_chat(
+    said: str, hint_before: str | None, taken: dict[str, object]
+) -> None:
+    tracker = make_tracker(
+        "web:x", text=said, intent="update_contact_details", slots={"callback_hint": hint_before}
+    )
+    assert (
+        ValidateCallbackForm().validate_callback_contact(said, CollectingDispatcher(), tracker, {}) == taken
+    )
+
+
+async def test_the_contact_given_is_on_the_callback_the_promise_and_the_queue(
+    crm_both: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crm = crm_both
+    make_customer(crm, first_name="Gail", web_id="gail", timezone="America/New_York")
+    crm.commit()
+    at_work(crm, monkeypatch, now=SATURDAY_NOON, seen_ago=None)
+    asked, _ = await run_action(ActionHandoff(), make_tracker("web:gail", intent="request_human"))
+    assert slots(asked)["handoff_state"] == "callback_closed" and slots(asked)["callback_ask"] is True
+    promise = slots(asked)["callback_when"]
+    assert str(promise).endswith("New York time")
+
+    answered = make_tracker(
+        "web:gail", text="gail@example.com", slots={"callback_contact": "gail@example.com"}
+    )
+    events, _ = await run_action(ActionSetCallbackRoute(), answered)
+    assert {k: slots(events)[k] for k in ("callback_route", "callback_ask", "callback_contact")} == {
+        "callback_route": "email",
+        "callback_ask": None,
+        "callback_contact": None,
+    }
+    queue = console_desk._queue(crm, now=SATURDAY_NOON, zone="Europe/Berlin")
+    assert queue[0]["contact"][0] == "email given in chat: gail@example.com (not confirmed)"
+    assert queue[0]["promised"] == promise
+    # Asking again later does not ask how to reach them again: the callback knows.
+    again, _ = await run_action(ActionHandoff(), make_tracker("web:gail", intent="request_human"))
+    assert slots(again)["callback_route"] == "email" and "callback_ask" not in slots(again)
+
+
+async def test_staying_in_this_chat_notes_nothing_and_promises_this_chat(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=SATURDAY_NOON, seen_ago=None)
+    await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    events, _ = await run_action(
+        ActionSetCallbackRoute(), make_tracker("web:dana", intent="deny", slots={"callback_contact": "chat"})
+    )
+    assert slots(events)["callback_route"] == "chat"
+    queue = console_desk._queue(crm, now=SATURDAY_NOON, zone="Europe/Berlin")
+    assert not any("given in chat" in route for route in queue[0]["contact"])
+
+
+async def test_the_bot_going_quiet_after_the_promise_drops_the_callback_question(
+    crm: Session, dana: Customer
+) -> None:
+    tracker = make_tracker("web:dana", intent="request_human", slots={"callback_ask": True})
+    events, _ = await run_action(ActionPauseForAgent(), tracker)
+    assert slots(events) == {**slots(events), "callback_ask": None}
 
 
 async def test_an_open_severe_complaint_raises_the_priority(
