@@ -21,6 +21,7 @@ from bot.api.routes import InboundApi
 from bot.console.app import Console, create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
+from bot.gateway.conversations import LocalConversations
 from bot.gateway.desk import ConsoleHub, Desk
 from bot.gateway.email_outlet import EmailOutlet, MailboxTransport, MailTransport, SmtpTransport
 from bot.gateway.hangups import HangUpGuard
@@ -118,7 +119,14 @@ def build_gateway(settings: Settings) -> Gateway:
     telegram_outlet = TelegramOutlet() if settings.telegram_bot_token else None
     if telegram_outlet is not None:
         outlets[Channel.TELEGRAM] = telegram_outlet
-    inbox = Inbox(crm=crm, rasa=rasa, outlets=outlets, retry_seconds=settings.gateway_retry_seconds)
+    conversations = LocalConversations()  # one gateway process: see bot/gateway/conversations.py
+    inbox = Inbox(
+        crm=crm,
+        rasa=rasa,
+        outlets=outlets,
+        conversations=conversations,
+        retry_seconds=settings.gateway_retry_seconds,
+    )
     reception = Reception(
         inbox, max_chars=settings.gateway_max_message_chars, per_minute=settings.gateway_rate_limit_per_minute
     )
@@ -137,12 +145,14 @@ def build_gateway(settings: Settings) -> Gateway:
         token=settings.internal_api_token,
         secret_key=settings.secret_key,
         inbox=inbox,
+        conversations=conversations,
         channels=list(outlets),
         weekly_cap=settings.outreach_weekly_cap,
         telegram_username=lambda: _bot_username(telegram),
     )
     desk = Desk(
         inbox=inbox,
+        conversations=conversations,
         crm=crm,
         rasa=rasa,
         hub=ConsoleHub(),

@@ -48,6 +48,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.gateway import wording
+from bot.gateway.conversations import Conversations
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
@@ -152,6 +153,7 @@ class Desk:
         self,
         *,
         inbox: Inbox,
+        conversations: Conversations,
         crm: Crm,
         rasa: RasaClient,
         hub: ConsoleHub,
@@ -165,13 +167,14 @@ class Desk:
     ) -> None:
         # `crm` is the customers' lane the inbox writes on: a chat's changes stay in order with its messages.
         self.inbox, self.crm, self.rasa, self.hub = inbox, crm, rasa, hub
+        self.conversations = conversations
         self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
         self.hours, self.unattended_seconds = hours, unattended_seconds
         self.follow_up_within = follow_up
         self.poll_seconds = poll_seconds
         self.sweep_seconds = min(10.0, away_seconds / 4)
         self._queue_seen: object = None
-        self.tracker = TrackerCopy(inbox)
+        self.tracker = TrackerCopy(inbox, conversations)
         inbox.desk = self
 
     # ---- customer side -------------------------------------------------------------------------
@@ -244,7 +247,7 @@ class Desk:
     async def _chat(self, handoff_id: int) -> AsyncIterator[Chat]:
         """The handoff's chat, with its conversation to ourselves (the inbox waits meanwhile)."""
         chat = await self.crm.run(partial(desk.chat_of, handoff_id=handoff_id))
-        async with self.inbox.locks.hold(f"conversation:{chat.conversation_id}"):
+        async with self.conversations.hold(chat.conversation_id):
             yield chat
 
     async def claim(self, handoff_id: int, agent_id: int) -> Chat:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -43,6 +41,7 @@ from bot.crm.models import (
 )
 from bot.crm.transcript import Profile
 from bot.gateway import wording
+from bot.gateway.conversations import Conversations
 from bot.gateway.limits import for_rasa, names_external_intent
 from bot.gateway.outlets import DeliveryResult, Outbound, Outlet
 from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable, Reply
@@ -111,30 +110,6 @@ class HandedOffRouter(Protocol):
     async def sweep(self) -> None: ...
 
 
-class KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: Counter[str] = Counter()
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
-
-    def busy(self, key: str) -> bool:
-        """Someone holds or waits for the key's lock."""
-        return self._users[key] > 0
-
-
 class Breaker:
     """After Rasa failed, do not make every new message wait for it again until `cooldown` passed.
     Slowness does not trip it (see the module's docstring): only being down does."""
@@ -155,12 +130,18 @@ class Breaker:
 
 class Inbox:
     def __init__(
-        self, *, crm: Crm, rasa: RasaClient, outlets: dict[Channel, Outlet], retry_seconds: float
+        self,
+        *,
+        crm: Crm,
+        rasa: RasaClient,
+        outlets: dict[Channel, Outlet],
+        conversations: Conversations,
+        retry_seconds: float,
     ) -> None:
         self.crm, self.rasa, self.outlets = crm, rasa, outlets
+        self.conversations = conversations  # one conversation in order (bot/gateway/conversations.py)
         self.retry_seconds = retry_seconds
         self.breaker = Breaker(retry_seconds)
-        self.locks = KeyedLocks()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.desk: HandedOffRouter | None = None  # set by the desk when the console runs
 
@@ -209,7 +190,7 @@ class Inbox:
         `live`: a customer is waiting right now (typing indicator; holding answer if Rasa fails).
         `probe`: try Rasa even though it failed recently (the background retry).
         """
-        async with self.locks.hold(f"conversation:{conversation_id}"):
+        async with self.conversations.hold(conversation_id):
             return await self.answer_waiting(conversation_id, live=live, probe=probe)
 
     async def answer_waiting(self, conversation_id: int, *, live: bool = False, probe: bool = False) -> bool:
@@ -361,7 +342,7 @@ class Inbox:
         conversation_ids = await self.crm.run(partial(transcript.conversations_with_pending, limit=200))
         probe = True
         for conversation_id in conversation_ids:
-            if self.locks.busy(f"conversation:{conversation_id}"):
+            if self.conversations.busy(conversation_id):
                 continue
             if not await self.process(conversation_id, probe=probe):
                 break
@@ -380,7 +361,7 @@ class Inbox:
                 partial(_retryable, channel=channel, before=before, max_attempts=OUTBOUND_MAX_ATTEMPTS)
             )
             for conversation_id, message in messages:
-                async with self.locks.hold(f"conversation:{conversation_id}"):
+                async with self.conversations.hold(conversation_id):
                     # It may have been delivered while we waited for the lock (e.g. after flood control).
                     if await self.crm.run(partial(_still_queued, message_id=message.id)):
                         await self.deliver(channel, [message])

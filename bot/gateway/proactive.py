@@ -26,6 +26,7 @@ from bot.crm import reachability, transcript
 from bot.crm.models import Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
 from bot.crm.queries import InvalidSenderId, ensure_conversation, find_identity, parse_sender_id
 from bot.gateway import tokens
+from bot.gateway.conversations import Conversations
 from bot.gateway.inbox import ConversationRef, Inbox, conversation_ref, store_bot_replies
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaRefused, RasaUnavailable, Reply
@@ -85,12 +86,13 @@ class InternalApi:
         token: str,
         secret_key: str,
         inbox: Inbox,
+        conversations: Conversations,
         channels: Sequence[Channel],
         weekly_cap: int,
         telegram_username: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._token, self._secret_key = token.encode(), secret_key
-        self.inbox, self.weekly_cap = inbox, weekly_cap
+        self.inbox, self.conversations, self.weekly_cap = inbox, conversations, weekly_cap
         self.channels = tuple(channels)  # the channels this gateway runs
         self.telegram_username = telegram_username  # the bot's @name once Telegram is connected
 
@@ -127,7 +129,7 @@ class InternalApi:
 
     async def send(self, ask: ProactiveRequest, *, actor: str = "internal") -> dict[str, Any]:
         customer_id = await self.inbox.crm.run(partial(_customer_of, ask=ask))
-        async with self.inbox.locks.hold(f"customer:{customer_id}"):
+        async with self.conversations.hold_customer(customer_id):
             if ask.idempotency_key is not None:
                 earlier = await self.inbox.crm.run(
                     partial(_earlier_result, customer_id=customer_id, key=ask.idempotency_key)
@@ -141,7 +143,7 @@ class InternalApi:
             reserved = await self.inbox.crm.run(
                 partial(_reserve, customer_id=customer_id, ask=ask, weekly_cap=self.weekly_cap)
             )
-            async with self.inbox.locks.hold(f"conversation:{conversation.id}"):
+            async with self.conversations.hold(conversation.id):
                 try:
                     replies = await self.inbox.rasa.trigger_intent(
                         conversation.sender_id, ask.intent, ask.entities

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm import transcript
 from bot.crm.models import Author, Conversation, ConversationStatus, Message
+from bot.gateway.conversations import Conversations
 from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, pending_message
 from bot.gateway.rasa_client import COPY_KEY, RasaRefused, RasaUnavailable
 
@@ -28,8 +29,9 @@ CATCH_UP_BATCH = 100  # conversations per sweep
 
 
 class TrackerCopy:
-    def __init__(self, inbox: Inbox) -> None:
+    def __init__(self, inbox: Inbox, conversations: Conversations) -> None:
         self.inbox, self.crm, self.rasa = inbox, inbox.crm, inbox.rasa
+        self.conversations = conversations
         # Whether the CRM may hold missed messages: at start (a restart may have left some) and
         # after a miss. The sweep looks only then, not every few seconds.
         self._maybe_missed = True
@@ -84,7 +86,7 @@ class TrackerCopy:
             conversation_ids = await self.crm.run(_conversations_missed_by_tracker)
             for conversation_id in conversation_ids:
                 try:
-                    async with self.inbox.locks.hold(f"conversation:{conversation_id}"):
+                    async with self.conversations.hold(conversation_id):
                         await self.catch_up(conversation_id)
                 except RasaRefused as error:
                     log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
