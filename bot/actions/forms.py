@@ -48,7 +48,7 @@ FORM_OF_SLOT = {slot: form for form, slots in COLLECTS.items() for slot in slots
 NOTED = ("complaint_category", "complaint_order")
 # Requests answered in one message between a form's questions (their own rules answer them): the
 # question that follows first offers to finish the unfinished form.
-ANSWERED_BETWEEN = frozenset({"case_status", "opt_out", "opt_in"})
+ANSWERED_BETWEEN = frozenset({"case_status", "opt_out", "opt_in", "EXTERNAL_case_answer"})
 BACK_TO = {
     "complaint_form": "utter_back_to_complaint",
     "contact_form": "utter_back_to_contact",

@@ -329,3 +329,9 @@ async def test_the_callback_question_after_a_request_offers_to_finish_it() -> No
     _, dispatcher = await run_action(ActionAskCallbackContact(), ask_tracker("case_status"))
     said = [m["response"] for m in dispatcher.messages]
     assert said == ["utter_back_to_callback", "utter_ask_callback_contact"]
+
+
+async def test_after_a_case_answer_in_between_the_form_offers_to_finish() -> None:
+    _, dispatcher = await run_action(ActionAskComplaintCategory(), ask_tracker("EXTERNAL_case_answer"))
+    said = [m["response"] for m in dispatcher.messages]
+    assert said == ["utter_back_to_complaint", "utter_ask_complaint_category"]
