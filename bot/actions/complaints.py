@@ -10,7 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from bot.actions.base import CRMAction, Turn, crm_session, current_settings, latest_text, open_turn
-from bot.actions.formatting import day, due_phrase
+from bot.actions.describing import describes_what_happened, harm_in, says_nothing_happened
+from bot.actions.formatting import day, promised_by
 from bot.actions.forms import LeavableFormValidation
 from bot.actions.lookups import customer_order, latest_order, means_no_order, normalise_order_number
 from bot.crm.complaints import file_complaint, recent_complaints
@@ -30,7 +31,6 @@ TEAM_LABEL = {
     "customer_care": "customer care",
     "tech": "technical",
 }
-MIN_DESCRIPTION_WORDS = 6
 
 
 def empathy_for(*, anger: int, repeat: bool) -> str:
@@ -63,13 +63,15 @@ class ActionAcknowledgeComplaint(CRMAction):
         order = customer_order(session=turn.session, customer_id=customer.id, number=number)
         last = latest_order(session=turn.session, customer_id=customer.id)
         text = latest_text(turn.tracker)
-        described = len(text.split()) >= MIN_DESCRIPTION_WORDS
+        # "I want to complain about my order" says nothing of what happened: the form asks for it.
+        described = describes_what_happened(text)
         return [
             SlotSet("empathy", empathy_for(anger=analysis.anger, repeat=repeat)),
             SlotSet(
                 "complaint_category", category if category in ComplaintCategory._value2member_map_ else None
             ),
-            SlotSet("complaint_order", order.number if order else (NO_ORDER if last is None else None)),
+            # A guest (no order on record) is asked for the number too (utter_ask_complaint_order_guest).
+            SlotSet("complaint_order", order.number if order else None),
             SlotSet("complaint_description", text[:2000] if described else None),
             SlotSet("last_order_number", last.number if last else None),
             SlotSet("last_order_date", day(last.placed_at, customer.timezone) if last else None),
@@ -111,15 +113,20 @@ class ValidateComplaintForm(LeavableFormValidation):
         with crm_session() as session:
             turn_customer = open_turn(session, tracker).customer
             order = customer_order(session=session, customer_id=turn_customer.id, number=number)
-        if order is None:
-            return {"complaint_order": None, "order_hint": "invalid"}
-        return {"complaint_order": order.number, "order_hint": None}
+            guest = latest_order(session=session, customer_id=turn_customer.id) is None
+        if order is not None:
+            return {"complaint_order": order.number, "order_hint": None}
+        if guest and number:  # kept as the guest gave it, for the team to look up; never shown back
+            return {"complaint_order": number, "order_hint": None}
+        return {"complaint_order": None, "order_hint": "invalid"}
 
     def validate_complaint_description(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> dict[str, Any]:
         text = " ".join(str(value or "").split())
-        return {"complaint_description": text[:2000] if len(text) >= 3 else None}
+        if len(text) < 3 or says_nothing_happened(text):  # "thanks", "ok", "yes" tell the team nothing
+            return {"complaint_description": None}
+        return {"complaint_description": text[:2000]}
 
 
 class ActionFileComplaint(CRMAction):
@@ -132,25 +139,27 @@ class ActionFileComplaint(CRMAction):
         slots = turn.tracker.slots
         order_number = slots.get("complaint_order")
         order = customer_order(session=turn.session, customer_id=turn.customer.id, number=order_number)
+        description = slots.get("complaint_description")
         now = utcnow()
         filed = file_complaint(
             session=turn.session,
             customer=turn.customer,
             category=ComplaintCategory(slots.get("complaint_category") or "other"),
-            description=slots.get("complaint_description"),
+            description=with_order_given(description, order_number if order is None else None),
             order=order,
             angry=slots.get("empathy") == "angry",
             said_again=slots.get("empathy") == "repeat",
             conversation=turn.conversation,
             now=now,
             rules=current_settings().sla_rules(),  # the promise below counts as the case's clock does
+            harm=harm_in(description),
         )
         complaint = filed.complaint
         irritable = turn.customer.temperament is Temperament.IRRITABLE
         return [
             SlotSet("complaint_id", str(complaint.id)),
             SlotSet("complaint_team", TEAM_LABEL.get(complaint.team, complaint.team)),
-            SlotSet("complaint_due", due_phrase(complaint.sla_due_at, now, turn.customer.timezone)),
+            SlotSet("complaint_due", promised_by(complaint.sla_due_at, now, turn.customer.timezone)),
             SlotSet("offer_human", filed.escalate or irritable),
             SlotSet("complaint_category", None),
             SlotSet("complaint_order", None),
@@ -159,3 +168,10 @@ class ActionFileComplaint(CRMAction):
 
     def on_trouble(self, tracker: Tracker) -> list[EventType]:
         return [SlotSet("offer_human", True)]
+
+
+def with_order_given(description: str | None, number: str | None) -> str | None:
+    """The description, with an order number a guest gave that is on no record of theirs."""
+    if not number or number == NO_ORDER:
+        return description
+    return f"{description or ''}\n(Order number given by the customer: {number})".strip()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from bot.crm.complaints import Harm
+
 # Words that answer nothing on their own: thanks, yes, no, greetings, hesitation.
 FILLER = frozenset(
     "thanks thank thx ty you ok okay k kk yes yeah yep yup no nope sure fine hi hello hey please pls "
@@ -40,3 +42,83 @@ def describes_what_happened(text: str) -> bool:
     words = words_of(text)
     told = [word for word in words if word not in FILLER and word not in ASKING]
     return len(words) >= 3 and len(told) >= 1
+
+
+# What went wrong, family by family: "late and damaged" is two problems, "broken and cracked" one.
+PROBLEM_CUES: dict[str, tuple[str, ...]] = {
+    "late": (
+        "late",
+        "delayed",
+        "delay",
+        "took ages",
+        "never arrived",
+        "not arrived",
+        "hasn't arrived",
+        "has not arrived",
+        "still waiting for",
+    ),
+    "damage": (
+        "damaged",
+        "damage",
+        "broken",
+        "broke",
+        "smashed",
+        "crushed",
+        "cracked",
+        "leaking",
+        "leaked",
+        "spilled",
+        "spilt",
+        "all over",
+        "soaked",
+        "dented",
+        "torn",
+        "ripped",
+        "ruined",
+        "shattered",
+        "squashed",
+        "burst",
+        "fell apart",
+        "destroyed",
+    ),
+    "missing": ("missing", "not in the box", "wasn't in", "was not in", "left out", "incomplete"),
+    "wrong": (
+        "wrong item",
+        "wrong product",
+        "wrong size",
+        "wrong colour",
+        "wrong color",
+        "not what i ordered",
+        "sent the wrong",
+        "got the wrong",
+    ),
+    "faulty": ("doesn't work", "does not work", "stopped working", "won't turn on", "faulty", "defective"),
+    "money": (
+        "charged twice",
+        "double charged",
+        "charged me twice",
+        "overcharged",
+        "over charged",
+        "paid twice",
+        "never refunded",
+        "not refunded",
+        "no refund",
+        "refund never",
+        "lost money",
+        "took my money",
+        "extra charge",
+        "charged me for",
+        "wrong amount",
+    ),
+}
+
+
+def _says(lowered: str, cue: str) -> bool:
+    return re.search(rf"(?<!\w){re.escape(cue)}(?!\w)", lowered) is not None
+
+
+def harm_in(text: str | None) -> Harm:
+    """What the customer's words say went wrong: damage, money lost, how many different things."""
+    lowered = " ".join((text or "").lower().replace("’", "'").split())
+    found = {family for family, cues in PROBLEM_CUES.items() if any(_says(lowered, cue) for cue in cues)}
+    return Harm(damaged="damage" in found, money_lost="money" in found, problems=max(1, len(found)))

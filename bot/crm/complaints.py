@@ -54,6 +54,30 @@ SLA_FACTOR = {Segment.MVC: 0.5, Segment.MCC: 0.75, Segment.STANDARD: 1.0, Segmen
 
 
 @dataclass(frozen=True)
+class Harm:
+    """What the customer's words say went wrong, beyond the category: the severity's cues."""
+
+    damaged: bool = False  # something arrived broken, spilled, crushed
+    money_lost: bool = False  # charged twice, a refund that never came
+    problems: int = 1  # how many different things went wrong ("late and damaged" is two)
+
+    def cues(self) -> list[str]:
+        """The cues found, for the case's record."""
+        return [
+            cue
+            for cue, found in (
+                ("damage", self.damaged),
+                ("money lost", self.money_lost),
+                ("several problems", self.problems >= 2),
+            )
+            if found
+        ]
+
+
+NO_HARM = Harm()
+
+
+@dataclass(frozen=True)
 class Filed:
     complaint: Complaint
     repeat: bool  # a second complaint within 30 days
@@ -61,10 +85,24 @@ class Filed:
 
 
 def severity_for(
-    *, category: ComplaintCategory, angry: bool, repeat: bool, order_value: float | None
+    *,
+    category: ComplaintCategory,
+    angry: bool,
+    repeat: bool,
+    order_value: float | None,
+    harm: Harm = NO_HARM,
 ) -> Severity:
-    """Score the cues: anger counts double; repeat, money and a big order count once each."""
-    points = 2 * angry + repeat + (category is ComplaintCategory.BILLING) + ((order_value or 0) >= 150)
+    """Score the cues: anger counts double; a repeat, a billing matter, a big order, damage, money
+    lost and several things going wrong at once count once each."""
+    points = (
+        2 * angry
+        + repeat
+        + (category is ComplaintCategory.BILLING)
+        + ((order_value or 0) >= 150)
+        + harm.damaged
+        + harm.money_lost
+        + (harm.problems >= 2)
+    )
     if points >= 3:
         return Severity.HIGH
     return Severity.MEDIUM if points >= 1 else Severity.LOW
@@ -74,8 +112,10 @@ def sla_due(
     *, severity: Severity, segment: Segment, now: datetime, team: str = "", rules: SlaRules = WALL_CLOCK
 ) -> datetime:
     """When the customer must have heard back: severity sets the hours, the segment shortens them,
-    and a team that works office hours counts only those (the same count as the case's clock)."""
-    return rules.due(team=team, start=now, span=timedelta(hours=SLA_HOURS[severity] * SLA_FACTOR[segment]))
+    a team that works office hours counts only those (the same count as the case's clock), and the
+    time falls when someone is at work."""
+    span = timedelta(hours=SLA_HOURS[severity] * SLA_FACTOR[segment])
+    return rules.promise(team=team, start=now, span=span)
 
 
 def recent_complaints(*, session: Session, customer_id: int, now: datetime) -> int:
@@ -113,6 +153,7 @@ def file_complaint(
     conversation: Conversation | None = None,
     now: datetime | None = None,
     rules: SlaRules = WALL_CLOCK,
+    harm: Harm = NO_HARM,
 ) -> Filed:
     """Create the case, route it, set its SLA, and log the business event.
 
@@ -121,7 +162,11 @@ def file_complaint(
     now = now or utcnow()
     repeat = said_again or recent_complaints(session=session, customer_id=customer.id, now=now) > 0
     severity = severity_for(
-        category=category, angry=angry, repeat=repeat, order_value=float(order.total) if order else None
+        category=category,
+        angry=angry,
+        repeat=repeat,
+        order_value=float(order.total) if order else None,
+        harm=harm,
     )
     complaint = Complaint(
         customer_id=customer.id,
@@ -161,6 +206,7 @@ def file_complaint(
             "complaint_id": complaint.id,
             "severity": severity.value,
             "repeat": repeat,
+            "cues": harm.cues(),
             "escalate": escalate,
         },
         now=now,

@@ -53,6 +53,20 @@ class SlaRules:
         # Opening hours so sparse that the search gives up count every hour rather than never end.
         return (hours.add_open_time(start, span) if hours else None) or start + span
 
+    def promise(self, *, team: str, start: datetime, span: timedelta) -> datetime:
+        """The time promised to a customer: `due`, moved to the next opening when it would fall
+        while nobody is at work (a team counting every hour would otherwise promise 05:41)."""
+        return self.when_open(self.due(team=team, start=start, span=span))
+
+    def when_open(self, moment: datetime) -> datetime:
+        """`moment` when the business is open then (or closes then), else its next opening."""
+        hours = self.office_hours
+        if hours is None or not any(hours.windows.values()):
+            return moment
+        if hours.is_open(moment) or hours.is_open(moment - timedelta(seconds=1)):
+            return moment
+        return hours.next_opening(moment) or moment
+
     def counted(self, *, team: str, start: datetime, end: datetime) -> timedelta:
         """The team's counted time between two moments (zero if `end` is not after `start`)."""
         if end <= start:

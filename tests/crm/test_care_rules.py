@@ -134,15 +134,15 @@ def catalogue(session: Session) -> Session:
         (LeaveReason.PRICE, Segment.MVC, "PRICE-MVC-30", "PRICE-MVC-PAUSE"),
         (LeaveReason.PRICE, Segment.MCC, "PRICE-MCC-20", "PRICE-MCC-PAUSE"),
         (LeaveReason.PRICE, Segment.STANDARD, "PRICE-STD-PLAN", "PRICE-STD-PAUSE"),
-        (LeaveReason.PRICE, Segment.BZ, "PRICE-BZ-PLAN", None),  # nothing costly for below-zero
+        (LeaveReason.PRICE, Segment.BZ, "PRICE-BZ-PLAN", "PRICE-BZ-PAUSE"),  # nothing costly for below-zero
         (LeaveReason.QUALITY, Segment.STANDARD, "QUALITY-FIX", "QUALITY-CALL"),
         (LeaveReason.SERVICE, Segment.BZ, "SERVICE-FIX", "SERVICE-CALL"),
         (LeaveReason.COMPETITOR, Segment.MVC, "COMP-PITCH", "COMP-MATCH-MVC"),
-        (LeaveReason.COMPETITOR, Segment.STANDARD, "COMP-PITCH", None),  # a match only where allowed
-        (LeaveReason.COMPETITOR, Segment.BZ, "COMP-PITCH", None),
-        (LeaveReason.NO_LONGER_NEEDED, Segment.STANDARD, "NEED-PAUSE", None),
+        (LeaveReason.COMPETITOR, Segment.STANDARD, "COMP-PITCH", "COMP-PLAN"),  # a match only where allowed
+        (LeaveReason.COMPETITOR, Segment.BZ, "COMP-PITCH", "COMP-PLAN"),
+        (LeaveReason.NO_LONGER_NEEDED, Segment.STANDARD, "NEED-PAUSE", "NEED-PLAN"),
         (LeaveReason.MOVING, Segment.MCC, "MOVING-ADDR", "MOVING-PAUSE"),
-        (LeaveReason.OTHER, Segment.MVC, "OTHER-PAUSE", None),
+        (LeaveReason.OTHER, Segment.MVC, "OTHER-PAUSE", "OTHER-CALL"),
     ],
 )
 def test_offer_fits_reason_and_segment(

@@ -47,13 +47,38 @@ def berlin(*args: int) -> datetime:
 )
 def test_the_promise_counts_the_teams_hours(start: datetime, span: int, team: str, due: datetime) -> None:
     assert OFFICE.due(team=team, start=start, span=timedelta(hours=span)) == due
-    if span == 4:  # a high-severity complaint of a standard customer: what the bot promises
+    if span == 4 and team == "billing":  # a high-severity complaint of a standard customer: the promise
         assert (
             sla_due(severity=Severity.HIGH, segment=Segment.STANDARD, now=start, team=team, rules=OFFICE)
             == due
         )
     # and counting back gives the span again: one function each way, no drift
     assert OFFICE.counted(team=team, start=start, end=due) == timedelta(hours=span)
+
+
+@pytest.mark.parametrize(
+    ("start", "severity", "promised"),
+    [
+        # a team counting every hour would promise Friday 23:00, when nobody is there: Saturday's opening
+        (FRIDAY_7PM, Severity.HIGH, berlin(2026, 6, 20, 9, 0)),
+        # Sunday 01:41 + 4 h = 05:41 (the time the issue saw promised): Monday's opening
+        (berlin(2026, 6, 21, 1, 41), Severity.HIGH, berlin(2026, 6, 22, 8, 0)),
+        # a promise that falls inside opening hours stays as counted
+        (berlin(2026, 6, 17, 10, 0), Severity.HIGH, berlin(2026, 6, 17, 14, 0)),
+        # closing time itself is still a time someone is at work
+        (berlin(2026, 6, 17, 16, 0), Severity.HIGH, berlin(2026, 6, 17, 20, 0)),
+    ],
+)
+def test_a_promise_falls_when_someone_is_at_work(
+    start: datetime, severity: Severity, promised: datetime
+) -> None:
+    due = sla_due(severity=severity, segment=Segment.STANDARD, now=start, team="logistics", rules=OFFICE)
+    assert due == promised
+    assert HOURS.is_open(due) or HOURS.is_open(due - timedelta(seconds=1))
+    # without opening hours (WALL_CLOCK) the promise is the count alone
+    assert sla_due(
+        severity=severity, segment=Segment.STANDARD, now=start, team="logistics"
+    ) == start + timedelta(hours=4)
 
 
 def test_office_hours_are_summed_between_two_moments() -> None:
