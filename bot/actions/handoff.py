@@ -40,6 +40,16 @@ CALLBACK_ROUTE_SLOT = "callback_route"
 # Set when a guest with no known way back gets a callback: callback_form asks before the promise.
 CALLBACK_ASK_SLOT = "callback_ask"
 CHAT = "chat"
+# What the bot gathered that a person needs first, in the words the queue shows: a complaint's
+# category, order and description (kept when a form is left for a person) and a reason for leaving.
+FACTS = {
+    "complaint_category": "Complaint about",
+    "complaint_order": "Order",
+    "complaint_description": "What happened",
+    "leave_reason": "Reason for leaving",
+    "exit_answer": "What we could have done better",
+}
+MAX_FACT = 300  # characters of one fact: the transcript beside it has the rest
 REASON_AFTER = {
     "utter_complaint_filed": "complaint",
     "utter_offer_human": "complaint",
@@ -49,6 +59,17 @@ REASON_AFTER = {
     "utter_case_reopened": "complaint",
     "utter_win_back": "retention",
 }
+
+
+def gathered_facts(tracker: Tracker) -> dict[str, str]:
+    """The facts the conversation has gathered so far, labelled, each cut to MAX_FACT characters."""
+    facts = {}
+    for slot, label in FACTS.items():
+        value = tracker.get_slot(slot)
+        if value not in (None, "", "-"):
+            text = " ".join(str(value).split())
+            facts[label] = text if len(text) <= MAX_FACT else text[: MAX_FACT - 1] + "…"
+    return facts
 
 
 def reason_for(turn: Turn) -> str:
@@ -87,6 +108,7 @@ class ActionHandoff(CRMAction):
             mode=HANDOFF_LIVE if live else HANDOFF_CALLBACK,
             callback_by=callback_by,
             now=now,
+            facts=gathered_facts(turn.tracker),
         )
         ahead = queue_position(session=turn.session, handoff=handoff)
         events: list[EventType] = [SlotSet("offer_human", False), SlotSet("queue_ahead", str(ahead))]

@@ -390,6 +390,9 @@ def _what_is_known(
         .tuples()
         .all()
     )
+    facts = handoffs.handoff_facts(
+        session=session, handoffs=[(e.handoff_id, e.conversation_id) for e in entries]
+    )
     known = {}
     for e in entries:
         customer = customers[e.customer_id]
@@ -399,6 +402,7 @@ def _what_is_known(
             "email": bool(customer.email),
             "phone": bool(customer.phone),
             "messages": counts.get(e.conversation_id, 0),
+            "facts": facts.get(e.handoff_id, ""),
             "contact": handoffs.contact_routes(
                 customer=customer,
                 channel=Channel(e.channel),
@@ -431,6 +435,7 @@ def _entry_view(
         ),
         "contact": about["contact"],
         "contact_text": "; ".join(about["contact"]),
+        "facts_text": about["facts"],
         "promised": about["promised"],
         "follow_up": entry.reason == handoffs.FOLLOW_UP,
         "segment_label": label(entry.segment, "Segment"),
@@ -484,6 +489,9 @@ def _chat_page(
             temperament=customer.temperament.value,
         ),
         "canned": crm_desk.canned_replies(session=session),
+        "facts": handoffs.handoff_facts(
+            session=session, handoffs=[(handoff.id, handoff.conversation_id)]
+        ).get(handoff.id, ""),
         "targets": [{"id": a.id, "name": a.display_name} for a in targets],
         "contact": "; ".join(
             handoffs.contact_routes(

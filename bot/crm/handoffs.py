@@ -89,11 +89,14 @@ def open_handoff(
     mode: str = HANDOFF_LIVE,
     callback_by: datetime | None = None,
     now: datetime | None = None,
+    facts: dict[str, str] | None = None,
 ) -> tuple[Handoff, bool]:
     """Queue the conversation for a person, once; return (handoff, created).
 
     Live: a person takes over now, so the conversation is marked handed off (the gateway routes the
     customer's messages to the agent). Callback: filed for when someone is there; the bot goes on.
+    `facts` are what the bot gathered before (a complaint's category, order and words, a reason for
+    leaving), noted with the request so that the queue and the chat page show them (`handoff_facts`).
     """
     existing = session.scalar(
         select(Handoff).where(
@@ -125,7 +128,13 @@ def open_handoff(
         customer=customer,
         conversation=conversation,
         kind="handoff_requested",
-        data={"handoff_id": handoff.id, "reason": reason, "priority": handoff.priority, "mode": mode},
+        data={
+            "handoff_id": handoff.id,
+            "reason": reason,
+            "priority": handoff.priority,
+            "mode": mode,
+            **({"facts": facts} if facts else {}),
+        },
         now=now,
     )
     requested = {
@@ -250,6 +259,27 @@ def callback_route(*, customer: Customer, channel: Channel) -> str:
     if customer.email and customer.email_verified_at:
         return "email"
     return "phone" if customer.phone else "chat"
+
+
+def handoff_facts(*, session: Session, handoffs: list[tuple[int, int]]) -> dict[int, str]:
+    """What the bot had gathered when each handoff was asked for, as one line for the queue and the
+    chat page ("Complaint about: delivery · Order: CL-123456 · What happened: …"), by handoff id.
+    `handoffs` are (handoff id, conversation id) pairs; a handoff with nothing gathered is left out."""
+    wanted = dict(handoffs)
+    if not wanted:
+        return {}
+    requested = session.scalars(
+        select(InteractionEvent).where(
+            InteractionEvent.conversation_id.in_(set(wanted.values())),
+            InteractionEvent.kind == "handoff_requested",
+        )
+    )
+    lines = {}
+    for event in requested:
+        handoff_id, facts = event.data.get("handoff_id"), event.data.get("facts")
+        if handoff_id in wanted and isinstance(facts, dict) and facts:
+            lines[handoff_id] = " · ".join(f"{label}: {value}" for label, value in facts.items())
+    return lines
 
 
 GIVEN_CONTACT = "callback_contact"  # the interaction that notes how a guest asked to be called back

@@ -298,3 +298,22 @@ async def test_a_rating_after_a_handback_belongs_to_that_handoff(
     rating = [{"entity": "rating", "value": "5"}]
     await run_action(ActionRecordRating(), make_tracker("web:dana", intent="rate", entities=rating))
     assert crm.scalars(select(Survey)).one().handoff_id == handoff.id
+
+
+async def test_the_handoff_carries_what_the_complaint_had_gathered(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at_work(crm, monkeypatch, now=TUESDAY_NOON, seen_ago=10)
+    gathered = {
+        "complaint_category": "delivery",
+        "complaint_order": "CL-100200",
+        "complaint_description": "the parcel\narrived   soaked " + "x" * 400,
+        "complaint_id": "12",  # not a fact of this hand-over
+    }
+    await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human", slots=gathered))
+
+    (entry,) = console_desk._queue(crm, now=TUESDAY_NOON, zone="Europe/Berlin")
+    about, order, words = entry["facts_text"].split(" · ")
+    assert (about, order) == ("Complaint about: delivery", "Order: CL-100200")
+    assert words.startswith("What happened: the parcel arrived soaked xxx") and words.endswith("…")
+    assert len(words) == len("What happened: ") + handoff_module.MAX_FACT

@@ -137,8 +137,10 @@
             class: "promised", title: e.callback_by.slice(0, 16).replace("T", " ") + " UTC", text: "(" + e.promised + ")",
           }));
         }
+        var reason = cell(e.reason_label);
+        if (e.facts_text) reason.appendChild(el("div", { class: "facts", text: e.facts_text }));
         var row = el("tr", { "data-handoff": String(e.handoff_id) }, [
-          who, urgencyCell(e), segment(e), cell(e.temperament_label), cell(e.reason_label), cell(e.channel_label),
+          who, urgencyCell(e), segment(e), cell(e.temperament_label), reason, cell(e.channel_label),
           mode, el("td", { class: "contact", text: e.contact_text }),
           el("td", { class: "wait", "data-since": e.requested_at, text: e.wait_text }),
           priorityCell(e), el("td", {}, [claimForm(e)]),
