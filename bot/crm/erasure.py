@@ -150,6 +150,12 @@ ERASURE: dict[str, Declaration] = {
             "email_verified_at": NULL,
             "phone": NULL,
             "birthday": NULL,
+            "address_line1": NULL,
+            "address_line2": NULL,
+            "postal_code": NULL,
+            "city": NULL,
+            "country": NULL,  # with the city gone still where they live, roughly
+            "address_updated_at": KEEP,
             "timezone": Set("UTC"),  # where they live, roughly; only quiet hours read it
             "language": Code(LANGUAGE, Set("en")),
             "segment": KEEP,

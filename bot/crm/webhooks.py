@@ -41,6 +41,7 @@ EVENTS: dict[str, str] = {
     "consent.changed": "a customer granted or withdrew consent",
     "survey.rated": "a customer rated the service (1-5)",
     "customer.segment_changed": "a customer moved to another segment (MVC, MCC, BZ, standard)",
+    "customer.updated": "a customer changed their delivery address or name in chat",
 }
 SECRET_PREFIX = "whsec_"
 SIGNATURE_HEADER = "CareLoop-Signature"

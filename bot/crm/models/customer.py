@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, String, Un
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, enum_column, utcnow
-from .enums import Channel, ConsentPurpose, Segment, Temperament
+from .enums import Channel, ConsentPurpose, CountryCode, Segment, Temperament
 
 
 class Customer(Base):
@@ -22,6 +22,13 @@ class Customer(Base):
     email_verified_at: Mapped[datetime | None]
     phone: Mapped[str | None] = mapped_column(String(32))
     birthday: Mapped[date | None] = mapped_column(Date)
+    # The delivery address, as bot/crm/addresses.py checks it; a change is audited with the old one.
+    address_line1: Mapped[str | None] = mapped_column(String(100))
+    address_line2: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    city: Mapped[str | None] = mapped_column(String(80))
+    country: Mapped[CountryCode | None] = mapped_column(enum_column(CountryCode, length=2))
+    address_updated_at: Mapped[datetime | None]
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     language: Mapped[str] = mapped_column(String(8), default="en")
     segment: Mapped[Segment] = mapped_column(enum_column(Segment), default=Segment.STANDARD, index=True)

@@ -203,3 +203,31 @@ class OutreachKind(str, enum.Enum):
     SURVEY = "survey"
     HANDBACK = "handback"  # the bot's follow-up when an agent hands a chat back (counted, not capped)
     CASE_UPDATE = "case_update"  # a team's resolution of, or question about, the customer's own case
+
+
+class CountryCode(str, enum.Enum):
+    """The countries a delivery address may be in (ISO 3166-1 alpha-2; bot/crm/addresses.py knows
+    each one's names and postal codes)."""
+
+    GB = "GB"
+    IE = "IE"
+    DE = "DE"
+    AT = "AT"
+    CH = "CH"
+    FR = "FR"
+    BE = "BE"
+    NL = "NL"
+    LU = "LU"
+    IT = "IT"
+    ES = "ES"
+    PT = "PT"
+    DK = "DK"
+    SE = "SE"
+    NO = "NO"
+    FI = "FI"
+    PL = "PL"
+    CZ = "CZ"
+    US = "US"
+    CA = "CA"
+    AU = "AU"
+    JP = "JP"
