@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from bot.crm.handoffs import callback_words
+from bot.crm.handoffs import callback_words, given_contact
 from bot.crm.models import (
     Channel,
     ChannelIdentity,
@@ -211,12 +211,16 @@ def test_faq_fallback_and_a_person(stack: Stack) -> None:
     assert "not sure I understood" in texts(stack.say(sender, "/nlu_fallback"))
     assert "keep misunderstanding" in texts(stack.say(sender, "/nlu_fallback"))
     stack.agents_seen(None)  # the console is closed everywhere: an honest callback, and the bot goes on
-    callback = texts(stack.say(sender, "I want to talk to a human"))
-    assert "Everyone on our team is busy" in callback
+    # A guest with no way back is asked for one before anything is promised.
+    asked = texts(stack.say(sender, "I want to talk to a human"))
+    assert "How should they reach you?" in asked and "get back to you by" not in asked
+    callback = texts(stack.say(sender, "sam.berg@example.com"))
+    assert "Everyone on our team is busy" in callback and "get back to you by email" in callback
     with stack.crm() as crm:
         mine = select(Handoff).join(Conversation).where(Conversation.sender_id == sender)
         handoff = crm.scalars(mine).one()
         assert handoff.mode == "callback"
+        assert given_contact(session=crm, handoff_id=handoff.id) == ("email", "sam.berg@example.com")
         # The time promised is the queue's due time, with its zone named (a guest: the business's).
         due = callback_words(due=handoff.callback_by, customer_zone=None, business_zone="Europe/Berlin")
     assert due.endswith("Berlin time") and due in callback
