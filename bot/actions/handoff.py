@@ -168,19 +168,18 @@ class ValidateCallbackForm(FormValidationAction):
 
 class ActionSetCallbackRoute(CRMAction):
     """Note on the callback how the guest asked to be reached (what the queue shows), so that the
-    promise that follows names it; "this chat" needs nothing noted."""
+    promise that follows names it."""
 
     def name(self) -> str:
         return "action_set_callback_route"
 
     def act(self, turn: Turn) -> list[EventType]:
-        parsed = parse_contact(turn.tracker.get_slot("callback_contact") or "")
-        route = CHAT
-        if parsed is not None:
-            noted = record_given_contact(
-                session=turn.session, conversation=turn.conversation, kind=parsed[0], value=parsed[1]
-            )
-            route = parsed[0] if noted else CHAT
+        parsed = parse_contact(turn.tracker.get_slot("callback_contact") or "") or (CHAT, CHAT)
+        # "This chat" is noted too, so that asking for a person again does not ask again.
+        noted = record_given_contact(
+            session=turn.session, conversation=turn.conversation, kind=parsed[0], value=parsed[1]
+        )
+        route = parsed[0] if noted else CHAT
         return [
             SlotSet(CALLBACK_ROUTE_SLOT, route),
             SlotSet(CALLBACK_ASK_SLOT, None),

@@ -287,7 +287,8 @@ GIVEN_CONTACT = "callback_contact"  # the interaction that notes how a guest ask
 
 def record_given_contact(*, session: Session, conversation: Conversation, kind: str, value: str) -> bool:
     """Note on the conversation's open callback the email address or phone number the customer gave
-    for it in chat (unconfirmed: it is what they typed). False when no callback is open."""
+    for it in chat (unconfirmed: it is what they typed), or ("chat", "chat") for "answer me in this
+    chat". False when no callback is open."""
     handoff = session.scalar(
         select(Handoff).where(
             Handoff.conversation_id == conversation.id,
@@ -333,7 +334,7 @@ def contact_routes(
     """How a person can get back to the customer, in words for the queue: the channel they wrote on
     when it can reach them later (Telegram), an address or phone on file, otherwise this chat."""
     routes = []
-    if given is not None:  # what they asked for comes first
+    if given is not None and given[0] != "chat":  # what they asked for comes first
         routes.append(f"{given[0]} given in chat: {given[1]} (not confirmed)")
     if channel is Channel.TELEGRAM:
         routes.append("Telegram (write in this chat)")

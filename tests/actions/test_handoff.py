@@ -251,7 +251,7 @@ async def test_the_contact_given_is_on_the_callback_the_promise_and_the_queue(
     assert slots(again)["callback_route"] == "email" and "callback_ask" not in slots(again)
 
 
-async def test_staying_in_this_chat_notes_nothing_and_promises_this_chat(
+async def test_staying_in_this_chat_promises_this_chat_and_is_not_asked_again(
     crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at_work(crm, monkeypatch, now=SATURDAY_NOON, seen_ago=None)
@@ -262,6 +262,8 @@ async def test_staying_in_this_chat_notes_nothing_and_promises_this_chat(
     assert slots(events)["callback_route"] == "chat"
     queue = console_desk._queue(crm, now=SATURDAY_NOON, zone="Europe/Berlin")
     assert not any("given in chat" in route for route in queue[0]["contact"])
+    again, _ = await run_action(ActionHandoff(), make_tracker("web:dana", intent="request_human"))
+    assert slots(again)["callback_route"] == "chat" and "callback_ask" not in slots(again)  # not asked twice
 
 
 async def test_the_bot_going_quiet_after_the_promise_drops_the_callback_question(
