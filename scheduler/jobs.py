@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.crm import retention, webhooks
+from bot.crm import knowledge, retention, webhooks
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
@@ -111,3 +112,19 @@ def send_webhooks() -> None:
     outcomes = webhook_sender().run_due()
     if outcomes:
         log.info("webhooks %s", dict(outcomes))
+
+
+def refresh_customers_once(rt: Runtime, now: datetime) -> str:
+    """Run the nightly refresh of every customer for `now`'s day; say what it came to."""
+    try:
+        with rt.factory.begin() as session:
+            run = knowledge.refresh_everybody(session=session, now=now)
+            done = f"day {run.day}: {run.customers} customers, {run.changed} moved" if run else "already ran"
+    except IntegrityError:  # another scheduler process wrote tonight's run between our check and insert
+        return "already ran"
+    return done
+
+
+def refresh_customers() -> None:
+    """APScheduler job: every customer's segment recomputed from their orders, once a night."""
+    log.info("nightly customer refresh %s", refresh_customers_once(runtime(), utcnow()))

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 # Webhooks may wait a few seconds; polling them as often as customers' messages would only add
 # writes to the job table (the outreach sender may run every half second).
 WEBHOOK_SECONDS = 5.0
+# The nightly refresh of every customer, in UTC, when the shops are quietest; a scheduler that was
+# down then runs it when it comes back the same day (segment_run allows one run a day).
+NIGHTLY_REFRESH = {"hour": 2, "minute": 30}
+NIGHTLY_GRACE_SECONDS = 20 * 3600
 
 
 def build_scheduler(settings: Settings, *, sweep_seconds: float, send_seconds: float) -> BlockingScheduler:
@@ -42,6 +46,14 @@ def build_scheduler(settings: Settings, *, sweep_seconds: float, send_seconds: f
         seconds=max(send_seconds, WEBHOOK_SECONDS),
         id="webhooks:send",
         replace_existing=True,
+    )
+    scheduler.add_job(
+        "scheduler.jobs:refresh_customers",
+        "cron",
+        **NIGHTLY_REFRESH,
+        id="customers:nightly_refresh",
+        replace_existing=True,
+        misfire_grace_time=NIGHTLY_GRACE_SECONDS,
     )
     scheduler.add_job(  # first at start: a newcomer's first run shows the demo's notices at once
         "scheduler.jobs:sla_clock",

@@ -49,11 +49,12 @@ from bot.crm.models import (
     Temperament,
 )
 from bot.crm.passwords import hash_password
-from bot.crm.segments import assign_segments
+from bot.crm.segments import assign_segments, refresh_all, segment_counts
 
 DEMO_NOON = time(12, 0)  # the demo's "now" is noon (UTC) of the day it is built for
 SEED = 20261123
 HISTORY_DAYS = 548  # 18 months
+SEGMENT_HISTORY_MONTHS = 12
 TELEGRAM_ID_BASE = 700_000_000
 
 # username, display name, role, password: shown in the README, for local demos only.
@@ -186,12 +187,22 @@ def load_demo_data(
     for number in range(1, customers + 1):
         builder.add_customer(number)
     session.flush()
-    counts = assign_segments(session=session, now=now)
+    counts = _segment_history(session=session, now=now)
     personas = frozenset(web_external_id(number) for number in range(1, len(PERSONAS) + 1))
     add_recent_history(session=session, rng=random.Random(seed + 2), now=now, spare=personas)
     add_demo_cases(session=session, rng=random.Random(seed + 3), now=now, spare=personas)
     add_demo_feedback(session=session, rng=random.Random(seed + 4), now=now, spare=personas)
     return counts
+
+
+def _segment_history(*, session: Session, now: datetime) -> Counter[Segment]:
+    """Compute segments month by month over the last year, as the nightly refresh would have, so
+    the records show real moves ("MVC since 12 March; was MCC"); return today's counts."""
+    for months_ago in range(SEGMENT_HISTORY_MONTHS, 0, -1):
+        assign_segments(session=session, now=now - timedelta(days=30 * months_ago), trigger="demo")
+    run = refresh_all(session=session, now=now, trigger="demo")
+    assert run is not None  # an empty CRM has no runs
+    return segment_counts(session=session)
 
 
 def _add_agents(*, session: Session) -> None:

@@ -475,6 +475,18 @@ ERASURE: dict[str, Declaration] = {
     "api_key": NoCustomerRows("keys an admin made for the shop's systems"),
     "webhook_subscription": NoCustomerRows("URLs an admin subscribed for the shop's systems"),
     "webhook_delivery": Delete("events about the customer for the shop's systems, which keep their own copy"),
+    "segment_change": Rows(
+        {
+            "id": KEEP,
+            "customer_id": KEEP,
+            "from_segment": KEEP,
+            "to_segment": KEEP,
+            "rule": Code(WORD),  # codes of bot.crm.segments.RULE_WORDS
+            "trigger": Code(WORD),
+            "changed_at": KEEP,
+        }
+    ),
+    "segment_run": NoCustomerRows("one nightly refresh of every customer's segment: counts and a threshold"),
 }
 
 

@@ -36,6 +36,7 @@ from bot.api.schemas import (
     SubscriptionEvent,
     SubscriptionIn,
 )
+from bot.crm import knowledge
 from bot.crm.consent import set_consent
 from bot.crm.models import (
     Consent,
@@ -338,6 +339,8 @@ def upsert_order(*, session: Session, data: OrderIn, actor: str) -> Upserted:
         changed=changed,
         occurred_at=data.occurred_at,
     )
+    if outcome in (Outcome.CREATED, Outcome.UPDATED):  # their value may have moved them to another segment
+        knowledge.refresh_customer(session=session, customer_id=order.customer_id)
     return Upserted(outcome, order_record(session, order))
 
 

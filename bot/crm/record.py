@@ -26,6 +26,7 @@ from bot.crm.models import (
     Subscription,
     Survey,
 )
+from bot.crm.segments import RULE_WORDS, Since, segment_since
 
 RECENT = 10
 OPEN_COMPLAINTS = (
@@ -54,6 +55,7 @@ class CustomerRecord:
     temperament: str
     churn_risk: str
     tags: list[str]
+    segment_story: str = ""  # "since 12 March 2026; was MCC (spend rising)"
     consent: list[Row] = field(default_factory=list)
     channels: list[Row] = field(default_factory=list)
     orders: list[Row] = field(default_factory=list)
@@ -82,6 +84,7 @@ def customer_record(
         temperament=customer.temperament.value,
         churn_risk=f"{customer.churn_risk:.0%}",
         tags=list(customer.tags or []),
+        segment_story=segment_story(segment_since(session=session, customer_id=customer.id)),
     )
     record.consent = [
         Row(label(c.purpose), f"{'yes' if c.granted else 'no'} ({c.source})", c.changed_at)
@@ -101,6 +104,15 @@ def customer_record(
     _care(session, record)
     _conversations(session, record, conversation_id, handoff_id)
     return record
+
+
+def segment_story(since: Since) -> str:
+    """Since when the customer is in their segment, what they were before, and why they moved."""
+    if since.since is None:
+        return ""
+    day = f"{since.since.day} {since.since:%B %Y}"
+    before = f"was {since.was.value}" if since.was else "first computed then"
+    return f"since {day}; {before} ({RULE_WORDS.get(since.rule or '', since.rule)})"
 
 
 def _profile(customer: Customer) -> list[tuple[str, str]]:

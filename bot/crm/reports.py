@@ -55,6 +55,7 @@ from bot.crm.models import (
     Survey,
     Team,
 )
+from bot.crm.segments import segments_at
 from bot.crm.surveys import LOW_SCORE
 
 PERIODS = (7, 30, 90)
@@ -73,7 +74,8 @@ GLOSSARY: dict[str, str] = {
     "Share": "A group's part of its total, in whole percent; the shares of one table add up to 100%.",
     "Asked to leave": "Customers who, in the period, were offered something to stay or had their "
     "cancellation recorded: every wish to cancel gets a save attempt. Each customer counts once, with "
-    "the leave reason of their latest attempt and their segment today.",
+    "the leave reason of their latest attempt and the segment they were in when they first asked in the "
+    "period.",
     "Stayed": "Of those who asked to leave, customers whose latest answer in the period was yes to an "
     "offer (and who did not ask to cancel again after it).",
     "Left": "Of those who asked to leave, customers whose cancellation was recorded in the period after "
@@ -225,10 +227,9 @@ def leavers(*, session: Session, period: Period) -> list[Leaver]:
             reasons[a.customer_id] = (a.created_at, a.id, a.reason)
     for customer_id, moment in requests:
         steps[customer_id].append((moment, _STEP[LeaveOutcome.LEFT], LeaveOutcome.LEFT))
-    segments = dict(
-        session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(list(steps))))
-        .tuples()
-        .all()
+    # The segment they were in when they first asked, not today's: a lost MVC may be standard by now.
+    segments = segments_at(
+        session=session, moments={cid: min(step[0] for step in found) for cid, found in steps.items()}
     )
     return [
         Leaver(

@@ -10,26 +10,55 @@ The rules, applied in this order:
   least three recent orders), or they are young (first order within 180 days) and frequent (three or
   more orders in the last 90 days).
 - otherwise **standard**.
+
+Segments follow the customer: the scheduler refreshes everybody's every night (`refresh_all`, once a
+day: a `segment_run` row per day), and the shop's order updates refresh one customer's
+(`refresh_customer`, against the last night's MVC threshold). Every move is kept in `segment_change`
+(from, to, when, which rule, what triggered it) and emitted as `customer.segment_changed`; reports
+read the segment a customer had at the time (`segments_at`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import webhooks
-from bot.crm.models import Complaint, Customer, Order, OrderStatus, Refund, RefundStatus, Segment
+from bot.crm.models import (
+    Complaint,
+    Customer,
+    Order,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+    Segment,
+    SegmentChange,
+    SegmentRun,
+    utcnow,
+)
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
 COUNTED_ORDER_STATUSES = (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+# Bulk UPDATEs skip matching the session's objects (100,000 customers would be fetched back); the
+# customers the session holds are expired instead.
+UNSYNCED = {"synchronize_session": False}
+CHUNK = 500  # ids per IN (...) list: well under SQLite's bound on parameters
+# Why a customer is in their segment, as the history stores it (a code) and the record shows it.
+RULE_WORDS = {
+    "below_zero": "costs more to serve than they bring",
+    "top_value": "in the top 20% by 12-month value",
+    "rising_spend": "spend rising",
+    "young_frequent": "new and buying often",
+    "no_rule": "no special rule applies",
+}
 
 
 @dataclass(frozen=True)
@@ -90,14 +119,23 @@ def classify(
     stats: CustomerStats, threshold: Decimal | None, now: datetime, rules: SegmentRules = RULES
 ) -> Segment:
     """The segment of one customer, given the population's MVC threshold."""
+    return decide(stats, threshold, now, rules)[0]
+
+
+def decide(
+    stats: CustomerStats, threshold: Decimal | None, now: datetime, rules: SegmentRules = RULES
+) -> tuple[Segment, str]:
+    """The segment of one customer and the rule that put them there (a key of RULE_WORDS)."""
     incidents = stats.complaints_12m + stats.refunds_12m
     if contribution(stats, rules) < ZERO and incidents >= rules.bz_min_incidents:
-        return Segment.BZ
+        return Segment.BZ, "below_zero"
     if threshold is not None and stats.value_12m >= threshold and stats.value_12m > ZERO:
-        return Segment.MVC
-    if _is_growing(stats, rules) or _is_young_and_frequent(stats, now, rules):
-        return Segment.MCC
-    return Segment.STANDARD
+        return Segment.MVC, "top_value"
+    if _is_growing(stats, rules):
+        return Segment.MCC, "rising_spend"
+    if _is_young_and_frequent(stats, now, rules):
+        return Segment.MCC, "young_frequent"
+    return Segment.STANDARD, "no_rule"
 
 
 def _is_growing(stats: CustomerStats, rules: SegmentRules) -> bool:
@@ -115,8 +153,11 @@ def _is_young_and_frequent(stats: CustomerStats, now: datetime, rules: SegmentRu
     return young and stats.orders_90d >= rules.frequent_orders_90d
 
 
-def collect_stats(*, session: Session, now: datetime) -> list[CustomerStats]:
-    """Aggregate orders, refunds and complaints per customer, in three queries."""
+def collect_stats(
+    *, session: Session, now: datetime, customer_ids: Collection[int] | None = None
+) -> list[CustomerStats]:
+    """Aggregate orders, refunds and complaints per customer (everybody, or the ones given), in four
+    queries."""
     year_ago, half_year_ago, quarter_ago = (now - timedelta(days=d) for d in (365, 182, 90))
     counted = Order.status.in_(COUNTED_ORDER_STATUSES)
 
@@ -127,31 +168,42 @@ def collect_stats(*, session: Session, now: datetime) -> list[CustomerStats]:
     def count_since(start: datetime):  # type: ignore[no-untyped-def]
         return func.sum(case((counted & (Order.placed_at >= start) & (Order.placed_at <= now), 1), else_=0))
 
+    def only(column, statement):  # type: ignore[no-untyped-def]
+        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+
     order_rows = session.execute(
-        select(
+        only(
             Order.customer_id,
-            spend_between(year_ago, now + timedelta(microseconds=1)),
-            spend_between(half_year_ago, now + timedelta(microseconds=1)),
-            spend_between(year_ago, half_year_ago),
-            count_since(half_year_ago),
-            count_since(quarter_ago),
-            func.min(case((Order.placed_at <= now, Order.placed_at), else_=None)),
+            select(
+                Order.customer_id,
+                spend_between(year_ago, now + timedelta(microseconds=1)),
+                spend_between(half_year_ago, now + timedelta(microseconds=1)),
+                spend_between(year_ago, half_year_ago),
+                count_since(half_year_ago),
+                count_since(quarter_ago),
+                func.min(case((Order.placed_at <= now, Order.placed_at), else_=None)),
+            ),
         ).group_by(Order.customer_id)
     ).all()
     refund_rows = dict(
         (cid, (_money(amount), count))
         for cid, amount, count in session.execute(
-            select(Refund.customer_id, func.sum(Refund.amount), func.count(Refund.id))
-            .where(Refund.requested_at >= year_ago, Refund.requested_at <= now)
-            .where(Refund.status != RefundStatus.REJECTED)
-            .group_by(Refund.customer_id)
+            only(
+                Refund.customer_id,
+                select(Refund.customer_id, func.sum(Refund.amount), func.count(Refund.id))
+                .where(Refund.requested_at >= year_ago, Refund.requested_at <= now)
+                .where(Refund.status != RefundStatus.REJECTED),
+            ).group_by(Refund.customer_id)
         )
     )
     complaint_counts = dict(
         session.execute(
-            select(Complaint.customer_id, func.count(Complaint.id))
-            .where(Complaint.created_at >= year_ago, Complaint.created_at <= now)
-            .group_by(Complaint.customer_id)
+            only(
+                Complaint.customer_id,
+                select(Complaint.customer_id, func.count(Complaint.id)).where(
+                    Complaint.created_at >= year_ago, Complaint.created_at <= now
+                ),
+            ).group_by(Complaint.customer_id)
         ).all()
     )
     by_customer = {
@@ -166,7 +218,10 @@ def collect_stats(*, session: Session, now: datetime) -> list[CustomerStats]:
         )
         for cid, s12, s6, sp6, o6, o90, first in order_rows
     }
-    customer_ids = session.scalars(select(Customer.id).where(Customer.erased_at.is_(None))).all()
+    # Customers who did not exist yet at `now` have no segment then (the demo computes past ones).
+    customer_ids = session.scalars(
+        only(Customer.id, select(Customer.id).where(Customer.erased_at.is_(None), Customer.created_at <= now))
+    ).all()
     stats = []
     for cid in customer_ids:
         base = by_customer.get(cid, CustomerStats(customer_id=cid))
@@ -184,23 +239,225 @@ def collect_stats(*, session: Session, now: datetime) -> list[CustomerStats]:
     return stats
 
 
-def assign_segments(*, session: Session, now: datetime, rules: SegmentRules = RULES) -> Counter[Segment]:
+@dataclass(frozen=True)
+class Refresh:
+    """What one refresh found: how many customers landed in each segment, the MVC threshold used,
+    and how many customers moved."""
+
+    counts: Counter[Segment]
+    threshold: Decimal | None
+    changed: int
+
+
+def assign_segments(
+    *, session: Session, now: datetime, rules: SegmentRules = RULES, trigger: str = "nightly"
+) -> Counter[Segment]:
     """Recompute and store every customer's segment; return how many landed in each."""
+    return _refresh_everybody(session, now, rules, trigger).counts
+
+
+def refresh_all(
+    *, session: Session, now: datetime | None = None, rules: SegmentRules = RULES, trigger: str = "nightly"
+) -> SegmentRun | None:
+    """Refresh everybody's segment once for `now`'s day (UTC); None when that day's run exists.
+
+    The run's row is written first: a second scheduler racing on the same day fails on its unique
+    day and its transaction rolls back, so nobody's history gets the same move twice."""
+    now = now or utcnow()
+    if session.scalar(select(SegmentRun.id).where(SegmentRun.day == now.date())) is not None:
+        return None
+    run = SegmentRun(day=now.date(), ran_at=now)
+    session.add(run)
+    session.flush()
+    found = _refresh_everybody(session, now, rules, trigger)
+    run.mvc_threshold, run.customers, run.changed = found.threshold, sum(found.counts.values()), found.changed
+    session.flush()
+    return run
+
+
+def refresh_customer(
+    *,
+    session: Session,
+    customer_id: int,
+    now: datetime | None = None,
+    rules: SegmentRules = RULES,
+    trigger: str = "orders",
+) -> Segment | None:
+    """Recompute one customer's segment against the last nightly MVC threshold; return it (None
+    for a customer erased or unknown)."""
+    now = now or utcnow()
+    stats = collect_stats(session=session, now=now, customer_ids=[customer_id])
+    if not stats:
+        return None
+    decided = {customer_id: decide(stats[0], _latest_threshold(session, now, rules), now, rules)}
+    _store(session, decided, now, trigger, everybody=False)
+    return decided[customer_id][0]
+
+
+def segment_counts(*, session: Session) -> Counter[Segment]:
+    """How many customers (not erased) are in each segment now."""
+    return Counter(
+        dict(
+            session.execute(
+                select(Customer.segment, func.count())
+                .where(Customer.erased_at.is_(None))
+                .group_by(Customer.segment)
+            )
+            .tuples()
+            .all()
+        )
+    )
+
+
+def _latest_threshold(session: Session, now: datetime, rules: SegmentRules) -> Decimal | None:
+    """The newest nightly run's MVC threshold; before the first run, the population's own."""
+    run = session.scalar(select(SegmentRun).order_by(SegmentRun.day.desc()).limit(1))
+    if run is not None:
+        return run.mvc_threshold
+    return mvc_threshold((s.value_12m for s in collect_stats(session=session, now=now)), rules)
+
+
+def _refresh_everybody(session: Session, now: datetime, rules: SegmentRules, trigger: str) -> Refresh:
     stats = collect_stats(session=session, now=now)
     threshold = mvc_threshold((s.value_12m for s in stats), rules)
-    segments = {s.customer_id: classify(s, threshold, now, rules) for s in stats}
-    for customer in session.scalars(select(Customer).where(Customer.id.in_(segments))):
-        was, customer.segment = customer.segment, segments[customer.id]
-        customer.segment_updated_at = now
-        if was is not customer.segment:
-            moved = {
-                **webhooks.customer_ref(customer),
+    decided = {s.customer_id: decide(s, threshold, now, rules) for s in stats}
+    changed = _store(session, decided, now, trigger, everybody=True)
+    return Refresh(Counter(segment for segment, _ in decided.values()), threshold, changed)
+
+
+def _store(
+    session: Session,
+    decided: Mapping[int, tuple[Segment, str]],
+    now: datetime,
+    trigger: str,
+    *,
+    everybody: bool,
+) -> int:
+    """Write the segments that moved, their history and their events, in a few statements; return
+    how many customers moved. A customer's first computation is history too (from nothing)."""
+    session.flush()
+    current = session.execute(
+        select(Customer.id, Customer.segment, Customer.segment_updated_at, Customer.external_id).where(
+            Customer.erased_at.is_(None), *(() if everybody else (Customer.id.in_(list(decided)),))
+        )
+    ).all()
+    moves: dict[Segment, list[int]] = {}
+    history = []
+    for cid, was, computed_at, external_id in current:
+        if cid not in decided:
+            continue
+        segment, rule = decided[cid]
+        if computed_at is not None and was is segment:
+            continue
+        history.append(
+            {
+                "customer_id": cid,
+                "from_segment": was if computed_at is not None else None,
+                "to_segment": segment,
+                "rule": rule,
+                "trigger": trigger,
+                "changed_at": now,
+            }
+        )
+        if was is not segment:
+            moves.setdefault(segment, []).append(cid)
+            moved = {  # webhooks.customer_ref's keys, from the row already read
+                "customer_id": cid,
+                "customer_external_id": external_id,
                 "from": was.value if was else None,
-                "to": customer.segment.value,
+                "to": segment.value,
             }
             webhooks.emit(session, "customer.segment_changed", moved, now=now)
-    session.flush()
-    return Counter(segments.values())
+    for segment, ids in moves.items():
+        for chunk in _chunks(ids):
+            session.execute(
+                update(Customer).where(Customer.id.in_(chunk)).values(segment=segment),
+                execution_options=UNSYNCED,
+            )
+    if history:
+        session.execute(insert(SegmentChange), history)
+    stamped = update(Customer).where(Customer.erased_at.is_(None)).values(segment_updated_at=now)
+    # Everybody: the customers collect_stats counted (one statement); otherwise the ones given.
+    session.execute(
+        stamped.where(Customer.created_at <= now)
+        if everybody
+        else stamped.where(Customer.id.in_(list(decided))),
+        execution_options=UNSYNCED,
+    )
+    _expire_loaded_customers(session)
+    return sum(len(ids) for ids in moves.values())
+
+
+def _expire_loaded_customers(session: Session) -> None:
+    """Make customers already loaded in the session read their new segment on next access."""
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, Customer):
+            session.expire(loaded, ["segment", "segment_updated_at"])
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+@dataclass(frozen=True)
+class Since:
+    """A customer's segment with the moment they entered it and where they came from."""
+
+    segment: Segment
+    since: datetime | None  # None: no change recorded
+    was: Segment | None  # None: first computed then
+    rule: str | None
+
+
+def segment_since(*, session: Session, customer_id: int) -> Since:
+    """The customer's segment, since when, and what it was before (for the record)."""
+    segment = session.scalar(select(Customer.segment).where(Customer.id == customer_id))
+    last = session.scalar(
+        select(SegmentChange)
+        .where(SegmentChange.customer_id == customer_id)
+        .order_by(SegmentChange.changed_at.desc(), SegmentChange.id.desc())
+        .limit(1)
+    )
+    if segment is None:
+        raise LookupError(f"customer {customer_id} not found")
+    if last is None or last.to_segment is not segment:
+        return Since(segment, None, None, None)
+    return Since(segment, last.changed_at, last.from_segment, last.rule)
+
+
+def segments_at(*, session: Session, moments: Mapping[int, datetime]) -> dict[int, Segment]:
+    """Each customer's segment at their moment: the last change before it; before the first change,
+    what that change moved them from (or to, when it was the first computation); with no history,
+    today's segment."""
+    changes: dict[int, list[tuple[datetime, Segment | None, Segment]]] = {}
+    ids = list(moments)
+    for chunk in _chunks(ids):
+        for cid, at, was, to in session.execute(
+            select(
+                SegmentChange.customer_id,
+                SegmentChange.changed_at,
+                SegmentChange.from_segment,
+                SegmentChange.to_segment,
+            )
+            .where(SegmentChange.customer_id.in_(chunk))
+            .order_by(SegmentChange.customer_id, SegmentChange.changed_at, SegmentChange.id)
+        ):
+            changes.setdefault(cid, []).append((at, was, to))
+    today = {}
+    for chunk in _chunks([cid for cid in ids if cid not in changes]):
+        today.update(
+            session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(chunk))).all()
+        )
+    found = {}
+    for cid, moment in moments.items():
+        if cid not in changes:
+            found[cid] = today[cid]
+            continue
+        before = [to for at, _, to in changes[cid] if at <= moment]
+        _, first_was, first_to = changes[cid][0]
+        found[cid] = before[-1] if before else (first_was or first_to)
+    return found
 
 
 def _money(value: object) -> Decimal:

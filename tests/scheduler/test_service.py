@@ -140,7 +140,13 @@ def test_jobs_persist_across_a_restart(tmp_path: Path, gateway: StandInGateway) 
             ).all()
         jobs.dispose()
         stored_ids = [row[0] for row in stored]
-        assert stored_ids == ["cases:sla_clock", "outreach:send", "outreach:sweep", "webhooks:send"]
+        assert stored_ids == [
+            "cases:sla_clock",
+            "customers:nightly_refresh",
+            "outreach:send",
+            "outreach:sweep",
+            "webhooks:send",
+        ]
         assert all(row[1] is not None for row in stored)
         service.start()
         second = service.wait_healthy()

@@ -79,7 +79,8 @@ from bot.crm.models import (
     SubscriptionStatus,
     Survey,
 )
-from bot.crm.models.enums import Role
+from bot.crm.models.enums import Role, Segment
+from bot.crm.models.knowledge import SegmentChange
 from bot.crm.models.review import NluReview
 from bot.crm.models.webhook import WebhookDelivery, WebhookSubscription
 from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
@@ -259,6 +260,11 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
     session.add(delivery)
     session.flush()
     rows.append(delivery)
+    # Their segment's history (segments that follow the customer).
+    move = SegmentChange(customer_id=customer.id, to_segment=Segment.MVC, rule="top_value", trigger="nightly")
+    session.add(move)
+    session.flush()
+    rows.append(move)
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from .feedback import (
     FeedbackTheme,
 )
 from .integration import ApiKey, ApiScope
+from .knowledge import SegmentChange, SegmentRun
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
@@ -68,6 +69,8 @@ __all__ = [
     "RetentionAttempt",
     "ReviewDecision",
     "ReviewReason",
+    "SegmentChange",
+    "SegmentRun",
     "Subscription",
     "Survey",
     "UTCDateTime",
