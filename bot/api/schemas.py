@@ -25,7 +25,10 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    model_validator,
 )
+
+from bot.crm import addresses
 
 MAX_BATCH = 1000
 MAX_LINES = 500
@@ -124,6 +127,29 @@ class ConsentIn(_In):
     at: Occurred | None = Field(None, description="when; the event's occurred_at when left out")
 
 
+class AddressIn(_In):
+    """The delivery address, checked as one given in chat is (bot/crm/addresses.py)."""
+
+    line1: Text(100)
+    line2: Text(100) | None = None
+    postal_code: Text(16)
+    city: Text(80)
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] = Field(
+        description="ISO 3166-1 alpha-2 code of a country the shop delivers to, e.g. DE"
+    )
+
+    @model_validator(mode="after")
+    def _deliverable(self) -> AddressIn:
+        try:
+            addresses.check_parts(**self.model_dump())
+        except addresses.AddressRefused as refused:
+            raise ValueError(addresses.PROBLEM_SAID[refused.problem]) from None
+        return self
+
+    def checked(self) -> addresses.PostalAddress:
+        return addresses.check_parts(**self.model_dump())
+
+
 class CustomerIn(_In):
     external_id: ExternalId
     occurred_at: Occurred
@@ -135,6 +161,7 @@ class CustomerIn(_In):
     timezone: TimeZone = "UTC"
     birthday: Birthday | None = None
     marketing_consent: ConsentIn | None = None
+    address: AddressIn | None = Field(None, description="the delivery address; null clears it")
 
 
 class ProductIn(_In):

@@ -391,10 +391,7 @@ def change_address(
 ) -> AddressChange:
     """Store the new address, audit the old one, and tell the shop (with the orders it touches)."""
     old = address_of(customer)
-    customer.address_line1, customer.address_line2 = address.line1, address.line2
-    customer.postal_code, customer.city = address.postal_code, address.city
-    customer.country = CountryCode(address.country)
-    customer.address_updated_at = now
+    assign(customer, address, now=now)
     record_audit(
         session=session,
         actor="customer",
@@ -439,3 +436,48 @@ def change_name(
     }
     told = webhooks.emit(session, "customer.updated", payload, now=now) > 0
     return " ".join(part for part in old.values() if part) or "not set", told
+
+
+# What each problem is called where no chat question can say it (the inbound API's 422).
+PROBLEM_SAID = {
+    AddressProblem.NO_STREET: "needs a street line in words, e.g. Hauptstraße 12",
+    AddressProblem.NO_POSTCODE: "needs a postal code",
+    AddressProblem.BAD_POSTCODE: "has a postal code that does not fit its country",
+    AddressProblem.NO_CITY: "needs a city",
+    AddressProblem.NO_COUNTRY: "needs a country the shop delivers to, as its ISO code: " + ", ".join(BY_CODE),
+    AddressProblem.TOO_LONG: "is too long",
+    AddressProblem.ODD_CHARACTERS: "contains characters no address has (markup, control or invisible)",
+}
+
+
+def check_parts(*, line1: str, line2: str | None, postal_code: str, city: str, country: str) -> PostalAddress:
+    """An address given field by field (the inbound API), checked as one read from a message is."""
+    known = BY_CODE.get(country.strip().upper())
+    if known is None:
+        raise AddressRefused(AddressProblem.NO_COUNTRY)
+    parts = [normalised(part) for part in (line1, line2 or "", postal_code, city)]
+    if any(has_odd_character(part, ADDRESS_PUNCTUATION - {"\n"}) for part in parts):
+        raise AddressRefused(AddressProblem.ODD_CHARACTERS)
+    line1, line2, postal_code, city = parts
+    if not re.fullmatch(known.postcode, postal_code, re.IGNORECASE):
+        raise AddressRefused(AddressProblem.BAD_POSTCODE)
+    if not _has_word(line1):
+        raise AddressRefused(AddressProblem.NO_STREET)
+    if not _has_word(city):
+        raise AddressRefused(AddressProblem.NO_CITY)
+    return PostalAddress(line1, line2 or None, _postcode_of(postal_code), city, known.code)
+
+
+def assign(customer: Customer, address: PostalAddress | None, *, now: datetime) -> bool:
+    """Put the address on the customer (None clears it); whether anything changed."""
+    if address_of(customer) == address:
+        return False
+    if address is None:
+        customer.address_line1 = customer.address_line2 = customer.postal_code = customer.city = None
+        customer.country = None
+    else:
+        customer.address_line1, customer.address_line2 = address.line1, address.line2
+        customer.postal_code, customer.city = address.postal_code, address.city
+        customer.country = CountryCode(address.country)
+    customer.address_updated_at = now
+    return True
