@@ -25,6 +25,9 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
     parser.add_argument("--direct-triggers", type=int, default=defaults.direct_triggers)
     parser.add_argument("--no-heldout", action="store_true", help="skip `rasa test nlu` (about 2 minutes)")
     parser.add_argument(
+        "--backfill-orders", type=int, default=defaults.backfill_orders, help="orders to import (0: skip)"
+    )
+    parser.add_argument(
         "--budget-minutes",
         type=float,
         default=defaults.budget_minutes,
@@ -41,6 +44,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         fanout_workers=args.fanout_workers,
         direct_triggers=args.direct_triggers,
         heldout=not args.no_heldout,
+        backfill_orders=args.backfill_orders,
         budget_minutes=args.budget_minutes,
         var_dir=args.out.resolve(),
         model=args.model.resolve() if args.model else None,

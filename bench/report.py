@@ -12,8 +12,43 @@ Row = tuple[str, str, str]
 def table_rows(result: dict[str, Any]) -> list[Row]:
     """The figures a reader needs, as (area, figure, value) rows."""
     return [*_chat_rows(result["chat"]), *_fanout_rows(result["fanout"]), *_nlu_rows(result["nlu"])] + (
-        _cost_rows(result["cost"])
+        [*import_rows(result.get("backfill")), *_cost_rows(result["cost"])]
     )
+
+
+def import_rows(backfill: dict[str, Any] | None) -> list[Row]:
+    """The importer's and the API's write speed (bench/importing.py)."""
+    if backfill is None:
+        return [("backfill", "import and API speed", "not measured (--backfill-orders 0)")]
+    area = f"backfill ({backfill['database']})"
+    imported, api = backfill["import"], backfill["api"]
+    rerun = imported["rerun_records"]
+    return [
+        (
+            area,
+            f"bulk import, orders/s ({imported['orders']:,} orders, {imported['order_rows']:,} CSV rows)",
+            f"{_num(imported['orders_per_second'])} ({_num(imported['seconds'])} s,"
+            f" {_num(imported['cpu_seconds'])} CPU-s)",
+        ),
+        (
+            area,
+            "the same file again: unchanged / stale / other",
+            f"{rerun.get('unchanged', 0):,} / {rerun.get('stale', 0):,}"
+            f" / {sum(n for k, n in rerun.items() if k not in ('unchanged', 'stale')):,}"
+            f" ({_num(imported['rerun_seconds'])} s)",
+        ),
+        (
+            area,
+            "orders stored / rows rejected",
+            f"{imported['stored_orders']:,} of {imported['orders']:,} / {imported['rejected']:,}",
+        ),
+        (
+            area,
+            f"API batch upserts/s ({api['records']:,} records, {api['batch']:,} a request)",
+            f"{_num(api['per_second'])} ({_num(api['seconds'])} s, {_num(api['cpu_seconds'])} CPU-s),"
+            f" {api['failed']} failed",
+        ),
+    ]
 
 
 def _chat_rows(chat: dict[str, Any]) -> list[Row]:

@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench import chat_load, fanout, nlu
+from bench import chat_load, fanout, importing, nlu
 from bench.action_timer import ActionCall, action_share, own_overhead_ms
 from bench.chat_load import LevelResult, WebChatCustomer
 from bench.conversations import Script, script_for
@@ -54,6 +54,7 @@ class BenchConfig:
     fanout_workers: int = 8
     direct_triggers: int = 1_000  # trigger_intent calls straight at Rasa, for the ratio
     heldout: bool = True  # run `rasa test nlu` on the held-out set
+    backfill_orders: int = importing.ORDERS  # orders in the importer's CSV; 0: no backfill figures
     parse_messages: int | None = None  # held-out messages to time /model/parse on (None: all)
     answer_timeout: float = 60.0
     budget_minutes: float = 20.0  # the fan-out stops starting sends when the run would exceed it
@@ -82,6 +83,10 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     if config.heldout:
         echo("NLU: scoring the held-out set (rasa test nlu) ...")
         heldout = nlu.heldout_scores(model)
+    backfill = None
+    if config.backfill_orders:
+        echo(f"backfill: importing {config.backfill_orders:,} orders from CSV, then the API's batches ...")
+        backfill = importing.backfill(config.var_dir / "import", orders=config.backfill_orders)
     run_dir = config.var_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     echo(f"CRM: {config.population} demo customers (built once, then copied) ...")
@@ -106,6 +111,7 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         **measured,
         "nlu": {"heldout": heldout, "parse": measured.pop("parse")},
+        "backfill": backfill,
     }
     result["cost"]["training"] = training_record(model)
     result["cost"]["model"] = model.name

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rasa_sdk.events import EventType, SlotSet
 from sqlalchemy import select
 
-from bot.actions.base import CRMAction, Turn, current_settings
+from bot.actions.base import CRMAction, Turn, current_settings, latest_text
 from bot.actions.formatting import day, due_phrase
-from bot.actions.lookups import customer_order, latest_order, normalise_order_number
+from bot.actions.lookups import customer_order, latest_order, named_number, normalise_order_number, shop_order
 from bot.crm import mail, refunds
 from bot.crm.handoffs import callback_promise, open_handoff
 from bot.crm.models import HANDOFF_CALLBACK, Order, OutboundMail, Refund, RefundStatus, utcnow
@@ -18,6 +18,17 @@ def asked_number(turn: Turn) -> str | None:
     """The order number the customer gave in this message, in any spelling."""
     raw = turn.entity("order_id") or next(iter(turn.analysis.order_numbers), None)
     return normalise_order_number(raw)
+
+
+def meant_order(turn: Turn) -> tuple[Order | None, str | None]:
+    """The customer's own order they named, by our number (CL-…) or by the shop's own number or id
+    (`#10234`, `A-5521`), and the number they named; (None, None) when they named none."""
+    number = asked_number(turn)
+    if number is not None:
+        return customer_order(session=turn.session, customer_id=turn.customer.id, number=number), number
+    text = " ".join(filter(None, (latest_text(turn.tracker), turn.entity("order_id"))))
+    order = shop_order(session=turn.session, customer_id=turn.customer.id, text=text)
+    return (order, order.number) if order is not None else (None, named_number(text))
 
 
 def order_slots(order: Order, tz: str) -> list[EventType]:
@@ -40,15 +51,13 @@ class ActionCheckOrderStatus(CRMAction):
         return "action_check_order_status"
 
     def act(self, turn: Turn) -> list[EventType]:
-        number = asked_number(turn)
+        order, number = meant_order(turn)
         if number is None:
             order = latest_order(session=turn.session, customer_id=turn.customer.id)
             if order is None:
                 return [SlotSet("order_lookup", "need_id"), SlotSet("order_id", None)]
-        else:
-            order = customer_order(session=turn.session, customer_id=turn.customer.id, number=number)
-            if order is None:
-                return [SlotSet("order_lookup", "not_found"), SlotSet("order_id", number)]
+        elif order is None:
+            return [SlotSet("order_lookup", "not_found"), SlotSet("order_id", number)]
         return [
             SlotSet("order_lookup", "found"),
             SlotSet("order_id", None),
@@ -63,14 +72,13 @@ class ActionRequestRefund(CRMAction):
         return "action_request_refund"
 
     def act(self, turn: Turn) -> list[EventType]:
-        number = asked_number(turn)
+        order, number = meant_order(turn)
         if number is None:
             last = latest_order(session=turn.session, customer_id=turn.customer.id)
             return [
                 SlotSet("refund_outcome", "need_id"),
                 SlotSet("last_order_number", last.number if last else "—"),
             ]
-        order = customer_order(session=turn.session, customer_id=turn.customer.id, number=number)
         if order is None:
             return [SlotSet("refund_outcome", "not_found"), SlotSet("order_id", number)]
         decision = refunds.request_refund(

@@ -27,7 +27,7 @@ from bot.api.openapi import describe
 from bot.api.problems import FieldError, Problem, problem_response, validation_problem
 from bot.api.schemas import MAX_BATCH, RESOURCES, BatchIn, BatchItemIn
 from bot.api.throttle import TokenBuckets
-from bot.crm.ingest import UPSERTS, Outcome, Refused, Upserted, record_of
+from bot.crm.ingest import UPSERTS, Outcome, Refused, Upserted, record_of, upsert_many
 from bot.crm.integrations import KeyHolder, holder_of
 from bot.gateway.store import Crm
 
@@ -238,38 +238,28 @@ def _batch_item(index: int, raw: Any) -> tuple[int, str, Any]:
 
 
 def _upsert_many(items: list[tuple[int, str, Any]], actor: str, *, session: Session) -> list[dict[str, Any]]:
-    """Each record in its own savepoint: one that fails is rolled back alone and says why; a
-    failure of the whole request (a crash, a lost connection) writes none of them."""
-    _begin_for_savepoints(session)
-    results = []
-    for index, resource, data in items:
-        head: dict[str, Any] = {"index": index, "type": resource}
-        if isinstance(data, Problem):
-            results.append({**head, "status": data.status, "problem": data.body()})
-            continue
-        head["external_id"] = data.external_id
-        try:
-            with session.begin_nested():
-                done = UPSERTS[resource](session=session, data=data, actor=actor)
-        except Refused as refused:
-            problem = _refusal(refused)
-            results.append({**head, "status": problem.status, "problem": problem.body()})
-        except IntegrityError:
-            problem = Problem("conflict", "Another request wrote the same record at the same time. Retry it.")
-            results.append({**head, "status": problem.status, "problem": problem.body()})
-        else:
-            status = 201 if done.outcome is Outcome.CREATED else 200
-            results.append({**head, "status": status, "outcome": done.outcome.value, "record": done.record})
-    return results
+    """Each record written or refused alone (bot/crm/ingest.upsert_many); a failure of the whole
+    request (a crash, a lost connection) writes none of them."""
+    done = upsert_many(session=session, items=[(resource, data) for _, resource, data in items], actor=actor)
+    return [
+        _batch_result(index, resource, data, one)
+        for (index, resource, data), one in zip(items, done, strict=True)
+    ]
 
 
-def _begin_for_savepoints(session: Session) -> None:
-    """Open the transaction on SQLite before the first savepoint. Python's sqlite3 begins one only
-    before a write, so a SAVEPOINT issued first starts it, and releasing that savepoint commits it:
-    the batch's first record would be written even if the request failed later."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
-        connection.exec_driver_sql("BEGIN")
+def _batch_result(index: int, resource: str, data: Any, done: Any) -> dict[str, Any]:
+    head: dict[str, Any] = {"index": index, "type": resource}
+    if isinstance(done, Problem):
+        return {**head, "status": done.status, "problem": done.body()}
+    head["external_id"] = data.external_id
+    if isinstance(done, Upserted):
+        status = 201 if done.outcome is Outcome.CREATED else 200
+        return {**head, "status": status, "outcome": done.outcome.value, "record": done.record}
+    if isinstance(done, Refused):
+        problem = _refusal(done)
+    else:
+        problem = Problem("conflict", "Another request wrote the same record at the same time. Retry it.")
+    return {**head, "status": problem.status, "problem": problem.body()}
 
 
 async def _problem(request: Request, exc: Exception) -> Response:

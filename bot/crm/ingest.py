@@ -11,18 +11,22 @@ event it reports. The rules, enforced here for the API and any importer alike:
   changed, never their values.
 A "delivered" order needs nothing more: the scheduler's delivery check (scheduler/checkins.py)
 picks up delivered orders by their delivery time.
+
+Many records at once (the API's batch, the bulk importer) go through `upsert_many`: the same
+upserts, with the rows they name fetched up front and their writes flushed together (`Batch`).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.api.schemas import (
@@ -35,10 +39,9 @@ from bot.api.schemas import (
     RefundState,
     SubscriptionEvent,
     SubscriptionIn,
+    _In,
 )
 from bot.crm import knowledge
-from bot.crm.addresses import address_of
-from bot.crm.addresses import assign as assign_address
 from bot.crm.consent import set_consent
 from bot.crm.models import (
     Consent,
@@ -77,6 +80,7 @@ class Refused(Exception):
 class Upserted:
     outcome: Outcome
     record: dict[str, Any]
+    row: Any = None
 
 
 Synced = Customer | Product | Order | Subscription | Refund
@@ -86,11 +90,132 @@ def _by_external_id(session: Session, model: type[Synced], external_id: str) -> 
     return session.scalar(select(model).where(model.external_id == external_id))
 
 
-def _required(model: type[Synced], external_id: str, field: str, what: str, session: Session) -> Any:
-    row = _by_external_id(session, model, external_id)
+def _required(model: type[Synced], external_id: str, field: str, what: str, batch: Batch) -> Any:
+    row = batch.find(model, external_id)
     if row is None:
         raise Refused("invalid", field, f"names no {what} known here: send the {what} first")
+    if row.id is None:  # made earlier in this batch: its id is needed to refer to it
+        batch.session.flush()
     return row
+
+
+def _alive(row: Synced) -> bool:
+    """Whether `row` is (or is about to be) in the database: a row made in a savepoint that was
+    rolled back is not."""
+    state = inspect(row)
+    return state.persistent or state.pending
+
+
+@dataclass
+class Batch:
+    """Upserts sharing one transaction, made fast without changing what they do.
+
+    `prefetch` reads the rows the records name (by external id, order number, SKU) in one query per
+    kind, and every row an upsert makes or renumbers is remembered, so `find` and `holder` answer what
+    a query at that moment would without asking the database. When `deferred`, writes are not flushed
+    record by record: the audit entries wait for `flush`, which writes everything at once. Every
+    refusal (`Refused`) is raised before its upsert changes anything, so a refused record needs no
+    savepoint; a database error at the flush is for the caller to retry record by record."""
+
+    session: Session
+    deferred: bool = False
+    _rows: dict[tuple[type, str], Any] = field(default_factory=dict)
+    _holders: dict[tuple[type, str], Any] = field(default_factory=dict)  # order numbers, SKUs
+    _audits: list[tuple[Synced, str, dict[str, Any]]] = field(default_factory=list)
+
+    def find(self, model: type[Synced], external_id: str) -> Any:
+        """The row the shop calls `external_id`, or None."""
+        key = (model, external_id)
+        row = self._rows.get(key)
+        if key not in self._rows or (row is not None and not _alive(row)):
+            row = self._rows[key] = _by_external_id(self.session, model, external_id)
+        return row
+
+    def holder(self, model: type[Order] | type[Product], value: str) -> Any:
+        """The order with this number, or the product with this SKU; None when it is free."""
+        column = "number" if model is Order else "sku"
+        key = (model, value)
+        row = self._holders.get(key)
+        if key in self._holders and (row is None or (_alive(row) and getattr(row, column) == value)):
+            return row
+        row = self._holders[key] = self.session.scalar(select(model).where(getattr(model, column) == value))
+        return row
+
+    def remember(self, row: Synced) -> None:
+        """Note a row made or renumbered here, so that later look-ups see it."""
+        self._rows[(type(row), row.external_id)] = row
+        if isinstance(row, Order):
+            self._holders[(Order, row.number)] = row
+        elif isinstance(row, Product):
+            self._holders[(Product, row.sku)] = row
+
+    def prefetch(self, items: Iterable[tuple[str, Any]]) -> None:
+        """Read, one query per kind, every row these (resource, data) records name."""
+        wanted: dict[type, set[str]] = {model: set() for model in MODELS.values()}
+        numbers: dict[type, set[str]] = {Order: set(), Product: set()}
+        for resource, data in items:
+            if not isinstance(data, _In):
+                continue
+            wanted[MODELS[resource]].add(data.external_id)
+            for name, model in REFERENCES:
+                value = getattr(data, name, None)
+                if value is not None:
+                    wanted[model].add(value)
+            for line in getattr(data, "lines", None) or ():
+                wanted[Product].add(line.product_external_id)
+            if resource == "order" and data.number is not None:
+                numbers[Order].add(data.number)
+            if resource == "product":
+                numbers[Product].add(data.sku or data.external_id)
+        for model, ids in wanted.items():
+            found = {row.external_id: row for row in _rows_where(self.session, model, "external_id", ids)}
+            self._rows.update({(model, one): found.get(one) for one in ids})
+        for model, values in numbers.items():
+            column = "number" if model is Order else "sku"
+            found = {getattr(row, column): row for row in _rows_where(self.session, model, column, values)}
+            self._holders.update({(model, one): found.get(one) for one in values})
+
+    def audit(self, row: Synced, actor: str, details: dict[str, Any]) -> None:
+        if self.deferred:
+            self._audits.append((row, actor, details))
+        else:
+            _write_audit(self.session, row, actor, details)
+
+    def flush(self) -> None:
+        """Write what the upserts changed, then their audit entries (which need the rows' ids)."""
+        self.session.flush()
+        for row, actor, details in self._audits:
+            _write_audit(self.session, row, actor, details)
+        self._audits.clear()
+        self.session.flush()
+
+
+REFERENCES = (
+    ("customer_external_id", Customer),
+    ("product_external_id", Product),
+    ("order_external_id", Order),
+)
+IN_CHUNK = 500  # values per IN (...): well under SQLite's limit of bound parameters
+
+
+def _rows_where(session: Session, model: type, column: str, values: set[str]) -> list[Any]:
+    ordered, rows = sorted(values), []
+    for start in range(0, len(ordered), IN_CHUNK):
+        chunk = ordered[start : start + IN_CHUNK]
+        rows += session.scalars(select(model).where(getattr(model, column).in_(chunk)))
+    return rows
+
+
+def _write_audit(session: Session, row: Synced, actor: str, details: dict[str, Any]) -> None:
+    outcome = details.pop("outcome")
+    record_audit(
+        session=session,
+        actor=actor[:60],
+        action=f"api_{outcome}",
+        entity=row.__tablename__,
+        entity_id=row.id,
+        details=details,
+    )
 
 
 def _is_stale(row: Synced, occurred_at: datetime) -> bool:
@@ -120,7 +245,7 @@ def _milestone(row: Synced, name: str, at: datetime, *, fresh: bool, earliest: b
 
 
 def _finish(
-    session: Session,
+    batch: Batch,
     row: Synced,
     *,
     actor: str,
@@ -133,50 +258,44 @@ def _finish(
     changed = sorted(set(changed))
     if not stale and (row.external_updated_at is None or occurred_at > row.external_updated_at):
         row.external_updated_at = occurred_at
-    session.flush()
+    if not batch.deferred:
+        batch.session.flush()
     if created:
         outcome = Outcome.CREATED
     elif changed:
         outcome = Outcome.UPDATED
     else:
         return Outcome.STALE if stale else Outcome.UNCHANGED
-    record_audit(
-        session=session,
-        actor=actor[:60],
-        action=f"api_{outcome.value}",
-        entity=row.__tablename__,
-        entity_id=row.id,
-        details={"fields": changed, "stale": stale},
-    )
+    batch.audit(row, actor, {"outcome": outcome.value, "fields": changed, "stale": stale})
     return outcome
 
 
 # Customers ------------------------------------------------------------------------------------
 
 
-def upsert_customer(*, session: Session, data: CustomerIn, actor: str) -> Upserted:
+def upsert_customer(
+    *, session: Session, data: CustomerIn, actor: str, batch: Batch | None = None
+) -> Upserted:
     """Create or update a customer, and their marketing consent as of its own time."""
-    customer = _by_external_id(session, Customer, data.external_id)
+    batch = batch or Batch(session)
+    customer = batch.find(Customer, data.external_id)
     created = customer is None
     if customer is None:
         customer = Customer(external_id=data.external_id, tags=[])
         session.add(customer)
+        batch.remember(customer)
     stale = not created and _is_stale(customer, data.occurred_at)
     values = data.given("first_name", "last_name", "email", "phone", "language", "timezone", "birthday")
     if created:
         values = {"language": data.language, "timezone": data.timezone, **values}
     changed = [] if stale else _assign(customer, values)
-    if "address" in data.model_fields_set and not stale:
-        address = data.address.checked() if data.address else None
-        if assign_address(customer, address, now=data.occurred_at):
-            changed.append("address")
     if "email" in changed:
         customer.email_verified_at = None  # the bot mails an address only once it is confirmed
-    session.flush()
     if data.marketing_consent is not None:
+        session.flush()  # the consent refers to the customer's id
         changed += _consent(session, customer, data.marketing_consent, data.occurred_at)
     outcome = _finish(
-        session,
+        batch,
         customer,
         actor=actor,
         created=created,
@@ -184,7 +303,7 @@ def upsert_customer(*, session: Session, data: CustomerIn, actor: str) -> Upsert
         changed=changed,
         occurred_at=data.occurred_at,
     )
-    return Upserted(outcome, customer_record(session, customer))
+    return _upserted(batch, outcome, customer)
 
 
 def _consent(session: Session, customer: Customer, consent: ConsentIn, occurred_at: datetime) -> list[str]:
@@ -224,7 +343,6 @@ def customer_record(session: Session, customer: Customer) -> dict[str, Any]:
         "language": customer.language,
         "timezone": customer.timezone,
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
-        "address": address.as_dict() if (address := address_of(customer)) else None,
         "marketing_consent": None
         if consent is None
         else {"granted": consent.granted, "source": consent.source, "at": _iso(consent.changed_at)},
@@ -235,21 +353,23 @@ def customer_record(session: Session, customer: Customer) -> dict[str, Any]:
 # Products -------------------------------------------------------------------------------------
 
 
-def upsert_product(*, session: Session, data: ProductIn, actor: str) -> Upserted:
-    product = _by_external_id(session, Product, data.external_id)
+def upsert_product(*, session: Session, data: ProductIn, actor: str, batch: Batch | None = None) -> Upserted:
+    batch = batch or Batch(session)
+    product = batch.find(Product, data.external_id)
     created = product is None
     values = data.given("sku", "name", "category", "price", "is_plan", "active", "description")
     if product is None:
         values = _new_product_values(data, values)
-        _sku_unused(session, values["sku"])
+        _sku_unused(batch, values["sku"])
         product = Product(external_id=data.external_id, launched_at=data.occurred_at, **values)
         session.add(product)
     stale = not created and _is_stale(product, data.occurred_at)
     if not created and not stale and values.get("sku") not in (None, product.sku):
-        _sku_unused(session, values["sku"])
+        _sku_unused(batch, values["sku"])
     changed = [] if stale else _assign(product, values)
+    batch.remember(product)
     outcome = _finish(
-        session,
+        batch,
         product,
         actor=actor,
         created=created,
@@ -257,7 +377,7 @@ def upsert_product(*, session: Session, data: ProductIn, actor: str) -> Upserted
         changed=changed,
         occurred_at=data.occurred_at,
     )
-    return Upserted(outcome, product_record(product))
+    return _upserted(batch, outcome, product)
 
 
 def _new_product_values(data: ProductIn, values: dict[str, Any]) -> dict[str, Any]:
@@ -270,8 +390,8 @@ def _new_product_values(data: ProductIn, values: dict[str, Any]) -> dict[str, An
     return {"category": DEFAULT_CATEGORY, "is_plan": False, "active": True, **values, "sku": sku}
 
 
-def _sku_unused(session: Session, sku: str) -> None:
-    if session.scalar(select(Product.id).where(Product.sku == sku)) is not None:
+def _sku_unused(batch: Batch, sku: str) -> None:
+    if batch.holder(Product, sku) is not None:
         raise Refused("conflict", "sku", "is the SKU of another product")
 
 
@@ -308,25 +428,27 @@ ORDER_MILESTONE = {
 }
 
 
-def upsert_order(*, session: Session, data: OrderIn, actor: str) -> Upserted:
+def upsert_order(*, session: Session, data: OrderIn, actor: str, batch: Batch | None = None) -> Upserted:
     """Create or update an order and its lines, as of one status change."""
-    order = _by_external_id(session, Order, data.external_id)
+    batch = batch or Batch(session)
+    order = batch.find(Order, data.external_id)
     created = order is None
-    lines = _lines(session, data) if data.lines is not None else None
+    lines = _lines(batch, data) if data.lines is not None else None
     values = data.given("number", "total", "carrier", "tracking_code", "expected_at")
     if data.customer_external_id is not None:
-        customer = _required(Customer, data.customer_external_id, "customer_external_id", "customer", session)
+        customer = _required(Customer, data.customer_external_id, "customer_external_id", "customer", batch)
         values["customer_id"] = customer.id
     if lines is not None and "total" not in values:
         values["total"] = sum((line.quantity * line.unit_price for line in lines), Decimal("0.00"))
     if order is None:
-        order = _new_order(session, data, values)
+        order = _new_order(batch, data, values)
     stale = not created and _is_stale(order, data.occurred_at)
     changed: list[str] = []
     if not stale:
         if values.get("number") not in (None, order.number):
-            _number_unused(session, values["number"])
+            _number_unused(batch, values["number"])
         changed += _assign(order, values)
+        batch.remember(order)
         if ORDER_STATUS[data.status] is not None and order.status != ORDER_STATUS[data.status]:
             order.status = ORDER_STATUS[data.status]
             changed.append("status")
@@ -338,7 +460,7 @@ def upsert_order(*, session: Session, data: OrderIn, actor: str) -> Upserted:
     if data.status in ORDER_MILESTONE:
         changed += _milestone(order, ORDER_MILESTONE[data.status], data.occurred_at, fresh=not stale)
     outcome = _finish(
-        session,
+        batch,
         order,
         actor=actor,
         created=created,
@@ -348,17 +470,17 @@ def upsert_order(*, session: Session, data: OrderIn, actor: str) -> Upserted:
     )
     if outcome in (Outcome.CREATED, Outcome.UPDATED):  # their value may have moved them to another segment
         knowledge.refresh_customer(session=session, customer_id=order.customer_id)
-    return Upserted(outcome, order_record(session, order))
+    return _upserted(batch, outcome, order)
 
 
-def _new_order(session: Session, data: OrderIn, values: dict[str, Any]) -> Order:
+def _new_order(batch: Batch, data: OrderIn, values: dict[str, Any]) -> Order:
     if "customer_id" not in values:
         raise Refused("invalid", "customer_external_id", "is required for a new order")
     if values.get("number") is None:
         raise Refused("invalid", "number", "is required for a new order")
     if values.get("total") is None:
         raise Refused("invalid", "total", "is required for a new order without lines")
-    _number_unused(session, values["number"])
+    _number_unused(batch, values["number"])
     order = Order(
         external_id=data.external_id,
         number=values["number"],
@@ -367,21 +489,22 @@ def _new_order(session: Session, data: OrderIn, values: dict[str, Any]) -> Order
         status=ORDER_STATUS[data.status] or OrderStatus.PLACED,
         placed_at=data.placed_at or data.occurred_at,
     )
-    session.add(order)
+    batch.session.add(order)
+    batch.remember(order)
     return order
 
 
-def _number_unused(session: Session, number: str) -> None:
-    if session.scalar(select(Order.id).where(Order.number == number)) is not None:
+def _number_unused(batch: Batch, number: str) -> None:
+    if batch.holder(Order, number) is not None:
         raise Refused("conflict", "number", "is the number of another order")
 
 
-def _lines(session: Session, data: OrderIn) -> list[OrderLine]:
+def _lines(batch: Batch, data: OrderIn) -> list[OrderLine]:
     """The order's lines as sent, each product known (new, unsaved rows)."""
     lines = []
     for index, line in enumerate(data.lines or ()):
         product = _required(
-            Product, line.product_external_id, f"lines[{index}].product_external_id", "product", session
+            Product, line.product_external_id, f"lines[{index}].product_external_id", "product", batch
         )
         lines.append(OrderLine(product_id=product.id, quantity=line.quantity, unit_price=line.unit_price))
     return lines
@@ -442,20 +565,24 @@ SUBSCRIPTION_MILESTONE = {
 }
 
 
-def upsert_subscription(*, session: Session, data: SubscriptionIn, actor: str) -> Upserted:
+def upsert_subscription(
+    *, session: Session, data: SubscriptionIn, actor: str, batch: Batch | None = None
+) -> Upserted:
     """Create or update a membership as of one event (started, renewed, paused, cancelled)."""
-    subscription = _by_external_id(session, Subscription, data.external_id)
+    batch = batch or Batch(session)
+    subscription = batch.find(Subscription, data.external_id)
     created = subscription is None
     values = data.given("monthly_price")
     if data.customer_external_id is not None:
-        customer = _required(Customer, data.customer_external_id, "customer_external_id", "customer", session)
+        customer = _required(Customer, data.customer_external_id, "customer_external_id", "customer", batch)
         values["customer_id"] = customer.id
     plan = None
     if data.product_external_id is not None:
-        plan = _required(Product, data.product_external_id, "product_external_id", "product", session)
+        plan = _required(Product, data.product_external_id, "product_external_id", "product", batch)
         values["product_id"] = plan.id
     if subscription is None:
         subscription = _new_subscription(session, data, values, plan)
+        batch.remember(subscription)
     stale = not created and _is_stale(subscription, data.occurred_at)
     changed: list[str] = []
     if not stale:
@@ -471,7 +598,7 @@ def upsert_subscription(*, session: Session, data: SubscriptionIn, actor: str) -
             subscription, SUBSCRIPTION_MILESTONE[data.event], data.occurred_at, fresh=not stale
         )
     outcome = _finish(
-        session,
+        batch,
         subscription,
         actor=actor,
         created=created,
@@ -479,7 +606,7 @@ def upsert_subscription(*, session: Session, data: SubscriptionIn, actor: str) -
         changed=changed,
         occurred_at=data.occurred_at,
     )
-    return Upserted(outcome, subscription_record(session, subscription))
+    return _upserted(batch, outcome, subscription)
 
 
 def _subscription_status(subscription: Subscription, event: SubscriptionEvent) -> SubscriptionStatus:
@@ -534,20 +661,23 @@ def subscription_record(session: Session, subscription: Subscription) -> dict[st
 REFUND_STATUS = {state: RefundStatus(state.value) for state in RefundState}
 
 
-def upsert_refund(*, session: Session, data: RefundIn, actor: str) -> Upserted:
-    refund = _by_external_id(session, Refund, data.external_id)
+def upsert_refund(*, session: Session, data: RefundIn, actor: str, batch: Batch | None = None) -> Upserted:
+    batch = batch or Batch(session)
+    refund = batch.find(Refund, data.external_id)
     created = refund is None
     values = data.given("amount", "reason")
     order = None
     if data.order_external_id is not None:
-        order = _required(Order, data.order_external_id, "order_external_id", "order", session)
+        order = _required(Order, data.order_external_id, "order_external_id", "order", batch)
         values.update(order_id=order.id, customer_id=order.customer_id)
+    stale = not created and _is_stale(refund, data.occurred_at)
+    if not stale:  # checked before anything changes (Batch: a refusal needs no savepoint)
+        _within_total(session, values.get("amount"), values.get("order_id", refund and refund.order_id))
     if refund is None:
         refund = _new_refund(session, data, values, order)
-    stale = not created and _is_stale(refund, data.occurred_at)
+        batch.remember(refund)
     changed: list[str] = []
     if not stale:
-        _within_total(session, values.get("amount"), values.get("order_id", refund.order_id))
         changed += _assign(refund, values)
         if refund.status != REFUND_STATUS[data.status]:
             refund.status = REFUND_STATUS[data.status]
@@ -555,7 +685,7 @@ def upsert_refund(*, session: Session, data: RefundIn, actor: str) -> Upserted:
     if data.status is not RefundState.REQUESTED:
         changed += _milestone(refund, "decided_at", data.occurred_at, fresh=not stale, earliest=True)
     outcome = _finish(
-        session,
+        batch,
         refund,
         actor=actor,
         created=created,
@@ -563,7 +693,7 @@ def upsert_refund(*, session: Session, data: RefundIn, actor: str) -> Upserted:
         changed=changed,
         occurred_at=data.occurred_at,
     )
-    return Upserted(outcome, refund_record(session, refund))
+    return _upserted(batch, outcome, refund)
 
 
 def _new_refund(session: Session, data: RefundIn, values: dict[str, Any], order: Order | None) -> Refund:
@@ -627,8 +757,10 @@ MODELS: dict[str, type[Synced]] = {
 def record_of(*, session: Session, resource: str, external_id: str) -> dict[str, Any] | None:
     """The record the shop knows by `external_id`, as the API shows it; None when there is none."""
     row = _by_external_id(session, MODELS[resource], external_id)
-    if row is None:
-        return None
+    return None if row is None else _record(session, row)
+
+
+def _record(session: Session, row: Synced) -> dict[str, Any]:
     if isinstance(row, Customer):
         return customer_record(session, row)
     if isinstance(row, Product):
@@ -638,6 +770,70 @@ def record_of(*, session: Session, resource: str, external_id: str) -> dict[str,
     if isinstance(row, Subscription):
         return subscription_record(session, row)
     return refund_record(session, row)
+
+
+def _upserted(batch: Batch, outcome: Outcome, row: Synced) -> Upserted:
+    """The outcome with the record as the API shows it; in a deferred batch the record is made
+    after the flush (it shows ids), by `upsert_many`."""
+    return Upserted(outcome, {} if batch.deferred else _record(batch.session, row), row)
+
+
+Item = tuple[str, Any]  # (resource, its validated model); anything else is passed through as it is
+Result = Upserted | Refused | IntegrityError
+
+
+def upsert_many(*, session: Session, items: Sequence[Item], actor: str, records: bool = True) -> list[Any]:
+    """Upsert each (resource, model) record; for each, its `Upserted`, the `Refused` that stopped
+    it, or the `IntegrityError` of a concurrent writer (anything not a model comes back as it is).
+
+    Fast path: one savepoint for all, rows prefetched, one flush. A database error there (another
+    writer made the same row meanwhile) rolls that savepoint back and the records are written again
+    one savepoint each, as the single upserts do, so only the record concerned fails. An error of any
+    other kind fails the call as a whole, and the caller's transaction writes none of them. Without
+    `records`, an `Upserted` carries its outcome and row but not the record the API shows."""
+    begin_for_savepoints(session)
+    batch = Batch(session, deferred=True)
+    batch.prefetch(items)
+    try:
+        with session.begin_nested():
+            results = [_try(batch, resource, data, actor) for resource, data in items]
+            batch.flush()
+    except IntegrityError:
+        return [_one_in_savepoint(session, resource, data, actor) for resource, data in items]
+    if not records:
+        return results
+    return [
+        Upserted(done.outcome, _record(session, done.row), done.row) if isinstance(done, Upserted) else done
+        for done in results
+    ]
+
+
+def _try(batch: Batch, resource: str, data: Any, actor: str) -> Any:
+    if not isinstance(data, _In):
+        return data
+    try:
+        return UPSERTS[resource](session=batch.session, data=data, actor=actor, batch=batch)
+    except Refused as refused:
+        return refused
+
+
+def _one_in_savepoint(session: Session, resource: str, data: Any, actor: str) -> Any:
+    if not isinstance(data, _In):
+        return data
+    try:
+        with session.begin_nested():
+            return UPSERTS[resource](session=session, data=data, actor=actor)
+    except (Refused, IntegrityError) as error:
+        return error
+
+
+def begin_for_savepoints(session: Session) -> None:
+    """Open the transaction on SQLite before the first savepoint. Python's sqlite3 begins one only
+    before a write, so a SAVEPOINT issued first starts it, and releasing that savepoint commits it:
+    the first records would be written even if the work failed later (or was a dry run)."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _iso(value: datetime | None) -> str | None:
