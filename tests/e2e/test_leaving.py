@@ -96,7 +96,7 @@ def test_nonsense_twice_offers_a_person_who_is_then_brought_in(stack: Stack) -> 
 def test_a_person_asked_for_in_the_contact_form_and_the_feedback_form_left(stack: Stack) -> None:
     seed(stack, "rita")
     sender = "web:e2e-rita"
-    assert "new email address or phone number" in texts(stack.say(sender, "I need to update my phone number"))
+    assert "new email address, phone number" in texts(stack.say(sender, "I need to update my phone number"))
     stack.agents_seen(utcnow())
     assert "getting a person" in texts(stack.say(sender, "just put me through to a human"))
 
