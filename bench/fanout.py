@@ -17,13 +17,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.crm.clock import utcnow
 from bot.crm.db import make_engine
 from bot.crm.models import Delivery, DeliveryStatus
 from scheduler.campaigns import create_campaign, fan_out
@@ -38,10 +39,6 @@ NOT_STARTED = "not_started"  # the time budget ran out first
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.clock import aggregate_time
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
@@ -386,9 +387,7 @@ def attribute_replies(*, session: Session, now: datetime) -> int:
             )
         )
         if replied is not None:
-            if isinstance(replied, str):  # SQLite hands aggregates back as text
-                replied = datetime.fromisoformat(replied)
-            delivery.replied_at = replied if replied.tzinfo else replied.replace(tzinfo=timezone.utc)
+            delivery.replied_at = aggregate_time(replied)
             marked += 1
     return marked
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm import knowledge, retention, webhooks
+from bot.crm.clock import utcnow
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import PROJECT_ROOT, Settings
@@ -29,10 +30,6 @@ class Runtime:
     factory: sessionmaker[Session]
     sender: Sender
     holidays: dict[str, str]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 OPTIONS = {"stale_after_seconds": 300.0}  # set by the service's command line before the first job

@@ -24,6 +24,7 @@ from bot.console.auth import ConsoleUser
 from bot.console.campaign_form import CampaignForm
 from bot.console.confirm import ask, confirmed
 from bot.console.forms import read_form
+from bot.crm.clock import as_utc, utcnow
 from bot.crm.labels import label
 from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
 from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
@@ -86,10 +87,6 @@ FIELD_NAMES = {  # the form's fields as the marketer sees them, for the list of 
     "button_1": "Button 1",
     "button_2": "Button 2",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def routes(console: Console, clock: Callable[[], datetime] = utcnow) -> list[BaseRoute]:
@@ -561,7 +558,7 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
         reason = f"held: {REASONS.get(delivery.skip_reason, delivery.skip_reason)}"
     elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
         reason = f"will retry: {delivery.error}"
-    scheduled = _aware(delivery.scheduled_for)
+    scheduled = as_utc(delivery.scheduled_for)
     zone = zone_of(customer)  # as the sender reads it
     waiting = delivery.status is DeliveryStatus.QUEUED
     return {
@@ -571,8 +568,8 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
         "status": status,
         "reason": reason,
         "due": _local(scheduled, zone) if waiting and scheduled > now else None,
-        "sent_at": _local(_aware(delivery.sent_at), zone),
-        "replied_at": _local(_aware(delivery.replied_at), zone),
+        "sent_at": _local(as_utc(delivery.sent_at), zone),
+        "replied_at": _local(as_utc(delivery.replied_at), zone),
     }
 
 
@@ -585,10 +582,3 @@ def _local(moment: datetime | None, zone: tzinfo) -> dict[str, str] | None:
         "utc": moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "iso": moment.isoformat(),
     }
-
-
-def _aware(moment: datetime | None) -> Any:
-    """SQLite hands back naive UTC timestamps."""
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

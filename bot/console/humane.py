@@ -5,8 +5,9 @@ of what is known about them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
+from bot.crm.clock import as_utc
 from bot.crm.handoffs import priority_parts
 from bot.crm.labels import label
 from bot.crm.models import HANDOFF_CALLBACK, Segment, Temperament
@@ -40,9 +41,9 @@ def duration(seconds: float) -> str:
 
 def urgency(*, mode: str, requested_at: datetime, callback_by: datetime | None, now: datetime) -> Urgency:
     """How urgent a waiting handoff is: a callback against its promised time, a live chat by its wait."""
-    requested_at, now = _aware(requested_at), _aware(now)
+    requested_at, now = as_utc(requested_at), as_utc(now)
     if mode == HANDOFF_CALLBACK and callback_by is not None:
-        left = _aware(callback_by) - now
+        left = as_utc(callback_by) - now
         if left < timedelta(0):
             return Urgency("overdue", f"Callback overdue by {_rounded(-left)}")
         if left <= DUE_SOON:
@@ -94,8 +95,3 @@ def _factor(code: str) -> str:
 def _rounded(span: timedelta) -> str:
     """Overdue and due times in whole units: "1 day", "3 h 20 min"."""
     return duration(span.total_seconds() // 60 * 60)
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands back naive UTC timestamps."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

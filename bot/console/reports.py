@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,16 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bot.crm.clock import utcnow
 from bot.crm.reports import PERIODS, InvalidPeriod, Report, csv_rows, last_days, parse_days, report
 
 if TYPE_CHECKING:
     from bot.console.app import Console
 
 PERMISSION = "reports"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def routes(console: Console, clock: Callable[[], datetime] = utcnow) -> list[BaseRoute]:

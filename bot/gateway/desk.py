@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket
 
 from bot.crm import desk, handoffs, transcript
 from bot.crm.business_hours import BusinessHours
@@ -53,6 +53,7 @@ from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable
+from bot.gateway.sockets import send_text
 from bot.gateway.store import Crm
 from bot.gateway.tracker_copy import TrackerCopy
 from scheduler.policy import record_contact
@@ -132,18 +133,8 @@ class ConsoleHub:
     async def _send(self, sockets: Sequence[WebSocket], frame: dict[str, Any]) -> None:
         text = json.dumps(frame)
         for socket in sockets:
-            if not await _send_text(socket, text):
+            if not await send_text(socket, text, timeout=SEND_TIMEOUT):
                 self.leave(socket)
-
-
-async def _send_text(socket: WebSocket, text: str) -> bool:
-    if socket.application_state != WebSocketState.CONNECTED:
-        return False
-    try:
-        await asyncio.wait_for(socket.send_text(text), SEND_TIMEOUT)
-    except (WebSocketDisconnect, RuntimeError, OSError, asyncio.TimeoutError):
-        return False
-    return True
 
 
 class Desk:

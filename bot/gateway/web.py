@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route, Router, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.crm import identity, transcript
 from bot.crm.models import Channel, DeliveryStatus, Direction, Message
@@ -38,6 +38,7 @@ from bot.gateway.inbox import Inbox
 from bot.gateway.limits import RateLimiter, Verdict
 from bot.gateway.outlets import DeliveryResult, Outbound
 from bot.gateway.reception import Receipt, Reception
+from bot.gateway.sockets import send_text
 from bot.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,7 @@ async def _close(socket: WebSocket, code: int, reason: str | None = None) -> Non
 
 async def send_frame(socket: WebSocket, frame: dict[str, Any]) -> bool:
     """Send one JSON frame; False if the socket is gone or stuck."""
-    if socket.application_state != WebSocketState.CONNECTED:
-        return False
-    try:
-        await asyncio.wait_for(socket.send_text(json.dumps(frame)), SEND_TIMEOUT)
-    except (WebSocketDisconnect, RuntimeError, OSError, asyncio.TimeoutError):
-        return False
-    return True
+    return await send_text(socket, json.dumps(frame), timeout=SEND_TIMEOUT)
 
 
 def outbound_view(message: Outbound) -> dict[str, Any]:
