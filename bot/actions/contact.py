@@ -218,12 +218,12 @@ class ActionUpdateContactDetails(CRMAction):
             address = addresses.parse_address(turn.tracker.get_slot("contact_value") or "")
         except addresses.AddressRefused as refused:  # the form validated it; this guards a hand-set slot
             return [SlotSet("contact_value", None), SlotSet("contact_hint", refused.problem.value)]
+        now = utcnow()
         change = addresses.change_address(
-            session=turn.session,
-            customer=turn.customer,
-            address=address,
-            source=source_of(turn),
-            now=utcnow(),
+            session=turn.session, customer=turn.customer, address=address, source=source_of(turn), now=now
+        )
+        mail.queue_delivery_address_changed(
+            session=turn.session, customer=turn.customer, address=address.one_line(), now=now
         )
         self.log_change(turn, "address")
         return [

@@ -212,6 +212,27 @@ def queue_phone_changed(*, session: Session, customer: Customer, now: datetime) 
     )
 
 
+def queue_delivery_address_changed(
+    *, session: Session, customer: Customer, address: str, now: datetime
+) -> MailState:
+    """Tell the customer, at their confirmed address, that their delivery address was changed in chat:
+    a changed delivery address is how a stranger with the chat would divert parcels."""
+    body = (
+        f"{greeting(customer)}\n\n"
+        f"the delivery address on your CareLoop account was changed in our chat to:\n{address}\n\n"
+        "If that was not you, please tell us in the chat or reply to this mail."
+    )
+    return queue_for_customer(
+        session=session,
+        customer=customer,
+        purpose=MailPurpose.DELIVERY_ADDRESS_CHANGED,
+        key=f"delivery_address_changed:customer:{customer.id}:{now.isoformat(timespec='seconds')}",
+        subject="Your delivery address was changed",
+        body=body,
+        now=now,
+    )
+
+
 def queue_case_resolved(
     *,
     session: Session,

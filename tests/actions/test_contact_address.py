@@ -22,7 +22,16 @@ from bot.actions.contact import ActionUpdateContactDetails, ValidateContactForm,
 from bot.crm import addresses, webhooks
 from bot.crm.addresses import AddressProblem, AddressRefused, NameProblem, NameRefused
 from bot.crm.db import make_engine
-from bot.crm.models import Agent, AuditLog, Customer, OrderStatus, Role, WebhookDelivery
+from bot.crm.models import (
+    Agent,
+    AuditLog,
+    Customer,
+    MailPurpose,
+    OrderStatus,
+    OutboundMail,
+    Role,
+    WebhookDelivery,
+)
 from bot.crm.models.enums import CountryCode
 from scheduler.webhooks import WebhookSender, http_post
 from tests.actions.conftest import context, make_tracker, run_action
@@ -515,3 +524,21 @@ def test_every_question_and_every_miss_has_exactly_one_wording(topic: str) -> No
 
 def test_every_country_an_address_may_name_can_be_stored() -> None:
     assert [country.code for country in addresses.COUNTRIES] == [code.value for code in CountryCode]
+
+
+@pytest.mark.parametrize(("confirmed", "mailed"), [(True, True), (False, False)])
+async def test_an_address_change_is_noted_by_mail_only_to_a_confirmed_address(
+    crm: Session, confirmed: bool, mailed: bool
+) -> None:
+    mira = shop_customer(crm, email="mira@example.com")
+    mira.email_verified_at = datetime.now(timezone.utc) if confirmed else None
+    crm.commit()
+
+    await run_action(ActionUpdateContactDetails(), address_tracker())
+
+    notes = crm.scalars(select(OutboundMail)).all()
+    assert [(m.purpose, m.to_address) for m in notes] == (
+        [(MailPurpose.DELIVERY_ADDRESS_CHANGED, "mira@example.com")] if mailed else []
+    )
+    if mailed:
+        assert "Kastanienallee 8, 10435 Berlin, Germany" in notes[0].body and "not you" in notes[0].body

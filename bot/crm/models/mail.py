@@ -26,6 +26,7 @@ class MailPurpose(str, enum.Enum):
     ADDRESS_CONFIRMED = "address_confirmed"  # to the address just confirmed
     ADDRESS_REPLACED = "address_replaced"  # to the previous confirmed address: it is no longer used
     PHONE_CHANGED = "phone_changed"
+    DELIVERY_ADDRESS_CHANGED = "delivery_address_changed"  # to the confirmed address: was it you?
     REFUND_CONFIRMATION = "refund_confirmation"  # with the return instructions
     CANCELLATION_CONFIRMATION = "cancellation_confirmation"
     CASE_RESOLVED = "case_resolved"  # not asked for at that moment: held in quiet hours
