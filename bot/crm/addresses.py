@@ -110,8 +110,8 @@ COUNTRIES = (
     Country("JP", "Japan", r"\d{3}-\d{4}", ("jp", "nippon")),
 )
 BY_CODE = {country.code: country for country in COUNTRIES}
-# Postal codes that name their country without it being said.
 CITY_FIRST = frozenset({"GB", "IE", "US", "CA", "AU"})  # "Leeds LS1 4DY", not "LS1 4DY Leeds"
+# Postal codes that name their country without it being said.
 DISTINCTIVE = ("GB", "NL", "CA", "PL", "PT", "IE")
 LEAD_IN = re.compile(
     r"^(?:(?:please|pls|can you|could you|kindly)\s+)?"
@@ -120,7 +120,7 @@ LEAD_IN = re.compile(
     r"|(?:the\s+)?new\s+one\s+is|it'?s\s+now|it'?s|it\s+is|now\s+it'?s"
     r"|send\s+(?:it|them|everything|my\s+\w+)\s+to|deliver\s+(?:it\s+|them\s+)?to"
     r"|(?:i\s+)?(?:moved|live|now\s+live)\s+(?:to|at|in)"
-    r")\s*:?\s*",
+    r")(?![\w'])\s*:?\s*",
     re.IGNORECASE,
 )
 TRAILER = re.compile(r"[\s,.!]*\b(?:please|pls|thanks|thank you|thx|ty|from now on)\b[\s.!]*$", re.IGNORECASE)
@@ -304,7 +304,7 @@ NAME_LEAD_IN = re.compile(
     r"^(?:(?:please|pls|kindly)\s+)?"
     r"(?:(?:my|the)\s+(?:new\s+|correct\s+|right\s+|full\s+|real\s+|legal\s+)*name\s*(?:is|should\s+be|:|-)"
     r"|name\s*:|(?:the\s+)?right\s+(?:one|name)\s+is|it\s+should\s+be|it'?s\s+now|it'?s|it\s+is"
-    r"|change\s+(?:it|my\s+name)\s+to|make\s+it|put\s+|use|call\s+me|i'?m|i\s+am)\s*:?\s*",
+    r"|change\s+(?:it|my\s+name)\s+to|make\s+it|put|use|call\s+me|i'?m|i\s+am)(?![\w'])\s*:?\s*",
     re.IGNORECASE,
 )
 NAME_TRAILER = re.compile(

@@ -121,6 +121,9 @@ def test_a_bad_address_is_refused_with_what_it_lacks(text: str, problem: Address
         ("it's Jean-Luc Moreau now", ("Jean-Luc", "Moreau")),
         ("Mrs Anna Maria Novak", ("Anna Maria", "Novak")),
         ("Katarzyna Wiśniewska", ("Katarzyna", "Wiśniewska")),
+        # A lead-in ends at a word's end: "I'm" is not the start of Imogen, nor "use" of Usenko.
+        ("Imogen Smith", ("Imogen", "Smith")),
+        ("Usenko Petrov", ("Usenko", "Petrov")),
     ],
 )
 def test_a_name_is_read_as_first_and_last(text: str, expected: tuple[str, str]) -> None:
