@@ -46,8 +46,11 @@ MISSED = frozenset(
 # What the message that opened the form is about. "house number" is an address, not a phone number.
 OTHER_WORDS = re.compile(r"\b(birthday|birth ?date|date of birth|dob|born)\b", re.IGNORECASE)
 NAME_WORDS = re.compile(
-    r"\b(name|surname|spelt|spelled|spelling|married|maiden|divorced|deed poll|title)\b", re.IGNORECASE
+    r"\b(name|surname|(mis)?spelt|(mis)?spelled|spelling|married|maiden|divorced|deed poll|title)\b",
+    re.IGNORECASE,
 )
+# Cues that make it the name even when an email is mentioned ("my surname is misspelt in every email").
+NAME_FIRST = re.compile(r"\b(surname|last name|first name|maiden name)\b", re.IGNORECASE)
 ADDRESS_WORDS = re.compile(
     r"\b(add?ress?e?s?|addr|adres|moved?|moving|relocat\w*|post ?code|postal|zip|street|house|flat|"
     r"deliver\w*|ship\w*|live|parcels?|courier|billing)\b",
@@ -61,6 +64,8 @@ def topic_of(text: str, has_contact_entity: bool) -> str:
     if has_contact_entity:
         return "contact"
     text = re.sub(r"\b(house|flat|door|street) (number|no)\b", "street", text, flags=re.IGNORECASE)
+    if NAME_FIRST.search(text):
+        return "name"
     asks_contact = CONTACT_WORDS.search(text) is not None
     if ADDRESS_WORDS.search(text) and not asks_contact:
         return "address"

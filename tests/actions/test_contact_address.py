@@ -157,6 +157,8 @@ def test_a_bad_name_is_refused_with_what_it_lacks(text: str, problem: NameProble
         ("the house number on my account is wrong", "address"),
         ("wrong name on my account", "name"),
         ("I got married and changed my surname", "name"),
+        ("my surname is misspelt on every email you send", "name"),
+        ("my email address is spelt wrong", "contact"),
         ("my date of birth is wrong", "other"),
         ("update my phone number", "contact"),
         ("update my phone and address please", "contact"),  # both: email/phone first, an address is taken too
