@@ -8,19 +8,24 @@ and cases. A visitor who chatted anonymously and then logs in keeps the conversa
 and conversation move to the known customer. The anonymous customer row stays behind, without
 identities (its consents and anything an action recorded while the visitor was anonymous stay on
 it). A web identity already attached to another known customer is never moved: a valid hash for
-customer B does not hand B the chat of customer A who used the same browser before."""
+customer B does not hand B the chat of customer A who used the same browser before.
+
+A visitor without a hash becomes the shop's customer another way: by confirming, through the link
+mailed to it, an email address the shop gave for exactly one of its customers (`join_by_confirmed_email`).
+An address typed in chat proves nothing until its link is opened, so it never joins anybody."""
 
 from __future__ import annotations
 
 import enum
 import hashlib
 import hmac
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import Customer
-from bot.crm.queries import find_identity
+from bot.crm.queries import find_identity, record_audit
 from bot.crm.transcript import link_identity
 
 MAX_USER_ID = 64  # Customer.external_id's length
@@ -77,3 +82,45 @@ def attach_web_visitor(*, session: Session, sender_id: str, external_id: str) ->
         return Outcome.ANOTHER_CUSTOMER, identity.customer_id
     link_identity(session=session, sender_id=sender_id, customer_id=customer_id)
     return Outcome.LINKED, customer_id
+
+
+def join_by_confirmed_email(*, session: Session, customer: Customer, now: datetime) -> int | None:
+    """Attach a chat customer who just confirmed their email address to the shop's customer with
+    that address: their channel identities and conversations move there, and the shop's copy of the
+    address counts as confirmed. Return the shop customer's id; None (nothing moved) when the
+    address is unconfirmed, the chat customer is a shop customer already, or the shop has no
+    customer, or more than one, with that address."""
+    if customer.external_id is not None or customer.email_verified_at is None or not customer.email:
+        return None
+    found = list(
+        session.scalars(
+            select(Customer)
+            .where(
+                func.lower(Customer.email) == customer.email.lower(),
+                Customer.external_id.is_not(None),
+                Customer.erased_at.is_(None),
+                Customer.id != customer.id,
+            )
+            .limit(2)
+        )
+    )
+    if len(found) != 1:
+        return None
+    shop_customer = found[0]
+    for identity in list(customer.identities):
+        link_identity(
+            session=session,
+            sender_id=f"{identity.channel.value}:{identity.external_id}",
+            customer_id=shop_customer.id,
+        )
+    if shop_customer.email_verified_at is None:
+        shop_customer.email_verified_at = now  # the person chatting opened a link sent to it
+    record_audit(
+        session=session,
+        actor="customer",
+        action="joined_by_confirmed_email",
+        entity="customer",
+        entity_id=shop_customer.id,
+        details={"chat_customer_id": customer.id},
+    )
+    return shop_customer.id

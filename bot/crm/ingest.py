@@ -122,6 +122,7 @@ class Batch:
     _rows: dict[tuple[type, str], Any] = field(default_factory=dict)
     _holders: dict[tuple[type, str], Any] = field(default_factory=dict)  # order numbers, SKUs
     _audits: list[tuple[Synced, str, dict[str, Any]]] = field(default_factory=list)
+    _to_refresh: set[int] = field(default_factory=set)  # customers whose orders changed
 
     def find(self, model: type[Synced], external_id: str) -> Any:
         """The row the shop calls `external_id`, or None."""
@@ -181,13 +182,25 @@ class Batch:
         else:
             _write_audit(self.session, row, actor, details)
 
+    def refresh(self, customer_id: int) -> None:
+        """Recompute what the CRM knows of a customer whose orders changed: now, or once per
+        customer at `flush` (in the same transaction) when deferred."""
+        if self.deferred:
+            self._to_refresh.add(customer_id)
+        else:
+            knowledge.refresh_customer(session=self.session, customer_id=customer_id)
+
     def flush(self) -> None:
-        """Write what the upserts changed, then their audit entries (which need the rows' ids)."""
+        """Write what the upserts changed, then their audit entries (which need the rows' ids), then
+        refresh the customers whose orders changed."""
         self.session.flush()
         for row, actor, details in self._audits:
             _write_audit(self.session, row, actor, details)
         self._audits.clear()
         self.session.flush()
+        for customer_id in sorted(self._to_refresh):
+            knowledge.refresh_customer(session=self.session, customer_id=customer_id)
+        self._to_refresh.clear()
 
 
 REFERENCES = (
@@ -469,7 +482,7 @@ def upsert_order(*, session: Session, data: OrderIn, actor: str, batch: Batch | 
         occurred_at=data.occurred_at,
     )
     if outcome in (Outcome.CREATED, Outcome.UPDATED):  # their value may have moved them to another segment
-        knowledge.refresh_customer(session=session, customer_id=order.customer_id)
+        batch.refresh(order.customer_id)
     return _upserted(batch, outcome, order)
 
 

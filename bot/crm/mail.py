@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm import identity
 from bot.crm.models import (
     Customer,
     EmailVerification,
@@ -420,4 +421,6 @@ def confirm_address(*, session: Session, token: str, now: datetime | None = None
             to=previous,
             now=now,
         )
+    # Proof of the address is proof of being the shop's customer who has it (bot/crm/identity.py).
+    identity.join_by_confirmed_email(session=session, customer=customer, now=now)
     return Confirmation.CONFIRMED
