@@ -56,6 +56,8 @@ class CustomerRecord:
     churn_risk: str
     tags: list[str]
     segment_story: str = ""  # "since 12 March 2026; was MCC (spend rising)"
+    churn_reasons: list[Row] = field(default_factory=list)  # strongest first, with their weights
+    churn_scored: bool = False  # False: never computed yet (a new customer before the next refresh)
     consent: list[Row] = field(default_factory=list)
     channels: list[Row] = field(default_factory=list)
     orders: list[Row] = field(default_factory=list)
@@ -82,9 +84,14 @@ def customer_record(
         profile=_profile(customer),
         segment=customer.segment.value,
         temperament=customer.temperament.value,
-        churn_risk=f"{customer.churn_risk:.0%}",
+        churn_risk=f"{customer.churn_risk:.0%}" if customer.churn_scored_at else "not computed yet",
         tags=list(customer.tags or []),
         segment_story=segment_story(segment_since(session=session, customer_id=customer.id)),
+        churn_reasons=[
+            Row(str(r.get("text", "")), f"weight {float(r.get('weight', 0)):.2f}")
+            for r in customer.churn_reasons or []
+        ],
+        churn_scored=customer.churn_scored_at is not None,
     )
     record.consent = [
         Row(label(c.purpose), f"{'yes' if c.granted else 'no'} ({c.source})", c.changed_at)

@@ -285,13 +285,31 @@ def refresh_customer(
 ) -> Segment | None:
     """Recompute one customer's segment against the last nightly MVC threshold; return it (None
     for a customer erased or unknown)."""
+    found = refresh_customers(
+        session=session, customer_ids=[customer_id], now=now, rules=rules, trigger=trigger
+    )
+    return found.get(customer_id)
+
+
+def refresh_customers(
+    *,
+    session: Session,
+    customer_ids: Collection[int],
+    now: datetime | None = None,
+    rules: SegmentRules = RULES,
+    trigger: str = "orders",
+) -> dict[int, Segment]:
+    """Recompute some customers' segments against the last nightly MVC threshold, in a few queries
+    per chunk of customers; return them (erased or unknown customers are left out)."""
     now = now or utcnow()
-    stats = collect_stats(session=session, now=now, customer_ids=[customer_id])
-    if not stats:
-        return None
-    decided = {customer_id: decide(stats[0], _latest_threshold(session, now, rules), now, rules)}
-    _store(session, decided, now, trigger, everybody=False)
-    return decided[customer_id][0]
+    decided: dict[int, tuple[Segment, str]] = {}
+    threshold = _latest_threshold(session, now, rules) if customer_ids else None
+    for chunk in _chunks(sorted(customer_ids)):
+        stats = collect_stats(session=session, now=now, customer_ids=chunk)
+        decided.update({s.customer_id: decide(s, threshold, now, rules) for s in stats})
+    if decided:
+        _store(session, decided, now, trigger, everybody=False)
+    return {cid: segment for cid, (segment, _) in decided.items()}
 
 
 def segment_counts(*, session: Session) -> Counter[Segment]:

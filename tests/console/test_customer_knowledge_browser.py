@@ -1,5 +1,6 @@
 """What the CRM learned about a customer, on their record beside the case, in a real browser
-(Chromium) against the real gateway: since when they are in their segment and what they were."""
+(Chromium) against the real gateway: since when they are in their segment and what they were, and
+their churn risk with its reasons."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from bot.crm.models import Complaint, Customer, Segment, SegmentChange, Team
+from bot.crm.models import Complaint, Customer, Segment, SegmentChange, Team, utcnow
 from tests.browser import browser, page
 from tests.console.conftest import desk_stack
 from tests.console.test_cases import file_case, in_team
@@ -56,10 +57,28 @@ def moved_to_mvc(stack: RunningGateway, case_id: int) -> None:
         crm.commit()
 
 
-def test_the_record_beside_a_case_says_since_when_and_what_before(stack: RunningGateway, page: Page) -> None:
+def drifting(stack: RunningGateway, case_id: int) -> None:
+    """The case's customer has been scored: overdue and a membership they asked to cancel."""
+    with stack.crm() as crm:
+        complaint = crm.get(Complaint, case_id)
+        assert complaint is not None
+        customer = crm.get(Customer, complaint.customer_id)
+        assert customer is not None
+        customer.churn_risk, customer.churn_scored_at = 0.68, utcnow()
+        customer.churn_reasons = [
+            {"factor": "membership", "weight": 0.5, "text": "membership cancellation requested"},
+            {"factor": "overdue", "weight": 0.36, "text": "no order for 60 days, usually every 20"},
+        ]
+        crm.commit()
+
+
+def test_the_record_beside_a_case_says_since_when_what_before_and_why_at_risk(
+    stack: RunningGateway, page: Page
+) -> None:
     in_team(stack, "alex", Team.LOGISTICS)
     case_id = file_case(stack)
     moved_to_mvc(stack, case_id)
+    drifting(stack, case_id)
     page.goto(f"{stack.url}/console/login")
     page.get_by_label("Username").fill("alex")
     page.get_by_label("Password").fill("alex-pw")
@@ -70,4 +89,11 @@ def test_the_record_beside_a_case_says_since_when_and_what_before(stack: Running
     record = page.get_by_role("complementary", name="Customer record")
     expect(record.get_by_test_id("segment-story")).to_have_text(
         "since 12 March 2026; was MCC (in the top 20% by 12-month value)"
+    )
+    expect(record.get_by_test_id("churn-risk")).to_have_text("68%")
+    expect(record.get_by_test_id("churn-reasons").get_by_role("listitem")).to_have_text(
+        [
+            "membership cancellation requested — weight 0.50",
+            "no order for 60 days, usually every 20 — weight 0.36",
+        ]
     )

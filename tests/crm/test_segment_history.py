@@ -88,7 +88,7 @@ def test_one_customer_is_refreshed_against_last_nights_threshold(session: Sessio
     assert set(others) == {buyer.id}  # nobody else was touched
 
 
-def test_an_order_from_the_shop_refreshes_its_customers_segment(session: Session) -> None:
+def test_an_order_from_the_shop_refreshes_its_customers_segment_and_risk(session: Session) -> None:
     now = datetime.now(timezone.utc)
     population(session, at=now)
     refresh_all(session=session, now=now - timedelta(days=30))  # last night's threshold: 60
@@ -108,6 +108,7 @@ def test_an_order_from_the_shop_refreshes_its_customers_segment(session: Session
 
     session.refresh(buyer)
     assert buyer.segment is Segment.MVC
+    assert buyer.churn_scored_at is not None  # and their churn risk with it
     assert [(was, to, trigger) for was, to, _, trigger, _ in history(session, buyer.id)] == [
         (None, Segment.MVC, "orders")
     ]

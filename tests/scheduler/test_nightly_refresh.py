@@ -1,4 +1,5 @@
-"""The scheduler's nightly refresh of every customer: declared as a cron job, run once a day."""
+"""The scheduler's nightly refresh of every customer (segments, then churn risk): declared as a cron
+job, run once a day."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
-from bot.crm.models import Segment, SegmentChange, SegmentRun
+from bot.crm.models import Customer, Segment, SegmentChange, SegmentRun
 from scheduler.jobs import Runtime, refresh_customers_once
 from scheduler.service import build_scheduler
 from tests.factories import make_customer, make_order
@@ -62,6 +63,8 @@ def test_the_refresh_runs_once_a_night_and_moves_who_moved(factory: sessionmaker
         ).all()
         assert moves == [(ids[0], None, Segment.MVC), (ids[1], None, Segment.STANDARD)]
         assert session.scalars(select(SegmentRun.day)).all() == [NIGHT.date()]
+        scored = session.execute(select(Customer.churn_scored_at).order_by(Customer.id)).scalars().all()
+        assert scored == [NIGHT, NIGHT]  # the churn risk was computed in the same pass, once
 
 
 def test_the_job_is_declared_nightly_in_utc_and_catches_up_after_downtime(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -36,6 +37,9 @@ class Customer(Base):
         enum_column(Temperament), default=Temperament.UNKNOWN, index=True
     )
     churn_risk: Mapped[float] = mapped_column(Float, default=0.0)
+    # Why (bot/crm/churn.py): [{"factor": "overdue", "weight": 0.35, "text": "no order for 74 days, ..."}]
+    churn_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    churn_scored_at: Mapped[datetime | None]
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     erased_at: Mapped[datetime | None]
