@@ -133,6 +133,11 @@ def consent_of(*, session: Session, customer_id: int, purpose: ConsentPurpose) -
     return bool(granted) if granted is not None else purpose is ConsentPurpose.SERVICE
 
 
+def started_by_us(intent: str | None) -> bool:
+    """Whether a turn was started by us (a scheduler-triggered EXTERNAL_* intent), not the customer."""
+    return intent is not None and intent.startswith("EXTERNAL_")
+
+
 def log_interaction(
     *,
     session: Session,
@@ -144,7 +149,7 @@ def log_interaction(
     data: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> InteractionEvent:
-    """Record a business event and touch the customer's last-contact time."""
+    """Record a business event and, when the customer started the turn, their last-contact time."""
     now = now or utcnow()
     event = InteractionEvent(
         customer_id=customer.id,
@@ -156,7 +161,8 @@ def log_interaction(
         created_at=now,
     )
     session.add(event)
-    customer.last_contact_at = now
+    if not started_by_us(intent):  # our own check-in is not the customer getting in touch
+        customer.last_contact_at = now
     if conversation is not None:
         conversation.last_message_at = now
     session.flush()
