@@ -163,8 +163,6 @@ ERASURE: dict[str, Declaration] = {
             "churn_risk": KEEP,
             "churn_reasons": Scrub(),  # the weights stay for the figures; the texts go
             "churn_scored_at": KEEP,
-            "churn_reasons": Scrub(),  # the weights stay for the figures; the texts go
-            "churn_scored_at": KEEP,
             "tags": Set([]),  # marketers' free labels ("vip-event", "knows-the-ceo")
             "reachable": Set(False),
             "erased_at": Stamp(),
