@@ -23,12 +23,13 @@ def import_rows(backfill: dict[str, Any] | None) -> list[Row]:
     area = f"backfill ({backfill['database']})"
     imported, api = backfill["import"], backfill["api"]
     rerun = imported["rerun_records"]
+    stopped = ", stopped by the budget" if imported["stopped_by_budget"] else ""
     return [
         (
             area,
-            f"bulk import, orders/s ({imported['orders']:,} orders, {imported['order_rows']:,} CSV rows)",
-            f"{_num(imported['orders_per_second'])} ({_num(imported['seconds'])} s,"
-            f" {_num(imported['cpu_seconds'])} CPU-s)",
+            f"bulk import, orders/s (CSV: {imported['orders']:,} orders, {imported['order_rows']:,} rows)",
+            f"{_num(imported['orders_per_second'])} ({imported['imported']:,} in"
+            f" {_num(imported['seconds'])} s, {_num(imported['cpu_seconds'])} CPU-s{stopped})",
         ),
         (
             area,
@@ -39,14 +40,14 @@ def import_rows(backfill: dict[str, Any] | None) -> list[Row]:
         ),
         (
             area,
-            "orders stored / rows rejected",
-            f"{imported['stored_orders']:,} of {imported['orders']:,} / {imported['rejected']:,}",
+            "orders created / stored / rows rejected (nothing lost or doubled)",
+            f"{imported['imported']:,} / {imported['stored_orders']:,} / {imported['rejected']:,}",
         ),
         (
             area,
-            f"API batch upserts/s ({api['records']:,} records, {api['batch']:,} a request)",
-            f"{_num(api['per_second'])} ({_num(api['seconds'])} s, {_num(api['cpu_seconds'])} CPU-s),"
-            f" {api['failed']} failed",
+            f"API batch upserts/s (customers, then an order each; {api['batch']:,} a request)",
+            f"{_num(api['per_second'])} ({api['sent']:,} of {api['records']:,} in {_num(api['seconds'])} s,"
+            f" {_num(api['cpu_seconds'])} CPU-s), {api['failed']} failed",
         ),
     ]
 

@@ -84,6 +84,7 @@ class Tally:
     rejected: list[Rejected] = field(default_factory=list)
     rows: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # the deadline came before the end of the files
 
     def count(self, file: str, outcome: str) -> None:
         self.counts.setdefault(file, Counter())[outcome] += 1
@@ -96,6 +97,7 @@ class Options:
     restart: bool = False
     state_dir: Path | None = None  # where checkpoints are kept; None: no resuming
     progress: bool = True
+    deadline: float | None = None  # time.monotonic() after which no chunk is started (a bench's budget)
 
 
 # Reading ------------------------------------------------------------------------------------------
@@ -354,6 +356,9 @@ def _import_file(session: Session, path: Path, options: Options, tally: Tally) -
     records = 0
     with bar:
         for row in read_rows(path):
+            if options.deadline is not None and not chunk and time.monotonic() > options.deadline:
+                tally.stopped = True
+                break
             records += 1
             if records <= skip:
                 bar.update(row.last_line - row.first_line + 1)
