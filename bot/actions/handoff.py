@@ -72,14 +72,29 @@ def gathered_facts(tracker: Tracker) -> dict[str, str]:
     return facts
 
 
-def reason_for(turn: Turn) -> str:
-    """Why a person is needed, from what the bot said last."""
-    bot_actions = [
+def bot_actions(turn: Turn) -> list[str]:
+    """The bot's actions so far, oldest first (listening left out)."""
+    return [
         e.get("name")
         for e in turn.tracker.events
         if e.get("event") == "action" and e.get("name") != "action_listen"
     ]
-    for name in reversed(bot_actions[-3:]):
+
+
+def may_ask_first(turn: Turn) -> bool:
+    """Whether the rules let callback_form ask how to reach the customer before the promise: after a
+    request for a person or a yes to the person offered (data/rules/handoff.yml, forms.yml). Other
+    paths to a person (a win-back, a valuable customer's person before cancelling) promise at once."""
+    intent, _ = latest_intent(turn.tracker)
+    if intent == "request_human":
+        return True
+    done = bot_actions(turn)
+    return intent == "affirm" and bool(done) and done[-1] == "utter_offer_human"
+
+
+def reason_for(turn: Turn) -> str:
+    """Why a person is needed, from what the bot said last."""
+    for name in reversed(bot_actions(turn)[-3:]):
         if name in REASON_AFTER:
             return REASON_AFTER[name]
     intent, _ = latest_intent(turn.tracker)
@@ -138,7 +153,7 @@ class ActionHandoff(CRMAction):
             SlotSet(CALLBACK_ROUTE_SLOT, route),
         ]
         # No way back but this chat, and none given yet: ask before promising (callback_form).
-        if route == CHAT and given is None:
+        if route == CHAT and given is None and may_ask_first(turn):
             events.append(SlotSet(CALLBACK_ASK_SLOT, True))
         elif turn.tracker.get_slot(CALLBACK_ASK_SLOT):
             events.append(SlotSet(CALLBACK_ASK_SLOT, None))

@@ -319,3 +319,22 @@ async def test_the_handoff_carries_what_the_complaint_had_gathered(
     assert (about, order) == ("Complaint about: delivery", "Order: CL-100200")
     assert words.startswith("What happened: the parcel arrived soaked xxx") and words.endswith("…")
     assert len(words) == len("What happened: ") + handoff_module.MAX_FACT
+
+
+@pytest.mark.parametrize(
+    ("said_last", "intent", "asks"),
+    [
+        ("utter_offer_human", "affirm", True),  # data/rules/handoff.yml has the callback question
+        ("utter_win_back", "affirm", False),  # no callback question on this path: promised at once
+        ("utter_retention_person", "affirm", False),
+    ],
+)
+async def test_only_paths_with_a_callback_question_ask_it(
+    crm: Session, dana: Customer, monkeypatch: pytest.MonkeyPatch, said_last: str, intent: str, asks: bool
+) -> None:
+    at_work(crm, monkeypatch, now=SATURDAY_NOON, seen_ago=None)
+    tracker = make_tracker("web:dana", intent=intent)
+    tracker.events = [{"event": "action", "name": said_last}, {"event": "action", "name": "action_listen"}]
+    events, _ = await run_action(ActionHandoff(), tracker)
+    assert slots(events)["callback_route"] == "chat"
+    assert slots(events).get("callback_ask") is (True if asks else None)
