@@ -28,6 +28,7 @@ from bot.gateway.limits import reads_as_intent
 from scheduler.audience import Audience, InvalidAudience, check_message, render
 from scheduler.checkins import enqueue
 from scheduler.policy import zone_of
+from scheduler.states import SkipReason
 
 EVERY = ("once", "day", "week")
 ZONES = ("local", "utc")  # each customer's own time, or one moment for everyone
@@ -289,7 +290,7 @@ def change_status(
                 Delivery.campaign_id == campaign.id, Delivery.status == DeliveryStatus.QUEUED
             )
         ):
-            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "campaign_cancelled"
+            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, SkipReason.CAMPAIGN_CANCELLED
     record_audit(
         session=session,
         actor=actor,

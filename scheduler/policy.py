@@ -38,6 +38,7 @@ from bot.crm.models import (
 from bot.crm.queries import consent_of
 from bot.crm.reachability import reachable
 from bot.crm.zones import zone_named
+from scheduler.states import DelayReason, SkipReason
 
 MARKETING_KINDS = frozenset(
     {OutreachKind.CAMPAIGN, OutreachKind.BIRTHDAY, OutreachKind.HOLIDAY, OutreachKind.WIN_BACK}
@@ -72,7 +73,7 @@ class Outcome(str, enum.Enum):
 @dataclass(frozen=True)
 class Verdict:
     outcome: Outcome
-    reason: str | None = None  # why skipped: no_consent, unreachable, frequency_cap, erased
+    reason: SkipReason | DelayReason | None = None  # why it is skipped, or why it waits
     until: datetime | None = None  # when a delayed message may go
 
 
@@ -236,11 +237,11 @@ def decide(
     """May this customer get a message of this kind now? Checked again right before every send
     (under `lock_customer`, with the claimed `delivery_id`, so that the cap cannot be raced)."""
     if customer.erased_at is not None:
-        return Verdict(Outcome.SKIP, "erased")
+        return Verdict(Outcome.SKIP, SkipReason.ERASED)
     if not consent_of(session=session, customer_id=customer.id, purpose=purpose_of(kind)):
-        return Verdict(Outcome.SKIP, "no_consent")
+        return Verdict(Outcome.SKIP, SkipReason.NO_CONSENT)
     if not reachable(session=session, customer=customer):
-        return Verdict(Outcome.SKIP, "unreachable")
+        return Verdict(Outcome.SKIP, SkipReason.UNREACHABLE)
     if over_cap(
         session=session,
         customer_id=customer.id,
@@ -249,12 +250,12 @@ def decide(
         weekly_cap=policy.weekly_cap,
         excluding=delivery_id,
     ):
-        return Verdict(Outcome.SKIP, "frequency_cap")
+        return Verdict(Outcome.SKIP, SkipReason.FREQUENCY_CAP)
     wake = quiet_until(now, zone_of(customer), policy)
     if wake is not None:
-        return Verdict(Outcome.DELAY, "quiet_hours", until=wake)
+        return Verdict(Outcome.DELAY, DelayReason.QUIET_HOURS, until=wake)
     if with_a_person(session=session, customer_id=customer.id):
-        return Verdict(Outcome.DELAY, "with_a_person", until=now + WITH_PERSON_RETRY)
+        return Verdict(Outcome.DELAY, DelayReason.WITH_A_PERSON, until=now + WITH_PERSON_RETRY)
     return Verdict(Outcome.SEND)
 
 
@@ -283,7 +284,7 @@ def decide_mail(*, session: Session, mail: OutboundMail, now: datetime, policy: 
     """May this mail go now? Asked right before every send."""
     customer = session.get(Customer, mail.customer_id)
     if customer is None or customer.erased_at is not None:
-        return Verdict(Outcome.SKIP, "erased")
+        return Verdict(Outcome.SKIP, SkipReason.ERASED)
     if mail.purpose is MailPurpose.VERIFY_ADDRESS:
         verification = session.get(EmailVerification, mail.verification_id) if mail.verification_id else None
         waiting = (
@@ -294,16 +295,16 @@ def decide_mail(*, session: Session, mail: OutboundMail, now: datetime, policy: 
             and verification.expires_at > now
         )
         if not waiting:
-            return Verdict(Outcome.SKIP, "not_needed")
+            return Verdict(Outcome.SKIP, SkipReason.NOT_NEEDED)
     elif not _confirmed_address(customer, mail.to_address, mail.purpose):
-        return Verdict(Outcome.SKIP, "unverified_address")
+        return Verdict(Outcome.SKIP, SkipReason.UNVERIFIED_ADDRESS)
     needed = MAIL_CONSENT.get(mail.purpose)
     if needed is not None and not consent_of(session=session, customer_id=customer.id, purpose=needed):
-        return Verdict(Outcome.SKIP, "no_consent")
+        return Verdict(Outcome.SKIP, SkipReason.NO_CONSENT)
     if mail.purpose in MAIL_QUIET_PURPOSES:
         wake = quiet_until(now, zone_of(customer), policy)
         if wake is not None:
-            return Verdict(Outcome.DELAY, "quiet_hours", until=wake)
+            return Verdict(Outcome.DELAY, DelayReason.QUIET_HOURS, until=wake)
     return Verdict(Outcome.SEND)
 
 

@@ -34,6 +34,7 @@ from bot.crm.models import (
     OutreachKind,
 )
 from scheduler.policy import INTENT_FOR, Outcome, Policy, decide, lock_customer
+from scheduler.states import DelayReason, SenderOutcome, SendStatus, SkipReason
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ PAUSED_RECHECK = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class SendResult:
-    status: str  # sent | unreachable | capped | retry
+    status: SendStatus
     detail: str | None = None
 
 
@@ -66,14 +67,14 @@ class HttpGateway:
         try:
             response = self._client.post("/internal/proactive", json=body)
         except httpx.HTTPError as error:
-            return SendResult("retry", type(error).__name__)
+            return SendResult(SendStatus.RETRY, type(error).__name__)
         if response.status_code == 200:
-            return SendResult("sent")
+            return SendResult(SendStatus.SENT)
         if response.status_code in (404, 409, 410):
-            return SendResult("unreachable", _error_code(response))
+            return SendResult(SendStatus.UNREACHABLE, _error_code(response))
         if response.status_code == 429 and _error_code(response) == "frequency_cap":
-            return SendResult("capped", "frequency_cap")
-        return SendResult("retry", f"{response.status_code} {_error_code(response)}")
+            return SendResult(SendStatus.CAPPED, "frequency_cap")
+        return SendResult(SendStatus.RETRY, f"{response.status_code} {_error_code(response)}")
 
     def close(self) -> None:
         self._client.close()
@@ -180,16 +181,16 @@ class Sender:
         outcomes: Counter[str] = Counter()
         for delivery_id in ids:
             outcome = self.process(delivery_id)
-            outcomes[outcome] += 1
-            if outcome == "sent" and self.interval:
+            outcomes[outcome.value] += 1
+            if outcome is SenderOutcome.SENT and self.interval:
                 self.sleep(self.interval)  # the channel's broadcast rate (Telegram: ~30/s per bot)
         return outcomes
 
-    def process(self, delivery_id: int) -> str:
+    def process(self, delivery_id: int) -> SenderOutcome:
         now = self.clock()
         with self.factory.begin() as session:
             if not claim(session=session, delivery_id=delivery_id, now=now, stale_after=self.stale_after):
-                return "taken"
+                return SenderOutcome.TAKEN
             delivery = session.get(Delivery, delivery_id)
             assert delivery is not None
             verdict = self._verdict(session, delivery, now)
@@ -206,22 +207,22 @@ class Sender:
         with self.factory.begin() as session:
             return self._record(session, delivery_id, result, self.clock())
 
-    def _verdict(self, session: Session, delivery: Delivery, now: datetime) -> str | None:
+    def _verdict(self, session: Session, delivery: Delivery, now: datetime) -> SenderOutcome | None:
         campaign = session.get(Campaign, delivery.campaign_id) if delivery.campaign_id else None
         if campaign is not None and campaign.status is CampaignStatus.PAUSED:
             delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, now + PAUSED_RECHECK
-            delivery.skip_reason = "campaign_paused"  # why it waits, for the campaign page
-            return "held"
+            delivery.skip_reason = DelayReason.CAMPAIGN_PAUSED  # why it waits, for the campaign page
+            return SenderOutcome.HELD
         if campaign is not None and campaign.status is CampaignStatus.CANCELLED:
-            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "campaign_cancelled"
-            return "skipped"
+            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, SkipReason.CAMPAIGN_CANCELLED
+            return SenderOutcome.SKIPPED
         relevant, later = still_relevant(session=session, delivery=delivery, now=now)
         if not relevant:
             if later is not None:
                 delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, later
-                return "waiting"
-            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, "not_needed"
-            return "skipped"
+                return SenderOutcome.WAITING
+            delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, SkipReason.NOT_NEEDED
+            return SenderOutcome.SKIPPED
         customer = session.get(Customer, delivery.customer_id)
         assert customer is not None
         lock_customer(session=session, customer_id=customer.id)
@@ -235,30 +236,31 @@ class Sender:
         )
         if verdict.outcome is Outcome.SKIP:
             delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, verdict.reason
-            return "skipped"
+            return SenderOutcome.SKIPPED
         if verdict.outcome is Outcome.DELAY:
             delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, verdict.until
             delivery.skip_reason = verdict.reason  # why it waits (quiet_hours), for the campaign page
-            return "delayed"
+            return SenderOutcome.DELAYED
         return None
 
     @staticmethod
-    def _record(session: Session, delivery_id: int, result: SendResult, now: datetime) -> str:
+    def _record(session: Session, delivery_id: int, result: SendResult, now: datetime) -> SenderOutcome:
         delivery = session.get(Delivery, delivery_id)
         assert delivery is not None
-        if result.status == "sent":
+        if result.status == SendStatus.SENT:
             delivery.status, delivery.sent_at, delivery.error = DeliveryStatus.SENT, now, None
             delivery.skip_reason = None
-            return "sent"
-        if result.status in ("unreachable", "capped"):
+            return SenderOutcome.SENT
+        if result.status in (SendStatus.UNREACHABLE, SendStatus.CAPPED):
             delivery.status = DeliveryStatus.SKIPPED
-            delivery.skip_reason = "frequency_cap" if result.status == "capped" else "unreachable"
-            return "skipped"
+            capped = result.status == SendStatus.CAPPED
+            delivery.skip_reason = SkipReason.FREQUENCY_CAP if capped else SkipReason.UNREACHABLE
+            return SenderOutcome.SKIPPED
         delivery.error = result.detail
         if delivery.attempts >= MAX_ATTEMPTS:
             delivery.status = DeliveryStatus.FAILED
             log.warning("delivery %s failed after %s attempts", delivery.id, delivery.attempts)
-            return "failed"
+            return SenderOutcome.FAILED
         delivery.status = DeliveryStatus.QUEUED
         delivery.scheduled_for = now + timedelta(minutes=2**delivery.attempts)  # back off: 2, 4, 8, … minutes
-        return "retry"
+        return SenderOutcome.RETRY

@@ -47,6 +47,7 @@ from scheduler.campaigns import (
     update_campaign,
 )
 from scheduler.policy import zone_of
+from scheduler.states import reason_label
 
 if TYPE_CHECKING:
     from bot.console.app import Console
@@ -54,17 +55,6 @@ if TYPE_CHECKING:
 PERMISSION = "campaigns"
 MAX_FORM_BYTES = 32_768  # a campaign form is a few kB; refuse anything far bigger before parsing it
 PAGE_SIZE = 100
-# Why a delivery did not go (yet), in a marketer's words.
-REASONS = {
-    "no_consent": "no consent",
-    "quiet_hours": "quiet hours",
-    "frequency_cap": "frequency cap",
-    "unreachable": "unreachable",
-    "erased": "customer data erased",
-    "campaign_cancelled": "campaign cancelled",
-    "campaign_paused": "campaign paused",
-    "not_needed": "no longer needed",
-}
 DONE_MESSAGES = {
     "draft": "Saved as a draft. Schedule it when it is ready.",
     "scheduled": "Scheduled. The scheduler picks it up at its next run.",
@@ -348,9 +338,7 @@ class CampaignPages:
         context = await self.console.crm.run(
             partial(self._show_context, campaign_id=campaign_id, only=only, page=page, now=self.clock())
         )
-        response = self.console.page(
-            request, "campaigns/show.html", user, done=done, error=error, reasons=REASONS, **context
-        )
+        response = self.console.page(request, "campaigns/show.html", user, done=done, error=error, **context)
         response.status_code = status
         return response
 
@@ -537,11 +525,7 @@ def _progress(counts: dict[str, int]) -> dict[str, int]:
 
 def _skips(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(
-        (
-            (REASONS.get(k.split(":", 1)[1], k.split(":", 1)[1]), v)
-            for k, v in counts.items()
-            if k.startswith("skipped:")
-        ),
+        ((reason_label(k.split(":", 1)[1]), v) for k, v in counts.items() if k.startswith("skipped:")),
         key=lambda item: -item[1],
     )
 
@@ -551,11 +535,11 @@ def _delivery_view(delivery: Any, customer: Any, now: datetime) -> dict[str, Any
     status = delivery.status.value
     reason = None
     if delivery.status is DeliveryStatus.SKIPPED:
-        reason = REASONS.get(delivery.skip_reason or "", delivery.skip_reason)
+        reason = reason_label(delivery.skip_reason)
     elif delivery.status is DeliveryStatus.FAILED:
         reason = delivery.error or "the gateway did not accept it"
     elif delivery.status is DeliveryStatus.QUEUED and delivery.skip_reason:
-        reason = f"held: {REASONS.get(delivery.skip_reason, delivery.skip_reason)}"
+        reason = f"held: {reason_label(delivery.skip_reason)}"
     elif delivery.status is DeliveryStatus.QUEUED and delivery.error:
         reason = f"will retry: {delivery.error}"
     scheduled = as_utc(delivery.scheduled_for)

@@ -463,3 +463,37 @@ def test_send_now_sends_once_to_everyone_at_the_next_minute(client: TestClient, 
     assert "UTC, the same moment for everyone" in page
     form = client.get("/campaigns/1/edit").text  # the form keeps the mode
     assert re.search(r'<option value="utc"\s+selected>', form)
+
+
+def test_a_delivery_held_for_a_chat_with_a_person_says_so_in_words(
+    client: TestClient, settings: Settings
+) -> None:
+    """The sender delays a campaign message while a person talks with the customer: the marketer
+    read the bare code `held: with_a_person` (scheduler/states.py now labels every reason)."""
+    csrf = login(client, "mo")
+    client.post("/campaigns/new", data=campaign_form(csrf, segments=[]))
+    now = datetime.now(timezone.utc)
+    with crm(settings) as session:
+        talking, gone = (make_customer(session, first_name=name) for name in ("Talking", "Gone"))
+        held = {"status": DeliveryStatus.QUEUED, "skip_reason": "with_a_person"}
+        dropped = {"status": DeliveryStatus.SKIPPED, "skip_reason": "not_needed"}
+        for customer, outcome in ((talking, held), (gone, dropped)):
+            session.add(
+                Delivery(
+                    idempotency_key=f"campaign:1:test:customer:{customer.id}",
+                    kind=OutreachKind.CAMPAIGN,
+                    customer_id=customer.id,
+                    campaign_id=1,
+                    scheduled_for=now + timedelta(minutes=30),
+                    **outcome,
+                )
+            )
+        session.commit()
+    page = client.get("/campaigns/1").text
+    rows = {
+        name: re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", row)).strip()
+        for name, row in re.findall(r"<tr class=\"delivery-\w+\">\s*<td>(Talking|Gone)(.*?)</tr>", page, re.S)
+    }
+    assert "waiting held: in a chat with a person (due" in rows["Talking"]
+    assert "skipped no longer needed" in rows["Gone"]
+    assert "with_a_person" not in page
