@@ -42,6 +42,8 @@ from bot.api.schemas import (
     _In,
 )
 from bot.crm import knowledge
+from bot.crm.addresses import address_of
+from bot.crm.addresses import assign as assign_address
 from bot.crm.consent import set_consent
 from bot.crm.models import (
     Consent,
@@ -302,6 +304,10 @@ def upsert_customer(
     if created:
         values = {"language": data.language, "timezone": data.timezone, **values}
     changed = [] if stale else _assign(customer, values)
+    if "address" in data.model_fields_set and not stale:
+        address = data.address.checked() if data.address else None
+        if assign_address(customer, address, now=data.occurred_at):
+            changed.append("address")
     if "email" in changed:
         customer.email_verified_at = None  # the bot mails an address only once it is confirmed
     if data.marketing_consent is not None:
@@ -356,6 +362,7 @@ def customer_record(session: Session, customer: Customer) -> dict[str, Any]:
         "language": customer.language,
         "timezone": customer.timezone,
         "birthday": customer.birthday.isoformat() if customer.birthday else None,
+        "address": address.as_dict() if (address := address_of(customer)) else None,
         "marketing_consent": None
         if consent is None
         else {"granted": consent.granted, "source": consent.source, "at": _iso(consent.changed_at)},
