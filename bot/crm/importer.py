@@ -44,6 +44,8 @@ PLURALS = {kind: f"{kind}s" for kind in KINDS}
 BATCH_SIZE = 500  # rows per transaction: big enough to be fast, small enough to lose little
 CONSENT_COLUMNS = {"marketing_consent": "granted", "marketing_consent_source": "source"}
 CONSENT_COLUMNS["marketing_consent_at"] = "at"
+ADDRESS_COLUMNS = {f"address_{part}": part for part in ("line1", "line2", "postal_code", "city", "country")}
+NESTED = {"marketing_consent": CONSENT_COLUMNS, "address": ADDRESS_COLUMNS}  # a customer's, as columns
 LINE_COLUMNS = {"line_product_external_id": "product_external_id", "line_quantity": "quantity"}
 LINE_COLUMNS["line_unit_price"] = "unit_price"
 BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
@@ -187,7 +189,9 @@ def columns_of(kind: str) -> set[str]:
     """The CSV columns a kind takes: its fields, nested ones flattened."""
     names = set(RESOURCES[kind].model_fields)
     if kind == "customer":
-        names = (names - {"marketing_consent"}) | set(CONSENT_COLUMNS)
+        for nested, columns in NESTED.items():
+            if nested in names:
+                names = (names - {nested}) | set(columns)
     if kind == "order":
         names = (names - {"lines"}) | set(LINE_COLUMNS)
     return names
@@ -207,11 +211,13 @@ def check_columns(kind: str, columns: Sequence[str], name: str) -> None:
 
 
 def _payload(cells: dict[str, str]) -> dict[str, Any]:
-    """A CSV row as the JSON the API takes: consent nested, yes/no and whole numbers typed."""
+    """A CSV row as the JSON the API takes: consent and address nested, yes/no and whole numbers typed."""
     payload: dict[str, Any] = {}
     for name, value in cells.items():
-        if name in CONSENT_COLUMNS:
-            payload.setdefault("marketing_consent", {})[CONSENT_COLUMNS[name]] = _typed("granted", value)
+        nested = next((key for key, columns in NESTED.items() if name in columns), None)
+        if nested is not None:
+            part = NESTED[nested][name]
+            payload.setdefault(nested, {})[part] = _typed(part, value)
         elif name not in LINE_COLUMNS:
             payload[name] = _typed(name, value)
     return payload
@@ -281,8 +287,9 @@ def csv_field(row: Row, name: str) -> tuple[int, str]:
         index, _, rest = name[len("lines[") :].partition("].")
         if index.isdigit():
             return row.first_line + int(index), f"line_{rest}"
-    if name.startswith("marketing_consent."):
-        column = {v: k for k, v in CONSENT_COLUMNS.items()}.get(name.partition(".")[2])
+    nested, _, part = name.partition(".")
+    if nested in NESTED:
+        column = {v: k for k, v in NESTED[nested].items()}.get(part)
         return row.first_line, column or name
     return row.first_line, name
 

@@ -308,3 +308,32 @@ def test_a_batch_whose_flush_meets_a_concurrent_writer_writes_record_by_record(
     with Session(engine) as session:
         names = dict(session.execute(select(Customer.external_id, Customer.first_name)).tuples().all())
     assert names == {"c0": "New", "c1": "New", "c2": "New"}
+
+
+def test_a_customers_address_is_read_from_its_columns_and_checked_as_the_api_does(
+    engine: Engine, tmp_path: Path
+) -> None:
+    header = [
+        "external_id",
+        "occurred_at",
+        "address_line1",
+        "address_postal_code",
+        "address_city",
+        "address_country",
+    ]
+    customers = write_csv(
+        tmp_path / "customers.csv",
+        [
+            header,
+            ["c1", T(0), "Hauptstraße 5", "10115", "Berlin", "DE"],
+            ["c2", T(0), "Hauptstraße 5", "1", "Berlin", "DE"],
+        ],
+    )
+
+    tally = import_files(engine, [customers], Options(progress=False))
+
+    assert tally.counts["customers.csv"] == {"created": 1, "rejected": 1}
+    assert [(r.line, r.field) for r in tally.rejected] == [(3, "address")]
+    with Session(engine) as session:
+        record = ingest.record_of(session=session, resource="customer", external_id="c1")
+    assert record is not None and record["address"]["city"] == "Berlin"
