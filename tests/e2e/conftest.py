@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import secrets
 import socket
@@ -99,7 +100,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         load_demo_data(session=session, today=demo_day(datetime.now(timezone.utc)), customers=60)
         session.commit()
     model = ensure_model(settings.models_dir)
-    supervisor = Supervisor(careloop_services(settings, model), var_dir / "logs", io.StringIO())
+    # Rasa loading its model on two cores shared with other suites can take minutes (as tests/webchat).
+    services = [
+        dataclasses.replace(s, startup_timeout=max(s.startup_timeout, 480.0))
+        for s in careloop_services(settings, model)
+    ]
+    supervisor = Supervisor(services, var_dir / "logs", io.StringIO())
     try:
         supervisor.start()
     except Exception:
