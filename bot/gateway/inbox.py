@@ -51,9 +51,6 @@ log = logging.getLogger(__name__)
 
 OUTBOUND_MAX_ATTEMPTS = 5  # a channel failing this often for passing reasons: the message failed
 PAYLOAD_KINDS = frozenset({"button", "command"})  # stored messages whose payload Rasa may get
-# Set on a stored message by the gateway alone (_store_inbound) when it answered a team's question
-# about a case: Rasa then hears that, through an intent no customer can send (names_external_intent).
-CASE_ANSWER = "case_answer"
 
 
 @dataclass(frozen=True)
@@ -399,9 +396,7 @@ def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
     )
     if not stored.duplicate and inbound.text:
         # An answer to a team's question about a case lands on the case, with the message itself.
-        answered = cases.customer_answered(session=session, customer_id=stored.customer.id, text=inbound.text)
-        if answered:
-            stored.message.payload = {**(stored.message.payload or {}), CASE_ANSWER: answered[-1]}
+        cases.customer_answered(session=session, customer_id=stored.customer.id, text=inbound.text)
     return Accepted(stored.conversation.id, stored.message.id, stored.duplicate, stored.message.created_at)
 
 
@@ -423,14 +418,7 @@ def pending_message(message: Message) -> PendingMessage:
     offered = str(payload.get("rasa_text") or "")
     if payload.get("kind") in PAYLOAD_KINDS and offered and not names_external_intent(offered):
         rasa_text = offered
-    if isinstance(payload.get(CASE_ANSWER), int):
-        rasa_text = case_answer_intent(payload[CASE_ANSWER])
     return PendingMessage(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
-
-
-def case_answer_intent(complaint_id: int) -> str:
-    """What Rasa gets for an answer the gateway put on a case: the bot acknowledges it, with the case."""
-    return f'/EXTERNAL_case_answer{{"complaint_id": "{complaint_id}"}}'
 
 
 def conversation_ref(session: Session, conversation: Conversation) -> ConversationRef:
