@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 OUTBOUND_MAX_ATTEMPTS = 5  # a channel failing this often for passing reasons: the message failed
 PAYLOAD_KINDS = frozenset({"button", "command"})  # stored messages whose payload Rasa may get
+# Set on a stored message by the gateway alone (_store_inbound) when it answered a team's question
+# about a case; the bot is then told so through Rasa's HTTP API (_case_answer_replies).
+CASE_ANSWER = "case_answer"
+CASE_ANSWER_INTENT = "EXTERNAL_case_answer"
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class PendingMessage:
     rasa_text: str
     attempts: int
     first_contact: bool  # the customer was created for this message
+    case_answer: int | None = None  # the case whose team's question this message answered
 
 
 class HandedOffRouter(Protocol):
@@ -288,6 +293,8 @@ class Inbox:
         return True
 
     async def _replies_for(self, conversation: ConversationRef, message: PendingMessage) -> list[Reply]:
+        if message.case_answer is not None:
+            return await self._case_answer_replies(conversation, message, message.case_answer)
         if message.attempts > 0:
             # An earlier try may have reached Rasa after all (we stopped waiting, it carried on):
             # then its answer is in the tracker, and sending the message again would repeat it.
@@ -300,6 +307,24 @@ class Inbox:
             message_id=message.id,
             channel=conversation.channel.value,
             metadata={**conversation.metadata, "first_contact": message.first_contact},
+        )
+
+    async def _case_answer_replies(
+        self, conversation: ConversationRef, message: PendingMessage, complaint_id: int
+    ) -> list[Reply]:
+        """The customer answered a team's question about a case (it is on the case already): their
+        words go into Rasa's tracker as history, then the bot hears EXTERNAL_case_answer through the
+        HTTP API (external intents never come through the channel) and acknowledges the answer.
+        A retry after a timeout may acknowledge twice; the answer itself is on the case once."""
+        await self.rasa.add_user_message(
+            conversation.sender_id,
+            message.rasa_text,
+            message_id=message.id,
+            sent_at=time.time(),
+            channel=conversation.channel.value,
+        )
+        return await self.rasa.trigger_intent(
+            conversation.sender_id, CASE_ANSWER_INTENT, {"complaint_id": str(complaint_id)}
         )
 
     async def _hold(self, conversation: ConversationRef) -> None:
@@ -396,7 +421,9 @@ def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
     )
     if not stored.duplicate and inbound.text:
         # An answer to a team's question about a case lands on the case, with the message itself.
-        cases.customer_answered(session=session, customer_id=stored.customer.id, text=inbound.text)
+        answered = cases.customer_answered(session=session, customer_id=stored.customer.id, text=inbound.text)
+        if answered:
+            stored.message.payload = {**(stored.message.payload or {}), CASE_ANSWER: answered[-1]}
     return Accepted(stored.conversation.id, stored.message.id, stored.duplicate, stored.message.created_at)
 
 
@@ -418,7 +445,14 @@ def pending_message(message: Message) -> PendingMessage:
     offered = str(payload.get("rasa_text") or "")
     if payload.get("kind") in PAYLOAD_KINDS and offered and not names_external_intent(offered):
         rasa_text = offered
-    return PendingMessage(message.id, rasa_text, message.attempts, bool(payload.get("first_contact")))
+    case = payload.get(CASE_ANSWER)
+    return PendingMessage(
+        message.id,
+        rasa_text,
+        message.attempts,
+        bool(payload.get("first_contact")),
+        case if isinstance(case, int) else None,
+    )
 
 
 def conversation_ref(session: Session, conversation: Conversation) -> ConversationRef:

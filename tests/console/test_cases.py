@@ -309,8 +309,14 @@ async def test_resolve_tells_the_customer_and_a_no_to_the_revisit_reopens_it_on_
     assert "Could you send a photo?" in call["entities"]["campaign_text"]
     assert (await visitor.reply())["text"] == "(the question, as Rasa says it)"
     # ...and the customer's answer lands on the case, which is in progress again.
+    rasa.intents["EXTERNAL_case_answer"] = [{"text": "(the acknowledgement, as Rasa says it)"}]
     await visitor.say("Here it is: photo.jpg")
-    assert (await visitor.reply())["text"] == "You said: Here it is: photo.jpg"  # the bot still answers
+    # The bot hears it as the case's answer, through the HTTP API, with the customer's words as history.
+    assert (await visitor.reply())["text"] == "(the acknowledgement, as Rasa says it)"
+    call = rasa.trigger_calls[-1]
+    assert (call["name"], call["entities"]) == ("EXTERNAL_case_answer", {"complaint_id": str(case_id)})
+    assert rasa.appended[-1]["text"] == "Here it is: photo.jpg"
+    assert rasa.appended[-1]["metadata"]["added_late"] is True
     page = alex.http.get(f"/cases/{case_id}").text
     assert "The customer answered: Here it is: photo.jpg" in page
     assert the_case(desk_gateway, case_id).status is ComplaintStatus.IN_PROGRESS

@@ -1,9 +1,10 @@
 """The complaint case loop end to end, in two browsers against the real stack (real Rasa model,
 action server, gateway, scheduler service): a customer complains in the widget on the demo shop
 page; the case is on the Cases page of the delivery team; an agent takes it and asks a question,
-which the scheduler delivers to the widget; the customer's answer lands on the case; the agent
-resolves it with a refund and the customer reads the resolution; three days later (the clock of
-the scheduler's sweep and send functions moved on) the revisit asks "is everything fine now?";
+which the scheduler delivers to the widget; the customer's answer lands on the case and the bot
+thanks them with the case's team and due time; the agent resolves it with a refund and the customer
+reads the resolution; three days later (the clock of the scheduler's sweep and send functions moved
+on) the revisit asks "is everything fine now?";
 the customer says no, and the case is back with the same owner at top priority."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
+from bot.actions.formatting import moment_in_zone
 from bot.crm.cases import question_key
 from bot.crm.complaints import TOP_PRIORITY, followup_key
 from bot.crm.db import make_engine
@@ -188,6 +190,18 @@ def test_a_complaint_from_the_widget_is_worked_resolved_with_a_refund_revisited_
         agent.reload()
         expect(agent.locator("#case-status")).to_have_attribute("data-state", "in_progress")
         expect(agent.locator('#history li[data-kind="answer"]')).to_contain_text(ADDRESS)
+        # The bot thanks them truthfully: the case, its team and its real due time in their zone.
+        with live.crm() as crm:
+            answered = crm.get_one(Complaint, case.id)
+            due = moment_in_zone(answered.sla_due_at, crm.get_one(Customer, answered.customer_id).timezone)
+        bot_says(
+            customer,
+            f"Thank you — I've added that to case #{case.id}. Our Logistics team has it and will get back "
+            f"to you by {due}.",
+        )
+        expect(
+            customer.locator(".cl-msg--bot .cl-text").filter(has_text="not something I can help")
+        ).to_have_count(0)
 
         # 5. The agent resolves it with a refund; the customer reads what was done.
         resolution = "We're sorry the mug broke in transit; we've refunded the order."
