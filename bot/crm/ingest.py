@@ -200,8 +200,8 @@ class Batch:
             _write_audit(self.session, row, actor, details)
         self._audits.clear()
         self.session.flush()
-        for customer_id in sorted(self._to_refresh):
-            knowledge.refresh_customer(session=self.session, customer_id=customer_id)
+        if self._to_refresh:  # all at once: the MVC threshold and stats in a few queries, not per customer
+            knowledge.refresh_customers(session=self.session, customer_ids=sorted(self._to_refresh))
         self._to_refresh.clear()
 
 
