@@ -77,7 +77,9 @@ def test_an_admin_adds_a_webhook_and_resends_a_failed_delivery(
 
     engine = make_engine(stack.settings.database_url)
     now = datetime.now(timezone.utc)
-    sender = WebhookSender(sessionmaker(bind=engine, expire_on_commit=False), http_post(), lambda: now)
+    sender = WebhookSender(
+        sessionmaker(bind=engine, expire_on_commit=False), http_post(public_only=False), lambda: now
+    )
     assert sender.run_due() == {"delivered": 1}
     engine.dispose()
     ((headers, body),) = receiver.got
