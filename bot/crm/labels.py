@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 
+from bot.crm.addresses import BY_CODE
 from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, Segment
 
 UNKNOWN = "not known yet"
@@ -185,6 +186,8 @@ HANDOFF_REASONS = {
 }
 HANDOFF_MODES = {HANDOFF_LIVE: "live chat", HANDOFF_CALLBACK: "call back"}
 EXTRA = {"handoff_reason": HANDOFF_REASONS, "handoff_mode": HANDOFF_MODES}
+# A delivery address's country reads as its name (bot/crm/addresses.py knows each one).
+LABELS["CountryCode"] = {code: country.name for code, country in BY_CODE.items()}
 
 # What a customer may read about their own tier ({segment} in a campaign message).
 CUSTOMER_TIERS = {
