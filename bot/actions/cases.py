@@ -13,7 +13,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -132,6 +132,34 @@ def answer_for(turn: Turn, now: datetime) -> Reply:
     return describe(resolved, tz=tz, now=now) if resolved else Reply("none", "utter_case_none")
 
 
+class Answering(Protocol):
+    def name(self) -> str: ...
+
+    def _answer(self, tracker: Tracker) -> tuple[Reply, list[EventType]]: ...
+
+
+async def speak(
+    action: Answering,
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    trouble: Reply,
+    *,
+    unknown_sender_is_trouble: bool,
+) -> list[EventType]:
+    """Say the action's one reply, worked out in the CRM (in a worker thread); `trouble` when the CRM
+    cannot be reached (system_trouble set) or the sender is not a customer's."""
+    try:
+        reply, events = await asyncio.to_thread(action._answer, tracker)
+    except InvalidSenderId:
+        log.warning("%s: sender id %r is not <channel>:<id>", action.name(), tracker.sender_id)
+        reply, events = trouble, [SlotSet("system_trouble", True)] if unknown_sender_is_trouble else []
+    except SQLAlchemyError:
+        log.exception("%s: CRM unavailable for sender %s", action.name(), tracker.sender_id)
+        reply, events = trouble, [SlotSet("system_trouble", True)]
+    dispatcher.utter_message(response=reply.response, buttons=reply.buttons or None, **reply.values)
+    return events
+
+
 class ActionCaseStatus(CareLoopAction):
     """Tell the customer where their own case stands: state, team and promised time, or the resolution."""
 
@@ -141,16 +169,8 @@ class ActionCaseStatus(CareLoopAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        try:
-            reply, events = await asyncio.to_thread(self._answer, tracker)
-        except InvalidSenderId:
-            log.warning("%s: sender id %r is not <channel>:<id>", self.name(), tracker.sender_id)
-            reply, events = Reply("none", "utter_case_trouble"), [SlotSet("system_trouble", True)]
-        except SQLAlchemyError:
-            log.exception("%s: CRM unavailable for sender %s", self.name(), tracker.sender_id)
-            reply, events = Reply("none", "utter_case_trouble"), [SlotSet("system_trouble", True)]
-        dispatcher.utter_message(response=reply.response, buttons=reply.buttons or None, **reply.values)
-        return events
+        trouble = Reply("none", "utter_case_trouble")
+        return await speak(self, dispatcher, tracker, trouble, unknown_sender_is_trouble=True)
 
     def _answer(self, tracker: Tracker) -> tuple[Reply, list[EventType]]:
         with crm_session() as session:
@@ -188,17 +208,9 @@ class ActionAcknowledgeCaseAnswer(CareLoopAction):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        try:
-            reply, events = await asyncio.to_thread(self._answer, tracker)
-        except InvalidSenderId:
-            log.warning("%s: sender id %r is not <channel>:<id>", self.name(), tracker.sender_id)
-            reply, events = Reply("noted", "utter_case_answer_noted"), []
-        except SQLAlchemyError:
-            # The gateway stored the answer on the case before Rasa saw it: only the details are missing.
-            log.exception("%s: CRM unavailable for sender %s", self.name(), tracker.sender_id)
-            reply, events = Reply("noted", "utter_case_answer_noted"), [SlotSet("system_trouble", True)]
-        dispatcher.utter_message(response=reply.response, **reply.values)
-        return events
+        # The gateway stored the answer on the case before Rasa saw it: only the details can be missing.
+        trouble = Reply("noted", "utter_case_answer_noted")
+        return await speak(self, dispatcher, tracker, trouble, unknown_sender_is_trouble=False)
 
     def _answer(self, tracker: Tracker) -> tuple[Reply, list[EventType]]:
         with crm_session() as session:
