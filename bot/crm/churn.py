@@ -93,7 +93,7 @@ class ChurnRules:
     recent_complaint: float = 0.05  # each closed one in recent_days, up to recent_complaints_max
     recent_complaints_max: float = 0.15
     recent_days: int = 90
-    late_complaint: float = 0.3  # any of those resolved later than we promised: it ended badly
+    late_complaint: float = 0.4  # any of those resolved later than we promised: it ended badly
     low_rating: float = 0.45  # the latest rating within rating_days was 1 or 2
     rating_days: int = 180
     ignored_one: float = 0.0  # the latest message from us went unanswered

@@ -317,7 +317,7 @@ def test_a_complaint_that_ended_late_weighs_more_than_one_on_time() -> None:
     on_time = score(replace(STEADY, recent_complaints=1), NOW)
     late = score(replace(STEADY, recent_complaints=1, late_complaints=1), NOW)
     assert late.risk > on_time.risk > 0
-    assert Reason("late_complaints", 0.3, "1 complaint resolved later than we promised") in late.reasons
+    assert Reason("late_complaints", 0.4, "1 complaint resolved later than we promised") in late.reasons
 
 
 def test_a_long_run_of_ignored_messages_weighs_more_than_two() -> None:

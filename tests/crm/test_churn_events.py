@@ -91,7 +91,7 @@ def test_a_complaint_filed_raises_the_risk_and_its_end_moves_it(session: Session
     reopen_complaint(session=session, complaint=complaint, customer=customer, now=NOW + timedelta(hours=2))
     assert risk(customer) == 0.12  # open again
     resolve_complaint(session=session, complaint=complaint, resolution="again", now=NOW + timedelta(days=5))
-    assert risk(customer) == 0.34  # resolved after its promise, it ended badly: 1 - 0.95 * 0.7
+    assert risk(customer) == 0.43  # resolved after its promise, it ended badly: 1 - 0.95 * 0.6
 
 
 def test_a_breach_found_by_the_sla_clock_raises_the_risk(session: Session) -> None:
