@@ -17,15 +17,16 @@ membership change (each of those write paths calls `refresh_customer` or `refres
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.clock import aggregate_time, as_utc
 from bot.crm.models import (
     Complaint,
     Conversation,
@@ -42,6 +43,7 @@ from bot.crm.models import (
     Survey,
     utcnow,
 )
+from bot.crm.queries import OnlyCustomers
 
 COUNTED_ORDER_STATUSES = (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 # Messages we start that a customer who still cares usually answers. Birthday and holiday greetings
@@ -64,7 +66,6 @@ MEMBERSHIP_ORDER = (
 )
 CHUNK = 500
 T = TypeVar("T")
-Only = Callable[[Any, Any], Any]  # narrows a statement to the customers asked for, if any
 TOP_REASONS = 5
 
 
@@ -311,8 +312,7 @@ def collect_signals(
 ) -> list[Signals]:
     """Everybody's signals as of `now` (or the customers given), one query per kind of signal."""
 
-    def only(column: Any, statement: Any) -> Any:
-        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+    only = OnlyCustomers(customer_ids)
 
     joined = dict(
         session.execute(
@@ -336,7 +336,7 @@ def collect_signals(
     return [Signals(customer_id=cid, joined_at=joined[cid], **fields[cid]) for cid in joined]
 
 
-def _orders(session: Session, only: Only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
+def _orders(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     times: dict[int, list[datetime]] = {}
     rows = session.execute(
         only(
@@ -355,7 +355,9 @@ def _orders(session: Session, only: Only, now: datetime, fields: dict[int, dict[
             fields[cid]["order_times"] = tuple(found)
 
 
-def _memberships(session: Session, only: Only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
+def _memberships(
+    session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]
+) -> None:
     rank = {status: n for n, status in enumerate(MEMBERSHIP_ORDER)}
     rows = session.execute(
         only(
@@ -396,7 +398,7 @@ def status_as_of(
 
 
 def _complaints(
-    session: Session, only: Only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
 ) -> None:
     # Imported here: complaints.py rescores its customer through this module.
     from bot.crm.complaints import OPEN_STATUSES
@@ -420,18 +422,18 @@ def _complaints(
             continue
         mine = fields[cid]
         # Resolved after `now` (a backtest looking back): it was still open then.
-        if status in OPEN_STATUSES or (resolved is not None and _aware(resolved) > now):
+        if status in OPEN_STATUSES or (resolved is not None and as_utc(resolved) > now):
             mine["open_complaints"] = mine.get("open_complaints", 0) + 1
             if due is not None and due < now:
                 mine["breached_complaints"] = mine.get("breached_complaints", 0) + 1
         else:
             mine["recent_complaints"] = mine.get("recent_complaints", 0) + 1
-            if resolved is not None and due is not None and _aware(resolved) > _aware(due):
+            if resolved is not None and due is not None and as_utc(resolved) > as_utc(due):
                 mine["late_complaints"] = mine.get("late_complaints", 0) + 1
 
 
 def _ratings(
-    session: Session, only: Only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
 ) -> None:
     rows = session.execute(
         only(
@@ -449,7 +451,7 @@ def _ratings(
 
 
 def _outreach(
-    session: Session, only: Only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
 ) -> None:
     answered_by = now - timedelta(days=rules.answer_days)
     rows = session.execute(
@@ -469,17 +471,17 @@ def _outreach(
     for cid, sent, replied in rows:
         if cid in done or cid not in fields:
             continue
-        if replied is not None and _aware(replied) <= now:  # an answer, even to our latest, ends the run
+        if replied is not None and as_utc(replied) <= now:  # an answer, even to our latest, ends the run
             done.add(cid)
             continue
-        if _aware(sent) > answered_by:
+        if as_utc(sent) > answered_by:
             continue  # too young to be ignored yet
         streak[cid] = streak.get(cid, 0) + 1
     for cid, n in streak.items():
         fields[cid]["ignored_outreach"] = n
 
 
-def _inbound(session: Session, only: Only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
+def _inbound(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     rows = session.execute(
         only(
             Conversation.customer_id,
@@ -490,14 +492,7 @@ def _inbound(session: Session, only: Only, now: datetime, fields: dict[int, dict
     )
     for cid, last in rows:
         if cid in fields and last is not None:
-            fields[cid]["last_inbound_at"] = _aware(last)
-
-
-def _aware(value: datetime | str) -> datetime:
-    # An aggregate bypasses the column type: SQLite hands back naive UTC, or even a string.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            fields[cid]["last_inbound_at"] = aggregate_time(last)
 
 
 # ----- storing the scores -----
