@@ -10,6 +10,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm.clock import aggregate_time
+from bot.crm.db import rows_changed
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
@@ -315,7 +316,7 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     session.refresh(campaign)
-    return bool(result.rowcount == 1)
+    return rows_changed(result) == 1
 
 
 def close_if_done(*, session: Session, campaign: Campaign) -> None:

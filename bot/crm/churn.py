@@ -42,6 +42,7 @@ from bot.crm.models import (
     Survey,
     utcnow,
 )
+from bot.crm.queries import OnlyCustomers
 
 COUNTED_ORDER_STATUSES = (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 # Messages we start that a customer who still cares usually answers. Birthday and holiday greetings
@@ -288,8 +289,7 @@ def collect_signals(
 ) -> list[Signals]:
     """Everybody's signals as of `now` (or the customers given), one query per kind of signal."""
 
-    def only(column, statement):  # type: ignore[no-untyped-def]
-        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+    only = OnlyCustomers(customer_ids)
 
     joined = dict(
         session.execute(
@@ -313,7 +313,7 @@ def collect_signals(
     return [Signals(customer_id=cid, joined_at=joined[cid], **fields[cid]) for cid in joined]
 
 
-def _orders(session: Session, only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _orders(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     times: dict[int, list[datetime]] = {}
     rows = session.execute(
         only(
@@ -332,7 +332,7 @@ def _orders(session: Session, only, now: datetime, fields: dict[int, dict[str, A
             fields[cid]["order_times"] = tuple(found)
 
 
-def _memberships(session: Session, only, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _memberships(session: Session, only: OnlyCustomers, fields: dict[int, dict[str, Any]]) -> None:
     rank = {status: n for n, status in enumerate(MEMBERSHIP_ORDER)}
     for cid, status in session.execute(
         only(Subscription.customer_id, select(Subscription.customer_id, Subscription.status))
@@ -344,8 +344,8 @@ def _memberships(session: Session, only, fields: dict[int, dict[str, Any]]) -> N
 
 
 def _complaints(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
     since = now - timedelta(days=rules.recent_days)
     rows = session.execute(
         only(
@@ -369,8 +369,8 @@ def _complaints(
 
 
 def _ratings(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
     rows = session.execute(
         only(
             Survey.customer_id,
@@ -387,8 +387,8 @@ def _ratings(
 
 
 def _outreach(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
     answered_by = now - timedelta(days=rules.answer_days)
     rows = session.execute(
         only(
@@ -415,7 +415,7 @@ def _outreach(
         fields[cid]["ignored_outreach"] = n
 
 
-def _inbound(session: Session, only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _inbound(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     rows = session.execute(
         only(
             Conversation.customer_id,

@@ -1,10 +1,10 @@
 """A realistic, deterministic demo population: `python -m bot.crm.demo [--if-empty]`.
 
 About 500 customers with 18 months of orders, subscriptions, complaints and refunds, every
-segment and temperament, several time zones, birthdays, some opted out of marketing, plus the
-demo console logins; and 90 days of care on top (`bot.crm.demo_history`): retention saves,
-handoffs and ratings, so that the reports have something to show. The same seed and day always
-give the same data.
+segment and temperament, several time zones with postal addresses there, birthdays, some opted out
+of marketing, plus the demo console logins; and 90 days of care on top (`bot.crm.demo_history`):
+retention saves, handoffs and ratings, so that the reports have something to show. The same seed
+and day always give the same data.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from bot.crm import churn
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.complaints import SLA_HOURS
+from bot.crm.demo_addresses import settle_address
 from bot.crm.demo_cases import add_demo_cases
 from bot.crm.demo_feedback import add_demo_feedback
 from bot.crm.demo_history import add_recent_history
@@ -286,6 +287,7 @@ class _Builder:
         ]
         self.session.add(customer)
         self.session.flush()
+        settle_address(session=self.session, customer=customer, number=number, now=self.now)
         orders = self._add_orders(customer, profile, joined)
         self._add_subscription(customer, profile, joined)
         self._add_complaints(customer, profile, joined, orders)

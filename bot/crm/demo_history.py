@@ -133,12 +133,14 @@ class History:
         self.agents = list(
             session.scalars(select(Agent.id).where(Agent.role == Role.AGENT).order_by(Agent.id))
         )
-        self.senders = dict(
+        self.senders: dict[int, str] = dict(
             session.execute(
                 select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(
                     ChannelIdentity.channel == Channel.WEB
                 )
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         self.spared = {cid for cid, external_id in self.senders.items() if external_id in spare}
 

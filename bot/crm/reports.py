@@ -18,12 +18,12 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.cases import late_key
@@ -645,9 +645,9 @@ def _cases_in(*, session: Session, period: Period) -> dict[int, _Case]:
 
 
 def _count_rows(
-    filed: list[_Case], resolved: list[_Case], vocabulary: Iterable[enum.Enum], key: object
+    filed: list[_Case], resolved: list[_Case], vocabulary: Iterable[enum.Enum], key: Callable[[_Case], object]
 ) -> list[CountRow]:
-    f, r = Counter(map(key, filed)), Counter(map(key, resolved))  # type: ignore[arg-type]
+    f, r = Counter(map(key, filed)), Counter(map(key, resolved))
     return [CountRow(v, f[v], r[v]) for v in vocabulary if f[v] or r[v]]
 
 
@@ -998,5 +998,5 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _within(column: object, period: Period) -> object:
-    return (column >= period.start) & (column < period.end)  # type: ignore[operator]
+def _within(column: SQLColumnExpression[datetime | None], period: Period) -> ColumnElement[bool]:
+    return (column >= period.start) & (column < period.end)
