@@ -24,13 +24,14 @@ import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import webhooks
+from bot.crm.clock import aggregate_time
 from bot.crm.models import (
     Complaint,
     Customer,
@@ -43,6 +44,7 @@ from bot.crm.models import (
     SegmentRun,
     utcnow,
 )
+from bot.crm.queries import OnlyCustomers
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
@@ -168,8 +170,7 @@ def collect_stats(
     def count_since(start: datetime):  # type: ignore[no-untyped-def]
         return func.sum(case((counted & (Order.placed_at >= start) & (Order.placed_at <= now), 1), else_=0))
 
-    def only(column, statement):  # type: ignore[no-untyped-def]
-        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+    only = OnlyCustomers(customer_ids)
 
     order_rows = session.execute(
         only(
@@ -196,7 +197,7 @@ def collect_stats(
             ).group_by(Refund.customer_id)
         )
     )
-    complaint_counts = dict(
+    complaint_counts: dict[int, int] = dict(
         session.execute(
             only(
                 Complaint.customer_id,
@@ -204,7 +205,9 @@ def collect_stats(
                     Complaint.created_at >= year_ago, Complaint.created_at <= now
                 ),
             ).group_by(Complaint.customer_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     by_customer = {
         cid: CustomerStats(
@@ -214,7 +217,7 @@ def collect_stats(
             spend_prior_6m=_money(sp6),
             orders_recent_6m=int(o6 or 0),
             orders_90d=int(o90 or 0),
-            first_order_at=_aware(first),
+            first_order_at=aggregate_time(first),
         )
         for cid, s12, s6, sp6, o6, o90, first in order_rows
     }
@@ -462,10 +465,12 @@ def segments_at(*, session: Session, moments: Mapping[int, datetime]) -> dict[in
             .order_by(SegmentChange.customer_id, SegmentChange.changed_at, SegmentChange.id)
         ):
             changes.setdefault(cid, []).append((at, was, to))
-    today = {}
+    today: dict[int, Segment] = {}
     for chunk in _chunks([cid for cid in ids if cid not in changes]):
         today.update(
-            session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(chunk))).all()
+            session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(chunk)))
+            .tuples()
+            .all()
         )
     found = {}
     for cid, moment in moments.items():
@@ -481,12 +486,3 @@ def segments_at(*, session: Session, moments: Mapping[int, datetime]) -> dict[in
 def _money(value: object) -> Decimal:
     # SQLite sums NUMERIC columns as floats; go through str so 19.99 stays 19.99.
     return Decimal(str(value or 0)).quantize(CENT)
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # Aggregates bypass the column type, so SQLite hands back naive UTC (or even a string).
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
