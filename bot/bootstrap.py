@@ -12,7 +12,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-from bot.settings import PROJECT_ROOT, Settings, declared
+from bot.settings import PROJECT_ROOT, Settings, SettingsError, declared
 
 ENV_FILE = PROJECT_ROOT / ".env"
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -24,9 +24,13 @@ def bootstrap(*, command: bool = False) -> Settings:
     """Load `.env`, read the settings and set up logging; return the settings.
 
     A service logs at LOG_LEVEL; a command-line tool (`command=True`) only warnings and errors, so
-    that what it prints stays readable.
+    that what it prints stays readable. A missing or malformed setting ends the process with one
+    line naming the variable.
     """
-    settings = load_settings(ENV_FILE)
+    try:
+        settings = load_settings(ENV_FILE)
+    except SettingsError as error:  # the message names the variable: a traceback would only bury it
+        raise SystemExit(f"careloop: {error}") from None
     configure_logging("WARNING" if command else settings.log_level)
     for name, meant in misspelt_names(ENV_FILE):
         log.warning("%s in .env is no CareLoop setting and is ignored: did you mean %s?", name, meant)

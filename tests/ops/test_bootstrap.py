@@ -41,6 +41,17 @@ def test_a_bad_value_in_the_env_file_stops_the_start_by_name(tmp_path: Path, env
         load_settings(env_file)
 
 
+def test_the_entry_point_stops_with_one_line_naming_the_variable(
+    tmp_path: Path, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text(SECRETS + "SMTP_SECURITY=tls\n")
+    monkeypatch.setattr(bootstrap_module, "ENV_FILE", env_file)
+    with pytest.raises(SystemExit) as stopped:
+        bootstrap(command=True)
+    assert str(stopped.value) == "careloop: SMTP_SECURITY='tls' is not one of starttls, ssl, none"
+
+
 @pytest.mark.parametrize(("command", "level"), [(False, "DEBUG"), (True, "WARNING")])
 def test_services_log_at_log_level_and_commands_only_warnings(
     tmp_path: Path, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch, command: bool, level: str
