@@ -590,16 +590,14 @@ def _ascii(name: str) -> str:
 
 
 def main() -> None:
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the CRM has customers")
     parser.add_argument("--customers", type=int, default=500)
     args = parser.parse_args()
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     if args.if_empty and not settings.demo_data:
         print("CARELOOP_DEMO_DATA=false: no demo data loaded", file=sys.stderr)
         return
