@@ -8,7 +8,7 @@ export PYTHONPATH := $(CURDIR)
 # Rasa's usage telemetry and crash reports (to Sentry) stay off for every command run from here.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help run test setup envs env-file model db lint validate nlu-eval nlu-split bench clean
+.PHONY: help run test setup envs env-file model db lint validate nlu-eval nlu-split churn-eval bench clean
 
 help:
 	@echo "make run    set up (environments, model, database, demo data) and start every service"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   ruff, mypy (strict: gateway, scheduler, CRM) and the import rules; make validate: rasa data validate"
 	@echo "make nlu-eval   the model on both test sets side by side: the team's held-out set and the blind set (tests/nlu/)"
 	@echo "make nlu-split  the same figures on an 80/20 split of the training data, to judge a change (~15 min)"
+	@echo "make churn-eval the churn risk backtested on the demo history beside two baselines (about 2 min)"
 	@echo "make bench      speed, capacity, losses, NLU and cost on the real stack (under 20 min; var/bench/)"
 
 run: setup
@@ -63,6 +64,9 @@ nlu-eval: model
 
 nlu-split: envs
 	@$(APP_PY) -m bot.ops.nlu_split $(SPLIT_ARGS)
+
+churn-eval: envs
+	@$(APP_PY) -m bot.crm.churn_eval $(CHURN_ARGS)
 
 bench: envs env-file model
 	@$(APP_PY) -m bench $(BENCH_ARGS)

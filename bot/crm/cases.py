@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.crm import mail, refunds
+from bot.crm import churn, mail, refunds
 from bot.crm.case_history import record_event
 from bot.crm.complaints import OPEN_STATUSES, resolve_complaint
 from bot.crm.mail import verified_email
@@ -449,6 +449,7 @@ def _set_state(
         now=now,
     )
     complaint.status = to
+    churn.refresh_customer(session=session, customer_id=complaint.customer_id, now=now)
 
 
 def _responded(complaint: Complaint, now: datetime) -> None:

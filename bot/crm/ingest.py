@@ -630,6 +630,8 @@ def upsert_subscription(
         changed=changed,
         occurred_at=data.occurred_at,
     )
+    if "status" in changed:  # a membership change moves the churn risk
+        batch.refresh(subscription.customer_id)
     return _upserted(batch, outcome, subscription)
 
 
