@@ -13,9 +13,11 @@ import argparse
 import random
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -577,9 +579,12 @@ class _Builder:
         )
 
 
-def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights=weights, k=1)[0]
+_Choice = TypeVar("_Choice")
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[_Choice, float]]) -> _Choice:
+    values = [value for value, _ in choices]
+    return rng.choices(values, weights=[weight for _, weight in choices], k=1)[0]
 
 
 def _ascii(name: str) -> str:
