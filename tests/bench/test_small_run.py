@@ -28,6 +28,7 @@ CONFIG = BenchConfig(
     direct_triggers=8,
     heldout=False,  # `rasa test nlu` is make nlu-eval's; here it would only add two minutes
     parse_messages=12,
+    database_customers=5,  # `make db` loads 500; the figure's shape needs only a few
 )
 
 
@@ -92,6 +93,24 @@ def test_nlu_and_cost_figures(result: dict[str, Any]) -> None:
     assert cost["model"].startswith("careloop-")
 
 
+def test_the_fresh_clone_figure_has_every_part_and_measures_make_db_and_the_start(
+    result: dict[str, Any],
+) -> None:
+    fresh = result["fresh_clone"]
+    assert list(fresh["parts_s"]) == [
+        "environment app",
+        "environment rasa",
+        "training",
+        "database",
+        "cold start",
+    ]
+    assert fresh["parts_s"]["cold start"] == result["cost"]["cold_start_s"]
+    assert fresh["database"]["customers"] == 5 and fresh["parts_s"]["database"] > 0
+    known = [seconds for seconds in fresh["parts_s"].values() if seconds is not None]
+    assert fresh["total_s"] == round(sum(known), 1)
+    assert fresh["missing"] == [name for name, seconds in fresh["parts_s"].items() if seconds is None]
+
+
 def test_one_table_with_cores_and_commit_and_the_same_as_json(result: dict[str, Any], tmp_path: Path) -> None:
     machine = result["machine"]
     assert machine["cores"] == os.cpu_count() and len(machine["commit"]) == 40
@@ -108,6 +127,7 @@ def test_one_table_with_cores_and_commit_and_the_same_as_json(result: dict[str, 
         "proactive fan-out",
         "NLU",
         "cost",
+        "fresh clone",
     } <= areas
     path = write_json(result, tmp_path)
     assert json.loads(path.read_text()) == json.loads((tmp_path / "latest.json").read_text())
