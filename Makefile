@@ -16,7 +16,7 @@ help:
 	@echo "make lint   ruff, mypy (strict: gateway, scheduler, CRM) and the import rules; make validate: rasa data validate"
 	@echo "make nlu-eval   the model on both test sets side by side: the team's held-out set and the blind set (tests/nlu/)"
 	@echo "make nlu-split  the same figures on an 80/20 split of the training data, to judge a change (~15 min)"
-	@echo "make churn-eval the churn risk backtested on the demo history beside two baselines (about 2 min)"
+	@echo "make churn-eval the churn risk backtested on the demo history beside two baselines (2-4 min)"
 	@echo "make bench      speed, capacity, losses, NLU and cost on the real stack (under 20 min; var/bench/)"
 
 run: setup

@@ -8,8 +8,8 @@ T: how long we have known them since the first, all in weeks), it gives the chan
 is still "alive" and how many purchases to expect from them.
 
 Written here with scipy rather than taken from a package: `lifetimes` is unmaintained (last release
-2020) and does not run on the numpy 2 / pandas versions we pin; PyMC-Marketing brings PyMC, PyTensor
-and ArviZ for four parameters. docs/churn-risk.md says more.
+2020, before numpy 2, which we pin); PyMC-Marketing brings PyMC, PyTensor and ArviZ for four
+parameters. docs/churn-risk.md says more.
 """
 
 from __future__ import annotations

@@ -58,7 +58,6 @@ from bot.crm.models import (
     Severity,
     Subscription,
     SubscriptionStatus,
-    Survey,
     Temperament,
 )
 from bot.crm.passwords import hash_password
@@ -529,14 +528,8 @@ class _Builder:
         )
         self.session.add(complaint)
         self.session.flush()
-        if rating is None or done is None:
-            return
-        if done >= self.now - timedelta(days=89):  # rated at the check-in bot/crm/demo_history.py tells
+        if rating is not None and done is not None:  # rated at the check-in bot/crm/demo_history.py tells
             self.case_ratings[complaint.id] = rating
-        else:
-            self.session.add(
-                Survey(customer_id=customer.id, complaint_id=complaint.id, score=rating, created_at=done)
-            )
 
     def _add_contact(self, customer: Customer, life: Life, number: int) -> None:
         """Their own messages (chats, answers to ours) and the marketing messages we sent them."""

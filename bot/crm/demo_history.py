@@ -460,11 +460,13 @@ class History:
 
     def _complaint_ratings(self) -> list[Story]:
         """Ratings at the check-in after a complaint was resolved (the revisit three days later)."""
+        # The lives' ratings go back as far as their complaints; the random ones cover the 90 days.
+        since = self.now - timedelta(days=DAYS if self.case_ratings is None else 10 * 365)
         complaints = self.session.scalars(
             select(Complaint)
             .where(
                 Complaint.status == ComplaintStatus.CLOSED,
-                Complaint.followup_done_at >= self.now - timedelta(days=DAYS),
+                Complaint.followup_done_at >= since,
                 Complaint.followup_done_at < self.now - timedelta(days=QUIET_DAYS),
             )
             .order_by(Complaint.id)

@@ -134,12 +134,12 @@ def _keep_silent_after_leaving(life: Life, now: datetime, rng: random.Random) ->
 
 
 def _rating(rng: random.Random, late: bool) -> int | None:
-    """Most customers rate after a case; a case that ended badly mostly gets a 1 or 2."""
+    """Most customers rate after a case; a case that ended badly mostly gets a 2 or less."""
     if rng.random() < 0.4:
         return None
     if late:
-        return rng.choice((1, 1, 2, 2, 3))
-    return rng.choice((3, 4, 5, 5, 5))
+        return rng.choice((1, 2, 2, 3, 4))
+    return rng.choice((4, 5, 5, 5, 5))
 
 
 def _within(rng: random.Random, start: datetime, end: datetime) -> datetime:

@@ -14,6 +14,7 @@ from scipy.special import betaln, gammaln
 from sqlalchemy.orm import Session
 
 from bot.crm import churn_bgnbd
+from bot.crm.churn import Signals
 from bot.crm.churn_eval import (
     DEMO_DAY,
     REPORT_CUTOFF,
@@ -190,9 +191,14 @@ def test_the_demo_leavers_showed_it_before_they_went(demo: Session) -> None:
     now = datetime.combine(DEMO_DAY, DEMO_NOON, tzinfo=timezone.utc)
     cases = cases_at(session=demo, cutoff=now - timedelta(days=REPORT_CUTOFF))
 
-    def share(signal: str, left: bool) -> float:
-        group = [s for s, label in zip(cases.signals, cases.labels, strict=True) if label is left]
-        return sum(1 for s in group if getattr(s, signal)) / len(group)
+    left = [s for s, label in zip(cases.signals, cases.labels, strict=True) if label]
+    stayed = [s for s, label in zip(cases.signals, cases.labels, strict=True) if not label]
 
-    for signal in ("ignored_outreach", "late_complaints"):
-        assert share(signal, True) > share(signal, False), signal
+    def ignoring(group: list[Signals]) -> float:
+        return sum(1 for s in group if s.ignored_outreach >= 2) / len(group)
+
+    def days_since_last_order(group: list[Signals]) -> float:
+        return sum((cases.cutoff - s.order_times[-1]).days for s in group) / len(group)
+
+    assert ignoring(left) > ignoring(stayed)
+    assert days_since_last_order(left) > days_since_last_order(stayed)
