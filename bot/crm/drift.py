@@ -159,7 +159,10 @@ def _judge(
         return None
     if s.membership in MEMBER_STATUSES and s.order_times:
         reasons.append({"factor": "idle_member", "text": f"membership {s.membership.value}, not used"})
-    return Drift(s.customer_id, segment, active, "lapsed_buyer" if s.order_times else "quiet", reasons)
+    # "It's been a while since your last order" only when the orders are what stopped; a buyer who
+    # just leaves our messages unanswered hears the plain check-in.
+    lapsed = s.order_times and reasons[0]["factor"] in ("overdue", "silent")
+    return Drift(s.customer_id, segment, active, "lapsed_buyer" if lapsed else "quiet", reasons)
 
 
 def _bad_cases(session: Session, customer_ids: list[int], now: datetime) -> dict[int, str]:
