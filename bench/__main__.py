@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         default=defaults.budget_minutes,
         help="the campaign stops starting sends when the run would take longer",
     )
+    parser.add_argument(
+        "--no-database-setup", action="store_true", help="skip timing `make db` (the fresh-clone figure)"
+    )
     parser.add_argument("--model", type=Path, help="model archive (default: the current one)")
     parser.add_argument("--out", type=Path, default=defaults.var_dir, help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -45,6 +48,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         direct_triggers=args.direct_triggers,
         heldout=not args.no_heldout,
         backfill_orders=args.backfill_orders,
+        database_setup=not args.no_database_setup,
         budget_minutes=args.budget_minutes,
         var_dir=args.out.resolve(),
         model=args.model.resolve() if args.model else None,

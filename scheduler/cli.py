@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 audience = json.loads(args.audience)
             except json.JSONDecodeError as error:
                 raise InvalidAudience(f"--audience is not valid JSON: {error.msg}") from None
-            campaign = create_campaign(
+            created = create_campaign(
                 session=session,
                 name=args.name,
                 message=args.message,
@@ -67,9 +67,9 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 buttons=args.button,
                 now=now,
             )
-            size, sample = preview(session=session, campaign=campaign, now=now)
+            size, sample = preview(session=session, campaign=created, now=now)
             shown = sample or "(the audience is empty)"
-            return f"campaign {campaign.id} scheduled for {size} customers; preview: {shown}"
+            return f"campaign {created.id} scheduled for {size} customers; preview: {shown}"
         if args.verb == "list":
             rows = session.scalars(select(Campaign).order_by(Campaign.id)).all()
             return "\n".join(f"{c.id:>4}  {c.status.value:<10} {c.name}" for c in rows) or "no campaigns"

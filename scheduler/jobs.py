@@ -113,11 +113,16 @@ def send_webhooks() -> None:
 
 
 def refresh_customers_once(rt: Runtime, now: datetime) -> str:
-    """Run the nightly refresh of every customer for `now`'s day; say what it came to."""
+    """Run the nightly refresh of every customer for `now`'s day, then catch who is drifting; say what
+    it came to."""
     try:
         with rt.factory.begin() as session:
             run = knowledge.refresh_everybody(session=session, now=now)
             done = f"day {run.day}: {run.customers} customers, {run.changed} moved" if run else "already ran"
+            if run:  # once a day, on the segments just refreshed
+                found = checkins.drift(session=session, now=now)
+                began = found["drift_task"] + found["drift_checkin"] + found["drift_not_chased"]
+                done += f", {began} began drifting, {found['came_back']} came back, {found['lapsed']} lapsed"
     except IntegrityError:  # another scheduler process wrote tonight's run between our check and insert
         return "already ran"
     return done

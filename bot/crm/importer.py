@@ -389,7 +389,7 @@ def _commit_chunk(
     options: Options,
     checkpoint: Checkpoint | None,
     records: int,
-    bar: tqdm,
+    bar: tqdm[Any],
 ) -> None:
     write_chunk(session, chunk, name, actor, tally)
     if not options.dry_run:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.db import rows_changed
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
@@ -167,7 +168,7 @@ def move(
         .execution_options(synchronize_session=False)
     )
     session.refresh(campaign)
-    return bool(result.rowcount == 1)
+    return rows_changed(result) == 1
 
 
 def close_if_done(*, session: Session, campaign: Campaign) -> None:

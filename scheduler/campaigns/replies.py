@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm import churn
 from bot.crm.clock import aggregate_time
 from bot.crm.models import (
     Conversation,
@@ -22,6 +23,7 @@ REPLY_WINDOW = timedelta(hours=48)
 def attribute_replies(*, session: Session, now: datetime) -> int:
     """Mark sent messages the customer answered within 48 hours (for campaign reply figures)."""
     marked = 0
+    answered: set[int] = set()
     recent = select(Delivery).where(
         Delivery.status == DeliveryStatus.SENT,
         Delivery.replied_at.is_(None),
@@ -42,4 +44,8 @@ def attribute_replies(*, session: Session, now: datetime) -> int:
         if replied is not None:
             delivery.replied_at = aggregate_time(replied)
             marked += 1
+            answered.add(delivery.customer_id)
+    # An answer to our message is a sign of life: their churn risk now, not at night.
+    if answered:
+        churn.refresh_customers(session=session, customer_ids=answered, now=now)
     return marked

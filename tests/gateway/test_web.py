@@ -14,7 +14,6 @@ from bot.crm.models import (
     ChannelIdentity,
     Conversation,
     Customer,
-    DeliveryStatus,
     Direction,
     InboundStatus,
     OutboundStatus,
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 async def test_a_message_is_stored_before_rasa_sees_it_and_the_answer_is_delivered_and_stored(
     gateway: RunningGateway, rasa: StandInRasa
 ) -> None:
-    seen_at_arrival: list[tuple[str | None, DeliveryStatus]] = []
+    seen_at_arrival: list[tuple[str | None, InboundStatus | OutboundStatus]] = []
 
     def look_in_the_crm(body: dict[str, Any]) -> None:
         stored = gateway.messages(body["sender"])
