@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 
 from bot.crm.addresses import BY_CODE
-from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, Segment
+from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, HandoffReason, Segment
 from bot.crm.models import enums as vocabularies
 from bot.crm.models.enums import Labelled
 
@@ -169,15 +169,8 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-# Codes that are plain strings in the CRM rather than enums (kept in step with bot/crm/handoffs.py).
-HANDOFF_REASONS = {
-    "customer_request": "the customer asked for a person",
-    "complaint": "a complaint",
-    "retention": "wants to cancel",
-    "low_csat": "an unhappy rating",
-    "fallback": "the bot did not understand",
-    "follow_up": "a follow-up: the customer wrote again after a close",
-}
+# Codes stored as plain strings: a handoff's reason (declared with its words as HandoffReason) and mode.
+HANDOFF_REASONS = {reason.value: reason.label for reason in HandoffReason}
 HANDOFF_MODES = {HANDOFF_LIVE: "live chat", HANDOFF_CALLBACK: "call back"}
 EXTRA = {"handoff_reason": HANDOFF_REASONS, "handoff_mode": HANDOFF_MODES}
 # A lifecycle declared with its labels (bot/crm/models/enums.py) is read from its declaration.

@@ -9,11 +9,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import transcript
+from bot.crm.handoffs import REASON_WEIGHT
 from bot.crm.labels import label
 from bot.crm.models import (
     Author,
     Delivery,
     DeliveryStatus,
+    HandoffReason,
     InboundStatus,
     Message,
     OutboundStatus,
@@ -76,3 +78,11 @@ def test_a_delivery_reads_back_as_a_delivery_state(session: Session) -> None:
     session.flush()
     session.expire_all()
     assert session.get_one(Delivery, delivery.id).status is DeliveryStatus.SENDING
+
+
+def test_every_reason_a_conversation_goes_to_a_person_for_reads_in_words() -> None:
+    # refund_review and other (orders and the handoff action) used to show as bare codes.
+    assert label("refund_review", "handoff_reason") == "a refund to review"
+    assert label("other", "handoff_reason") == "another reason"
+    assert all(label(r.value, "handoff_reason") == r.label for r in HandoffReason)
+    assert set(REASON_WEIGHT) <= {r.value for r in HandoffReason}

@@ -213,6 +213,19 @@ class RetentionOutcome(str, enum.Enum):
     DECLINED = "declined"
 
 
+class HandoffReason(Labelled):
+    """Why a conversation goes to a person (stored as a string in `handoff.reason`)."""
+
+    CUSTOMER_REQUEST = "customer_request", "the customer asked for a person"
+    COMPLAINT = "complaint", "a complaint"
+    RETENTION = "retention", "wants to cancel"
+    LOW_CSAT = "low_csat", "an unhappy rating"
+    FALLBACK = "fallback", "the bot did not understand"
+    FOLLOW_UP = "follow_up", "a follow-up: the customer wrote again after a close"
+    REFUND_REVIEW = "refund_review", "a refund to review"
+    OTHER = "other", "another reason"
+
+
 class HandoffStatus(str, enum.Enum):
     QUEUED = "queued"
     CLAIMED = "claimed"
