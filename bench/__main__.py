@@ -8,8 +8,7 @@ from pathlib import Path
 
 from bench.report import render, write_json
 from bench.run import BenchConfig, run
-from bot.ops.envfile import load_env_file
-from bot.settings import PROJECT_ROOT
+from bot.bootstrap import bootstrap
 
 
 def parse_args(argv: list[str] | None) -> BenchConfig:
@@ -56,7 +55,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_env_file(PROJECT_ROOT / ".env")  # RASA_TOKEN etc. are needed to read the settings
+    bootstrap(command=True)  # .env holds RASA_TOKEN etc.; bad settings stop the run before it starts
     config = parse_args(argv)
     result = run(config)
     print(render(result))

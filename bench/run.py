@@ -31,6 +31,7 @@ from bench.population import ChatCustomer, add_chat_customers, copy_crm, crm_tem
 from bench.report import table_rows
 from bench.stack import Stack, bench_settings, running_stack, telegram_standin
 from bench.stats import latency_summary, ratio
+from bot.bootstrap import load_settings
 from bot.crm.db import make_engine
 from bot.crm.demo import demo_day
 from bot.crm.models import Delivery, DeliveryStatus
@@ -81,7 +82,7 @@ class Prepared:
 def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     """Measure everything; return the result (with its table rows)."""
     clock, started_at, load_start = time.monotonic(), _utc_stamp(), _load()
-    model = config.model or ensure_model(Settings.from_env().models_dir)
+    model = config.model or ensure_model(load_settings().models_dir)
     heldout = None
     if config.heldout:
         echo("NLU: scoring the held-out set (rasa test nlu) ...")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Campaign
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import Settings
 from scheduler.audience import InvalidAudience
 from scheduler.campaigns.figures import figures, preview
 from scheduler.campaigns.lifecycle import change_status, create_campaign
@@ -91,12 +91,12 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.ops.envfile import load_env_file
+    from bot.bootstrap import bootstrap
 
     args = parser().parse_args(argv)
-    load_env_file(PROJECT_ROOT / ".env")
+    settings = bootstrap(command=True)
     try:
-        print(run(args, Settings.from_env()))
+        print(run(args, settings))
     except InvalidAudience as error:
         sys.exit(f"error: {error}")
 

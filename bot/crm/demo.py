@@ -13,9 +13,11 @@ import argparse
 import random
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -578,9 +580,12 @@ class _Builder:
         )
 
 
-def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights=weights, k=1)[0]
+_Choice = TypeVar("_Choice")
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[_Choice, float]]) -> _Choice:
+    values = [value for value, _ in choices]
+    return rng.choices(values, weights=[weight for _, weight in choices], k=1)[0]
 
 
 def _ascii(name: str) -> str:
@@ -591,16 +596,14 @@ def _ascii(name: str) -> str:
 
 
 def main() -> None:
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the CRM has customers")
     parser.add_argument("--customers", type=int, default=500)
     args = parser.parse_args()
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     if args.if_empty and not settings.demo_data:
         print("CARELOOP_DEMO_DATA=false: no demo data loaded", file=sys.stderr)
         return

@@ -8,10 +8,11 @@ read what live use would have left behind. Deterministic: its own random stream 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -544,6 +545,9 @@ class History:
                 delivery.status, delivery.sent_at, delivery.attempts = DeliveryStatus.SENT, revisit, 1
 
 
-def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights=weights, k=1)[0]
+_Choice = TypeVar("_Choice")
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[_Choice, float]]) -> _Choice:
+    values = [value for value, _ in choices]
+    return rng.choices(values, weights=[weight for _, weight in choices], k=1)[0]

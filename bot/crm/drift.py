@@ -31,10 +31,11 @@ from bot.crm.models import (
     Delivery,
     DriftEpisode,
     Order,
-    OutreachKind,
+    Role,
     Segment,
     SubscriptionStatus,
     Survey,
+    Team,
 )
 
 # Without a buying rhythm, a customer is drifting after this many days of silence, by segment:
@@ -318,4 +319,74 @@ def checkin_key(episode: DriftEpisode) -> str:
     return f"silence:customer:{episode.customer_id}:since:{episode.last_active_at:%Y-%m-%d}"
 
 
-CHECKIN_KIND = OutreachKind.SILENCE
+# ----- the tasks for a person (the Cases page) -----
+
+TASK_TEAM = Team.CUSTOMER_CARE  # who calls a drifting valuable customer
+NOTE_LIMIT = 1000
+
+
+class TaskError(ValueError):
+    """A task that cannot be marked done, with the words the console shows."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    episode_id: int
+    customer_id: int
+    customer: str  # the customer's name, for the person who calls
+    segment: str
+    started_at: datetime
+    reasons: list[str]
+
+
+def sees_tasks(*, role: Role, teams: Collection[str]) -> bool:
+    """Admins and the team that calls drifting customers see their tasks."""
+    return role is Role.ADMIN or TASK_TEAM.value in teams
+
+
+def open_tasks(*, session: Session, limit: int = 100) -> list[TaskRow]:
+    """Drifting MVC and MCC customers nobody has called yet, the longest waiting first."""
+    rows = session.execute(
+        select(DriftEpisode, Customer.first_name, Customer.last_name)
+        .join(Customer, Customer.id == DriftEpisode.customer_id)
+        .where(
+            DriftEpisode.action == "task",
+            DriftEpisode.task_done_at.is_(None),
+            DriftEpisode.ended_at.is_(None),
+            Customer.erased_at.is_(None),
+        )
+        .order_by(DriftEpisode.started_at, DriftEpisode.id)
+        .limit(limit)
+    ).all()
+    return [
+        TaskRow(
+            episode_id=episode.id,
+            customer_id=episode.customer_id,
+            customer=" ".join(n for n in (first, last) if n) or f"customer {episode.customer_id}",
+            segment=episode.segment.value,
+            started_at=episode.started_at,
+            reasons=[r["text"] for r in episode.reasons],
+        )
+        for episode, first, last in rows
+    ]
+
+
+def finish_task(
+    *, session: Session, episode_id: int, agent_id: int, note: str, now: datetime
+) -> DriftEpisode:
+    """Mark a drifting customer's task done by a person, with what came of the call."""
+    note = note.strip()
+    if len(note) > NOTE_LIMIT:
+        raise TaskError(f"The note is {len(note)} characters; {NOTE_LIMIT} at most.")
+    episode = session.get(DriftEpisode, episode_id)
+    if episode is None or episode.action != "task":
+        raise TaskError("There is no such task.", status=404)
+    if episode.task_done_at is not None:
+        raise TaskError("Someone already marked this task done.", status=409)
+    episode.task_done_at, episode.task_agent_id, episode.task_note = now, agent_id, note or None
+    session.flush()
+    return episode

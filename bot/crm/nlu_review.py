@@ -511,16 +511,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m bot.crm.nlu_review collect|export`: read new chats, or export the decisions."""
     import argparse
 
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
     from bot.crm.nlu_export import export
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
+    from bot.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(prog="python -m bot.crm.nlu_review", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("collect", "export"))
     args = parser.parse_args(argv)
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     with session_scope(settings.database_url) as session:
         found = collect(
             session,

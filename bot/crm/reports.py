@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from statistics import median
 
 from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
@@ -830,10 +831,10 @@ def _main_products(*, session: Session, order_ids: set[int]) -> dict[int, str]:
         .join(Product, Product.id == OrderLine.product_id)
         .where(OrderLine.order_id.in_(order_ids))
     ).all()
-    best: dict[int, tuple[object, ...]] = {}
+    best: dict[int, tuple[tuple[Decimal, int, int], str]] = {}
     for line in lines:
         key = (line.quantity * line.unit_price, line.quantity, -line.id)
-        if line.order_id not in best or key > best[line.order_id][0]:  # type: ignore[operator]
+        if line.order_id not in best or key > best[line.order_id][0]:
             best[line.order_id] = (key, line.name)
     return {order_id: str(name) for order_id, (_, name) in best.items()}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -76,8 +77,8 @@ def choose_offer(
     session: Session,
     reason: LeaveReason,
     segment: Segment,
-    exclude: set[int] = frozenset(),  # type: ignore[assignment]
-    exclude_kinds: set[OfferKind] = frozenset(),  # type: ignore[assignment]
+    exclude: AbstractSet[int] = frozenset(),
+    exclude_kinds: AbstractSet[OfferKind] = frozenset(),
     customer_id: int | None = None,
     now: datetime | None = None,
 ) -> Offer | None:

@@ -98,7 +98,7 @@ def build_mailer(settings: Settings, crm: Crm) -> Mailer:
         crm=crm,
         outlet=EmailOutlet(transport, settings.mail_from),
         transport_name=transport.name,
-        policy=Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap),
+        policy=Policy.parse(settings.outreach_quiet_hours, settings.outreach_weekly_cap),
         secret_key=settings.secret_key,
         public_url=settings.public_url,
     )
@@ -156,11 +156,11 @@ def build_gateway(settings: Settings) -> Gateway:
         crm=crm,
         rasa=rasa,
         hub=ConsoleHub(),
-        away_seconds=settings.agent_away_seconds,
+        away_seconds=settings.console_agent_away_seconds,
         max_chars=settings.gateway_max_message_chars,
         hours=settings.opening_hours(),
-        unattended_seconds=settings.unattended_seconds,
-        follow_up=timedelta(minutes=settings.follow_up_minutes),
+        unattended_seconds=settings.handoff_unattended_seconds,
+        follow_up=timedelta(minutes=settings.handoff_follow_up_minutes),
     )
     console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
     mailer = build_mailer(settings, crm)

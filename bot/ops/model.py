@@ -156,11 +156,9 @@ def train(target: Path, root: Path = PROJECT_ROOT) -> tuple[float, float]:
 
 
 def main() -> None:
-    from bot.ops.envfile import load_env_file
-    from bot.settings import Settings
+    from bot.bootstrap import bootstrap
 
-    load_env_file(PROJECT_ROOT / ".env")
-    ensure_model(Settings.from_env().models_dir)
+    ensure_model(bootstrap(command=True).models_dir)
 
 
 if __name__ == "__main__":
