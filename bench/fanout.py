@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.crm.clock import utcnow
 from bot.crm.db import make_engine
 from bot.crm.models import Delivery, DeliveryStatus
-from scheduler.campaigns import create_campaign, fan_out
+from scheduler.campaigns.fanout import fan_out
+from scheduler.campaigns.lifecycle import create_campaign
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
 

@@ -24,6 +24,7 @@ from bot.crm.models import (
     DeliveryStatus,
     Direction,
     Message,
+    OutboundStatus,
     OutreachKind,
 )
 from bot.crm.transcript import HOLDING
@@ -168,7 +169,7 @@ def audit_campaign(
         if channel is Channel.TELEGRAM:
             ledger.telegram_messages += 1
             telegram_chats.add(external_id)
-        elif message.delivery_status is DeliveryStatus.QUEUED:
+        elif message.delivery_status is OutboundStatus.QUEUED:
             ledger.web_waiting += 1
     ledger.lost = sum(1 for c in sent_to if per_customer[c] == 0)
     ledger.duplicated = sum(n - 1 for n in copies.values())

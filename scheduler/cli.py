@@ -13,7 +13,8 @@ from bot.crm.db import session_scope
 from bot.crm.models import Campaign
 from bot.settings import Settings
 from scheduler.audience import InvalidAudience
-from scheduler.campaigns import change_status, create_campaign, figures, preview
+from scheduler.campaigns.figures import figures, preview
+from scheduler.campaigns.lifecycle import change_status, create_campaign
 
 # The page's actions, by their CLI names (one mechanism: scheduler.campaigns.change_status).
 ACTIONS = {"pause": "pause", "resume": "schedule", "cancel": "cancel"}

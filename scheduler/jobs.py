@@ -16,7 +16,8 @@ from bot.crm.clock import utcnow
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
 from bot.settings import Settings
-from scheduler import campaigns, checkins, sla
+from scheduler import checkins, sla
+from scheduler.campaigns import fanout, lifecycle, replies
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
 from scheduler.webhooks import WebhookSender, http_post
@@ -63,12 +64,12 @@ def sweep_once(rt: Runtime, now: datetime) -> dict[str, int]:
         for campaign in session.scalars(
             select(Campaign).where(Campaign.status.in_((CampaignStatus.SCHEDULED, CampaignStatus.SENDING)))
         ):
-            for occurrence in campaigns.due_occurrences(campaign=campaign, now=now):
-                counts["campaign"] += campaigns.fan_out(
+            for occurrence in fanout.due_occurrences(campaign=campaign, now=now):
+                counts["campaign"] += fanout.fan_out(
                     session=session, campaign=campaign, occurrence=occurrence, now=now
                 )
-            campaigns.close_if_done(session=session, campaign=campaign)
-        counts["replies"] = campaigns.attribute_replies(session=session, now=now)
+            lifecycle.close_if_done(session=session, campaign=campaign)
+        counts["replies"] = replies.attribute_replies(session=session, now=now)
         counts["cancellations_ended"] = retention.end_due_cancellations(session=session, now=now)
     return counts
 

@@ -7,22 +7,7 @@ part of its declaration.
 
 from __future__ import annotations
 
-import enum
-
-
-class Labelled(str, enum.Enum):
-    """A state whose value is stored and whose label is shown; declared as `NAME = value, label`."""
-
-    label: str
-
-    def __new__(cls, value: str, label: str) -> Labelled:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.label = label
-        return member
-
-    def __str__(self) -> str:
-        return str(self.value)  # logs and f-strings show the stored value, not Class.NAME
+from bot.crm.models.enums import Labelled
 
 
 class SkipReason(Labelled):

@@ -18,8 +18,9 @@ from starlette.datastructures import FormData
 from bot.crm.labels import label
 from bot.crm.models import Campaign, Channel, Segment, Temperament
 from bot.gateway.limits import reads_as_intent
-from scheduler.audience import PLACEHOLDERS
-from scheduler.campaigns import MAX_BUTTONS, InvalidAudience, Schedule, check_not_past
+from scheduler.audience import PLACEHOLDERS, InvalidAudience
+from scheduler.campaigns.draft import MAX_BUTTONS
+from scheduler.campaigns.schedule import Schedule, check_not_past
 
 MULTI = ("segments", "temperaments", "channels")  # fields with several values (checkboxes)
 

@@ -28,24 +28,16 @@ from bot.crm.clock import as_utc, utcnow
 from bot.crm.labels import label
 from bot.crm.models import Campaign, CampaignStatus, Channel, DeliveryStatus, Segment, Temperament
 from scheduler.audience import PLACEHOLDERS, Audience, InvalidAudience
-from scheduler.campaigns import (
-    EVERY,
+from scheduler.campaigns.draft import Draft, check_campaign
+from scheduler.campaigns.figures import delivery_rows, figures, occurrence_figures, preview_for
+from scheduler.campaigns.lifecycle import (
     TRANSITIONS,
-    ZONES,
-    Draft,
-    Schedule,
-    begun_somewhere,
     change_status,
-    check_campaign,
-    check_not_past,
     create_campaign,
-    delivery_rows,
     editable,
-    figures,
-    occurrence_figures,
-    preview_for,
     update_campaign,
 )
+from scheduler.campaigns.schedule import EVERY, ZONES, Schedule, begun_somewhere, check_not_past
 from scheduler.policy import zone_of
 from scheduler.states import reason_label
 
@@ -368,7 +360,7 @@ class CampaignPages:
             "more": len(rows) > PAGE_SIZE,
             "page_number": page,
             "only": only.value if only else "",
-            "statuses": [s.value for s in DeliveryStatus if s not in _INBOUND],
+            "statuses": [s.value for s in DeliveryStatus],
             "audience_size": shown.size,
             "consenting": shown.consenting,
             "sample": shown.sample.display_name if shown.sample else None,
@@ -498,9 +490,6 @@ def _confirmation(
 
 def _customers(count: int) -> str:
     return f"{count:,} customer" + ("" if count == 1 else "s")
-
-
-_INBOUND = (DeliveryStatus.RECEIVED, DeliveryStatus.PROCESSED, DeliveryStatus.DELIVERED)
 
 
 def _page_number(raw: str) -> int:

@@ -39,11 +39,11 @@ from bot.crm.models import (
     AgentNote,
     Channel,
     Customer,
-    DeliveryStatus,
     Direction,
     Handoff,
     HandoffStatus,
     Message,
+    OutboundStatus,
     utcnow,
 )
 from bot.crm.record import customer_record
@@ -200,7 +200,7 @@ class DeskPages:
                     form=form,
                 )
 
-        told: list[DeliveryStatus] = []
+        told: list[OutboundStatus] = []
 
         async def end(user: ConsoleUser, form: FormData, handoff_id: int) -> dict[str, Any]:
             ended = await self.desk.close(handoff_id, user.id, _field(form, "resolution"))
@@ -208,7 +208,7 @@ class DeskPages:
             return {"told": ended.told.value if ended.told else None}
 
         def then() -> str:
-            waiting = told and told[0] == DeliveryStatus.QUEUED
+            waiting = told and told[0] == OutboundStatus.QUEUED
             return "/queue?done=closed_waiting" if waiting else "/queue?done=closed"
 
         return await self._act(request, end, then=then)
@@ -598,7 +598,7 @@ def _delivery_words(message: Message) -> str:
     """Where an outbound message is, in words ("Delivered", "Not delivered: …"); inbound ones say nothing."""
     if message.direction == Direction.INBOUND:
         return ""
-    if message.delivery_status == DeliveryStatus.FAILED:
+    if message.delivery_status == OutboundStatus.FAILED:
         return "Not delivered"
     words = label(message.delivery_status)
     return words[0].upper() + words[1:]

@@ -859,4 +859,4 @@ def _question_delivered(session: Session, complaint: Complaint) -> bool:
     status = session.scalar(
         select(Delivery.status).where(Delivery.idempotency_key == question_key(complaint.id, asked))
     )
-    return status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+    return status is DeliveryStatus.SENT

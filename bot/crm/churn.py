@@ -56,7 +56,7 @@ ANSWERABLE = (
     OutreachKind.DELIVERY_CHECK,
     OutreachKind.SURVEY,
 )
-SENT = (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+SENT = (DeliveryStatus.SENT,)
 # The membership state that says most about leaving, when a customer has several.
 MEMBERSHIP_ORDER = (
     SubscriptionStatus.CANCEL_REQUESTED,

@@ -45,6 +45,7 @@ from bot.crm.models import (
     Delivery,
     DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
     Order,
     OrderLine,
@@ -551,7 +552,7 @@ class _Builder:
                     direction=Direction.INBOUND,
                     author=Author.CUSTOMER,
                     text=self.life_stream.choice(CHAT_LINES),
-                    delivery_status=DeliveryStatus.PROCESSED,
+                    delivery_status=InboundStatus.PROCESSED,
                     created_at=at,
                 )
                 for at in own

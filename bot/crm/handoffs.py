@@ -22,6 +22,7 @@ from bot.crm.models import (
     ConversationStatus,
     Customer,
     Handoff,
+    HandoffReason,
     HandoffStatus,
     InteractionEvent,
     Role,
@@ -34,15 +35,15 @@ from bot.crm.queries import log_interaction
 
 SEGMENT_WEIGHT = {Segment.MVC: 40, Segment.MCC: 25, Segment.STANDARD: 10, Segment.BZ: 0}
 SEVERITY_WEIGHT = {Severity.HIGH: 30, Severity.MEDIUM: 15, Severity.LOW: 0}
-REASON_WEIGHT = {
-    "complaint": 10,
-    "retention": 20,
-    "low_csat": 20,
-    "fallback": 5,
-    "customer_request": 5,
-    "follow_up": 15,  # the customer wrote again soon after a person closed their chat
+REASON_WEIGHT: dict[str, int] = {  # by the stored value, which a HandoffReason is
+    HandoffReason.COMPLAINT: 10,
+    HandoffReason.RETENTION: 20,
+    HandoffReason.LOW_CSAT: 20,
+    HandoffReason.FALLBACK: 5,
+    HandoffReason.CUSTOMER_REQUEST: 5,
+    HandoffReason.FOLLOW_UP: 15,  # the customer wrote again soon after a person closed their chat
 }
-FOLLOW_UP = "follow_up"
+FOLLOW_UP = HandoffReason.FOLLOW_UP
 DEFAULT_HANDLE_MINUTES = 4.0  # until the CRM has enough finished chats to measure it
 CALLBACK_WITHIN = timedelta(hours=2)  # of opening time, from now (closed hours do not count)
 

@@ -1,7 +1,9 @@
 """Every code the CRM stores, in the words people read: one place for labels.
 
 The console shows these labels (the `label` Jinja filter), never the codes. Each vocabulary is an
-enum with its labels beside it here; tests/crm/test_labels.py fails when a state has no label.
+enum with its labels beside it: in its declaration for a `Labelled` lifecycle (the message and
+delivery states, bot/crm/models/enums.py; the outreach reasons, scheduler/states.py), here for the
+others; tests/crm/test_labels.py fails when a state has no label.
 Customer-facing words (the tier a customer hears) are kept apart from staff-facing ones: a
 customer is never told they are "below zero".
 """
@@ -11,7 +13,9 @@ from __future__ import annotations
 import enum
 
 from bot.crm.addresses import BY_CODE
-from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, Segment
+from bot.crm.models import HANDOFF_CALLBACK, HANDOFF_LIVE, HandoffReason, Segment
+from bot.crm.models import enums as vocabularies
+from bot.crm.models.enums import Labelled
 
 UNKNOWN = "not known yet"
 
@@ -50,16 +54,6 @@ LABELS: dict[str, dict[str, str]] = {
     "Direction": {"inbound": "from the customer", "outbound": "to the customer"},
     "ConversationStatus": {"bot": "with the bot", "handed_off": "with a person", "closed": "closed"},
     "Author": {"customer": "Customer", "bot": "Bot", "agent": "Agent", "system": "Notice"},
-    "DeliveryStatus": {
-        "received": "received",
-        "processed": "answered",
-        "queued": "waiting",
-        "sending": "being sent",
-        "sent": "sent",
-        "delivered": "delivered",
-        "failed": "failed",
-        "skipped": "skipped",
-    },
     "ComplaintCategory": {
         "delivery": "delivery",
         "billing": "billing",
@@ -175,17 +169,18 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 
-# Codes that are plain strings in the CRM rather than enums (kept in step with bot/crm/handoffs.py).
-HANDOFF_REASONS = {
-    "customer_request": "the customer asked for a person",
-    "complaint": "a complaint",
-    "retention": "wants to cancel",
-    "low_csat": "an unhappy rating",
-    "fallback": "the bot did not understand",
-    "follow_up": "a follow-up: the customer wrote again after a close",
-}
+# Codes stored as plain strings: a handoff's reason (declared with its words as HandoffReason) and mode.
+HANDOFF_REASONS = {reason.value: reason.label for reason in HandoffReason}
 HANDOFF_MODES = {HANDOFF_LIVE: "live chat", HANDOFF_CALLBACK: "call back"}
 EXTRA = {"handoff_reason": HANDOFF_REASONS, "handoff_mode": HANDOFF_MODES}
+# A lifecycle declared with its labels (bot/crm/models/enums.py) is read from its declaration.
+LABELS.update(
+    {
+        kind.__name__: {state.value: state.label for state in kind}
+        for kind in vars(vocabularies).values()
+        if isinstance(kind, type) and issubclass(kind, Labelled) and kind is not Labelled
+    }
+)
 # A delivery address's country reads as its name (bot/crm/addresses.py knows each one).
 LABELS["CountryCode"] = {code: country.name for code, country in BY_CODE.items()}
 
@@ -204,6 +199,8 @@ def label(code: object, kind: str | None = None) -> str:
     An unknown code is shown with its underscores as spaces rather than hidden."""
     if code is None or code == "":
         return UNKNOWN
+    if isinstance(code, Labelled):
+        return code.label
     if isinstance(code, enum.Enum):
         return LABELS.get(type(code).__name__, {}).get(str(code.value), _plain(code.value))
     text = str(code)

@@ -926,7 +926,7 @@ def _drift_action(action: str, status: DeliveryStatus | None, skip: str | None) 
         return "task for a person"
     if action != "checkin":
         return "not chased (below zero)"
-    if status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED):
+    if status is DeliveryStatus.SENT:
         return "check-in sent"
     if status is DeliveryStatus.SKIPPED:
         return f"check-in not sent: {label(skip) if skip else 'skipped'}"

@@ -18,9 +18,10 @@ from bot.crm.models import (
     ChannelIdentity,
     Conversation,
     Customer,
-    DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
+    OutboundStatus,
     utcnow,
 )
 from bot.crm.queries import ensure_conversation, find_identity, get_or_create_customer, record_audit
@@ -81,7 +82,7 @@ def store_inbound(
         text=text,
         payload=payload,
         external_id=external_id,
-        delivery_status=DeliveryStatus.RECEIVED,
+        delivery_status=InboundStatus.RECEIVED,
         created_at=now,
     )
     session.add(message)
@@ -136,7 +137,7 @@ def pending_inbound(*, session: Session, conversation_id: int) -> list[Message]:
             .where(
                 Message.conversation_id == conversation_id,
                 Message.direction == Direction.INBOUND,
-                Message.delivery_status == DeliveryStatus.RECEIVED,
+                Message.delivery_status == InboundStatus.RECEIVED,
             )
             .order_by(Message.id)
         )
@@ -148,7 +149,7 @@ def conversations_with_pending(*, session: Session, limit: int = 100) -> list[in
     oldest = func.min(Message.id)
     rows = session.execute(
         select(Message.conversation_id, oldest)
-        .where(Message.direction == Direction.INBOUND, Message.delivery_status == DeliveryStatus.RECEIVED)
+        .where(Message.direction == Direction.INBOUND, Message.delivery_status == InboundStatus.RECEIVED)
         .group_by(Message.conversation_id)
         .order_by(oldest)
         .limit(limit)
@@ -159,7 +160,7 @@ def conversations_with_pending(*, session: Session, limit: int = 100) -> list[in
 def mark_processed(*, session: Session, message_id: int) -> None:
     """The bot has answered (or deliberately stayed silent on) this inbound message."""
     message = session.get_one(Message, message_id)
-    message.delivery_status = DeliveryStatus.PROCESSED
+    message.delivery_status = InboundStatus.PROCESSED
     message.attempts += 1
     message.error = None
 
@@ -170,7 +171,7 @@ def record_failed_attempt(*, session: Session, message_id: int, error: str, give
     message.attempts += 1
     message.error = error[:MAX_ERROR]
     if give_up:
-        message.delivery_status = DeliveryStatus.FAILED
+        message.delivery_status = InboundStatus.FAILED
 
 
 def store_outbound(
@@ -192,7 +193,7 @@ def store_outbound(
         agent_id=agent_id,
         text=text,
         payload=payload,
-        delivery_status=DeliveryStatus.QUEUED,
+        delivery_status=OutboundStatus.QUEUED,
         created_at=now,
     )
     session.add(message)
@@ -205,7 +206,7 @@ def record_delivery(
     *,
     session: Session,
     message_id: int,
-    status: DeliveryStatus,
+    status: OutboundStatus,
     external_id: str | None = None,
     error: str | None = None,
     attempted: bool = True,
@@ -214,13 +215,13 @@ def record_delivery(
     """Record what happened when a channel tried to deliver an outbound message."""
     message = session.get_one(Message, message_id)
     # The customer's device may confirm a message before the sender has recorded sending it.
-    if not (message.delivery_status == DeliveryStatus.DELIVERED and status == DeliveryStatus.SENT):
+    if not (message.delivery_status == OutboundStatus.DELIVERED and status == OutboundStatus.SENT):
         message.delivery_status = status
     message.attempts += 1 if attempted else 0
     message.error = error[:MAX_ERROR] if error else None
     if external_id is not None:
         message.external_id = external_id[:64]
-    if status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED) and message.sent_at is None:
+    if status in (OutboundStatus.SENT, OutboundStatus.DELIVERED) and message.sent_at is None:
         message.sent_at = now or utcnow()
     return message
 
@@ -238,9 +239,9 @@ def mark_delivered(
             Message.conversation_id == conversation_id,
             Message.direction == Direction.OUTBOUND,
             Message.id.in_(list(message_ids)),
-            Message.delivery_status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENT]),
+            Message.delivery_status.in_([OutboundStatus.QUEUED, OutboundStatus.SENT]),
         )
-        .values(delivery_status=DeliveryStatus.DELIVERED, sent_at=func.coalesce(Message.sent_at, now))
+        .values(delivery_status=OutboundStatus.DELIVERED, sent_at=func.coalesce(Message.sent_at, now))
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -251,7 +252,7 @@ def undelivered_outbound(
 ) -> list[Message]:
     """Outbound messages still waiting for the customer (e.g. a web visitor who was away);
     `unconfirmed`: also those sent but not confirmed by the customer's device."""
-    statuses = [DeliveryStatus.QUEUED, DeliveryStatus.SENT] if unconfirmed else [DeliveryStatus.QUEUED]
+    statuses = [OutboundStatus.QUEUED, OutboundStatus.SENT] if unconfirmed else [OutboundStatus.QUEUED]
     return list(
         session.scalars(
             select(Message)
@@ -278,7 +279,7 @@ def retryable_outbound(
             .where(
                 Conversation.channel == channel,
                 Message.direction == Direction.OUTBOUND,
-                Message.delivery_status == DeliveryStatus.QUEUED,
+                Message.delivery_status == OutboundStatus.QUEUED,
                 Message.attempts < max_attempts,
                 Message.created_at < before,
             )
@@ -307,7 +308,7 @@ def holding_sent_since_oldest_pending(*, session: Session, conversation_id: int)
         select(func.min(Message.id)).where(
             Message.conversation_id == conversation_id,
             Message.direction == Direction.INBOUND,
-            Message.delivery_status == DeliveryStatus.RECEIVED,
+            Message.delivery_status == InboundStatus.RECEIVED,
         )
     )
     if oldest is None:

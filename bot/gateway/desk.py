@@ -39,10 +39,11 @@ from bot.crm.models import (
     Conversation,
     ConversationStatus,
     Customer,
-    DeliveryStatus,
     Direction,
     HandoffStatus,
+    InboundStatus,
     Message,
+    OutboundStatus,
     OutreachKind,
     utcnow,
 )
@@ -72,14 +73,14 @@ BOT_UNREACHABLE = (
 @dataclass(frozen=True)
 class Said:
     message_id: int
-    status: DeliveryStatus
+    status: OutboundStatus
 
 
 @dataclass(frozen=True)
 class Ended:
     chat: Chat
     followed_up: bool  # the bot's follow-up (the CSAT question) reached the customer's channel
-    told: DeliveryStatus | None = None  # closing: where the resolution sent to the customer is
+    told: OutboundStatus | None = None  # closing: where the resolution sent to the customer is
     answered: bool | None = (
         None  # handing back: the bot answered the customer's last message (None: none waited)
     )
@@ -372,7 +373,7 @@ class Desk:
             return False
         stored = await self.crm.run(partial(_store_follow_up, chat=chat, replies=replies))
         statuses = await self.inbox.deliver(chat.channel, stored)
-        return all(s != DeliveryStatus.FAILED for s in statuses)
+        return all(s != OutboundStatus.FAILED for s in statuses)
 
     async def _pause(self, sender_id: str) -> None:
         try:
@@ -554,7 +555,7 @@ def _requeue_last_unanswered(session: Session, *, conversation_id: int) -> int |
     )
     if last is None or last.direction != Direction.INBOUND or (last.payload or {}).get("routed") != "agent":
         return None
-    last.delivery_status, last.attempts, last.error = DeliveryStatus.RECEIVED, 0, None
+    last.delivery_status, last.attempts, last.error = InboundStatus.RECEIVED, 0, None
     last.payload = {**(last.payload or {}), "routed": "bot_after_handback"}
     return last.id
 

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-from bot.crm.models import DeliveryStatus
+from bot.crm.models import OutboundStatus
 from bot.gateway.outlets import DeliveryResult
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,8 @@ class EmailOutlet:
             await self.transport.send(message, mail)
         except MailRefused as error:
             log.warning("mail %s refused: %s", mail.id, error)
-            return DeliveryResult(DeliveryStatus.FAILED, error=str(error), unreachable=True)
+            return DeliveryResult(OutboundStatus.FAILED, error=str(error), unreachable=True)
         except (OSError, aiosmtplib.SMTPException) as error:
             log.warning("mail %s not sent, will retry: %s", mail.id, type(error).__name__)
-            return DeliveryResult(DeliveryStatus.FAILED, error=f"{type(error).__name__}: {error}"[:300])
-        return DeliveryResult(DeliveryStatus.SENT, external_id=message["Message-ID"])
+            return DeliveryResult(OutboundStatus.FAILED, error=f"{type(error).__name__}: {error}"[:300])
+        return DeliveryResult(OutboundStatus.SENT, external_id=message["Message-ID"])

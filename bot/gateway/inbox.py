@@ -35,8 +35,9 @@ from bot.crm.models import (
     Conversation,
     ConversationStatus,
     Customer,
-    DeliveryStatus,
+    InboundStatus,
     Message,
+    OutboundStatus,
     utcnow,
 )
 from bot.crm.transcript import Profile
@@ -334,14 +335,14 @@ class Inbox:
             log.info("holding answer conversation=%s message=%s", conversation.id, holding.id)
             await self.deliver(conversation.channel, [holding])
 
-    async def deliver(self, channel: Channel, messages: Sequence[Outbound]) -> list[DeliveryStatus]:
+    async def deliver(self, channel: Channel, messages: Sequence[Outbound]) -> list[OutboundStatus]:
         """Hand stored outbound messages to their channel and record what happened."""
         outlet = self.outlets.get(channel)
         statuses = []
         for message in messages:
             if outlet is None:
                 result = DeliveryResult(
-                    DeliveryStatus.QUEUED,
+                    OutboundStatus.QUEUED,
                     error=f"the {channel.value} channel is not running",
                     attempted=False,
                 )
@@ -407,7 +408,7 @@ async def _deliver_guarded(outlet: Outlet, message: Outbound, channel: Channel) 
         return await outlet.deliver(message)
     except Exception as error:  # the boundary to a channel's library: anything it raises is its failure
         log.exception("outlet failed unexpectedly message=%s channel=%s", message.id, channel.value)
-        return DeliveryResult(DeliveryStatus.QUEUED, error=f"unexpected {type(error).__name__}: {error}")
+        return DeliveryResult(OutboundStatus.QUEUED, error=f"unexpected {type(error).__name__}: {error}")
 
 
 def _store_inbound(session: Session, *, inbound: Inbound) -> Accepted:
@@ -478,7 +479,7 @@ def _record_failed_try(session: Session, *, message_id: int, error: str, give_up
     message = session.get_one(Message, message_id)
     message.error = error[: transcript.MAX_ERROR]
     if give_up:
-        message.delivery_status = DeliveryStatus.FAILED
+        message.delivery_status = InboundStatus.FAILED
 
 
 def _store_replies(
@@ -486,7 +487,7 @@ def _store_replies(
 ) -> list[Outbound]:
     outbound = store_bot_replies(session, conversation=conversation, replies=replies)
     message = session.get_one(Message, message_id)  # its try was counted by _begin_try
-    message.delivery_status, message.error = DeliveryStatus.PROCESSED, None
+    message.delivery_status, message.error = InboundStatus.PROCESSED, None
     return outbound
 
 
@@ -525,7 +526,7 @@ def _store_holding(session: Session, *, conversation: ConversationRef) -> Outbou
     return Outbound.of(message, conversation.sender_id)
 
 
-def _record_delivery(session: Session, *, message: Outbound, result: DeliveryResult) -> DeliveryStatus:
+def _record_delivery(session: Session, *, message: Outbound, result: DeliveryResult) -> OutboundStatus:
     stored = transcript.record_delivery(
         session=session,
         message_id=message.id,
@@ -534,15 +535,15 @@ def _record_delivery(session: Session, *, message: Outbound, result: DeliveryRes
         error=result.error,
         attempted=result.attempted,
     )
-    if stored.delivery_status == DeliveryStatus.QUEUED and stored.attempts >= OUTBOUND_MAX_ATTEMPTS:
-        stored.delivery_status = DeliveryStatus.FAILED
+    if stored.delivery_status == OutboundStatus.QUEUED and stored.attempts >= OUTBOUND_MAX_ATTEMPTS:
+        stored.delivery_status = OutboundStatus.FAILED
     if result.unreachable:
         reachability.mark_unreachable(session=session, sender_id=message.sender_id, reason=result.error or "")
-    return stored.delivery_status
+    return OutboundStatus(stored.delivery_status)  # an outbound message: its own lifecycle
 
 
 def _still_queued(session: Session, *, message_id: int) -> bool:
-    return session.get_one(Message, message_id).delivery_status == DeliveryStatus.QUEUED
+    return session.get_one(Message, message_id).delivery_status == OutboundStatus.QUEUED
 
 
 def _retryable(

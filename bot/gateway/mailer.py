@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm.db import rows_changed
 from bot.crm.mail import fill_link
-from bot.crm.models import DeliveryStatus, EmailVerification, MailPurpose, MailStatus, OutboundMail, utcnow
+from bot.crm.models import EmailVerification, MailPurpose, MailStatus, OutboundMail, OutboundStatus, utcnow
 from bot.gateway.email_outlet import EmailOutlet, OutgoingMail
 from bot.gateway.outlets import DeliveryResult
 from bot.gateway.store import Crm
@@ -102,7 +102,7 @@ def record(*, session: Session, mail_id: int, result: DeliveryResult, transport:
     """Write what the outlet did: sent, retry later, or failed for good."""
     mail = session.get_one(OutboundMail, mail_id)
     mail.transport = transport
-    if result.status is DeliveryStatus.SENT:
+    if result.status is OutboundStatus.SENT:
         mail.status, mail.sent_at, mail.message_id = MailStatus.SENT, now, result.external_id
         mail.error, mail.skip_reason = None, None
         log.info("mail %s sent via %s", mail.id, transport)
@@ -171,7 +171,7 @@ class Mailer:
             result = await self.outlet.deliver(ready)
         except Exception as error:  # a mail the outlet cannot even build is a failed try, not a stuck claim
             log.exception("mail %s could not be delivered", mail_id)
-            result = DeliveryResult(DeliveryStatus.FAILED, error=type(error).__name__)
+            result = DeliveryResult(OutboundStatus.FAILED, error=type(error).__name__)
         return await self.crm.run(
             partial(record, mail_id=mail_id, result=result, transport=self.transport_name, now=self.clock())
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from bot.crm.models import DeliveryStatus, Message
+from bot.crm.models import Message, OutboundStatus
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Outbound:
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    status: DeliveryStatus
+    status: OutboundStatus
     external_id: str | None = None
     error: str | None = None
     attempted: bool = True  # False: nothing was tried (e.g. the web visitor is not connected)

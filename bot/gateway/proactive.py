@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.crm import reachability, transcript
-from bot.crm.models import Channel, Conversation, Customer, DeliveryStatus, Message, utcnow
+from bot.crm.models import Channel, Conversation, Customer, Message, utcnow
 from bot.crm.queries import InvalidSenderId, ensure_conversation, find_identity, parse_sender_id
 from bot.gateway import tokens
 from bot.gateway.conversations import Conversations
@@ -290,10 +290,10 @@ def _earlier_result(session: Session, *, customer_id: int, key: str) -> dict[str
         return None
     ids = [int(i) for i in earlier.get("message_ids", [])]
     rows = session.execute(select(Message.id, Message.delivery_status).where(Message.id.in_(ids))).all()
-    status: dict[int, DeliveryStatus] = {row[0]: row[1] for row in rows}
+    status: dict[int, str] = {row[0]: str(row[1]) for row in rows}  # the stored value, as the API said
     conversation = session.get(Conversation, earlier.get("conversation_id"))
     return {
         "customer_id": customer_id,
         "sender_id": conversation.sender_id if conversation else None,
-        "messages": [{"id": i, "status": status[i].value} for i in ids if i in status],
+        "messages": [{"id": i, "status": status[i]} for i in ids if i in status],
     }

@@ -18,7 +18,7 @@ from telegram.constants import ChatAction, MessageLimit
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.warnings import PTBDeprecationWarning
 
-from bot.crm.models import DeliveryStatus
+from bot.crm.models import OutboundStatus
 from bot.gateway import wording
 from bot.gateway.outlets import DeliveryResult, Outbound
 
@@ -90,27 +90,27 @@ class TelegramOutlet:
     async def deliver(self, message: Outbound) -> DeliveryResult:
         chat_id = chat_id_of(message.sender_id)
         if chat_id is None:
-            return DeliveryResult(DeliveryStatus.FAILED, error="not a Telegram chat id")
+            return DeliveryResult(OutboundStatus.FAILED, error="not a Telegram chat id")
         if self.bot is None:
-            return DeliveryResult(DeliveryStatus.QUEUED, error="Telegram is not connected yet")
+            return DeliveryResult(OutboundStatus.QUEUED, error="Telegram is not connected yet")
         text = "\n".join(p for p in (message.text, message.image) if p) or (
             wording.CHOOSE if message.buttons else ""
         )
         if not text:
-            return DeliveryResult(DeliveryStatus.SKIPPED, error="nothing Telegram can show", attempted=False)
+            return DeliveryResult(OutboundStatus.SKIPPED, error="nothing Telegram can show", attempted=False)
         try:
             sent = await self._send_parts(chat_id, split_text(text), _keyboard(message))
         except Forbidden as error:
             log.warning("telegram refused delivery for good chat=%s: %s", chat_id, error.message)
-            return DeliveryResult(DeliveryStatus.FAILED, error=error.message, unreachable=True)
+            return DeliveryResult(OutboundStatus.FAILED, error=error.message, unreachable=True)
         except BadRequest as error:
-            return DeliveryResult(DeliveryStatus.FAILED, error=error.message)
+            return DeliveryResult(OutboundStatus.FAILED, error=error.message)
         except (RetryAfter, NetworkError) as error:
             log.warning("telegram delivery postponed chat=%s: %s", chat_id, type(error).__name__)
-            return DeliveryResult(DeliveryStatus.QUEUED, error=str(error))
+            return DeliveryResult(OutboundStatus.QUEUED, error=str(error))
         except TelegramError as error:
-            return DeliveryResult(DeliveryStatus.FAILED, error=str(error))
-        return DeliveryResult(DeliveryStatus.SENT, external_id=str(sent.message_id))
+            return DeliveryResult(OutboundStatus.FAILED, error=str(error))
+        return DeliveryResult(OutboundStatus.SENT, external_id=str(sent.message_id))
 
     async def _send_parts(
         self, chat_id: int, parts: list[str], keyboard: InlineKeyboardMarkup | None

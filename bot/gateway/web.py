@@ -32,7 +32,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.crm import identity, transcript
-from bot.crm.models import Channel, DeliveryStatus, Direction, Message
+from bot.crm.models import Channel, Direction, Message, OutboundStatus
 from bot.gateway import tokens, wording
 from bot.gateway.inbox import Inbox
 from bot.gateway.limits import RateLimiter, Verdict
@@ -120,8 +120,8 @@ class WebOutlet:
 
     async def deliver(self, message: Outbound) -> DeliveryResult:
         if await self._push(message.sender_id, {"type": "message", "message": outbound_view(message)}):
-            return DeliveryResult(DeliveryStatus.SENT)
-        return DeliveryResult(DeliveryStatus.QUEUED, attempted=False)
+            return DeliveryResult(OutboundStatus.SENT)
+        return DeliveryResult(OutboundStatus.QUEUED, attempted=False)
 
     async def typing(self, sender_id: str, on: bool, who: str = "bot") -> None:
         await self._push(sender_id, {"type": "typing", "on": on, "who": who})
@@ -169,7 +169,7 @@ def history_view(message: Message) -> dict[str, Any]:
     if message.direction == Direction.INBOUND:
         view["client_id"] = message.external_id
     else:
-        view["unread"] = message.delivery_status in (DeliveryStatus.QUEUED, DeliveryStatus.SENT)
+        view["unread"] = message.delivery_status in (OutboundStatus.QUEUED, OutboundStatus.SENT)
     return view
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from bench import fanout
 from bench.ledger import audit_campaign
 from bot.crm.demo import demo_day, load_demo_data
-from bot.crm.models import Author, Conversation, Delivery, DeliveryStatus, Message
+from bot.crm.models import Author, Conversation, Delivery, DeliveryStatus, Message, OutboundStatus
 from tests.gateway.harness import RunningGateway
 from tests.gateway.standin_rasa import StandInRasa
 
@@ -90,7 +90,7 @@ def test_the_ledger_counts_a_missing_or_doubled_campaign_message(
                 author=Author.BOT,
                 text=first.text,
                 payload=first.payload,
-                delivery_status=DeliveryStatus.QUEUED,
+                delivery_status=OutboundStatus.QUEUED,
             )
         )
         crm.delete(second)

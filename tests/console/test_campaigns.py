@@ -31,7 +31,7 @@ from bot.crm.models import (
     Segment,
 )
 from bot.settings import Settings
-from scheduler.campaigns import fan_out
+from scheduler.campaigns.fanout import fan_out
 from tests.console.logins import add_console_users, console_app, console_settings, login
 from tests.factories import make_customer
 

@@ -30,7 +30,9 @@ from bot.crm.models import (
     DeliveryStatus,
     Direction,
     Handoff,
+    InboundStatus,
     Message,
+    OutboundStatus,
     OutreachKind,
     Segment,
     utcnow,
@@ -91,7 +93,7 @@ def earlier_messages(stack: RunningGateway, sender_id: str, count: int) -> None:
                     direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
                     author=Author.CUSTOMER if inbound else Author.BOT,
                     text=f"earlier message {n}",
-                    delivery_status=DeliveryStatus.PROCESSED if inbound else DeliveryStatus.SENT,
+                    delivery_status=InboundStatus.PROCESSED if inbound else OutboundStatus.SENT,
                     created_at=start + timedelta(minutes=n),
                 )
             )

@@ -20,10 +20,10 @@ from bot.crm.models import (
     Author,
     Conversation,
     ConversationStatus,
-    DeliveryStatus,
     Direction,
     Handoff,
     HandoffStatus,
+    InboundStatus,
     Message,
     utcnow,
 )
@@ -213,7 +213,7 @@ async def test_the_customers_message_reaches_the_agent_and_not_the_bot(
     message = desk_gateway.messages(chat.sender_id)[-1]
     assert (message.text, message.delivery_status, message.error) == (
         "Where is my parcel?",
-        DeliveryStatus.PROCESSED,
+        InboundStatus.PROCESSED,
         None,
     )
     state = alex.state(chat.handoff_id)
@@ -235,7 +235,7 @@ async def test_with_rasa_down_the_agent_still_gets_the_message(
     chat = await claimed(desk_gateway, rasa, alex)
 
     message = await said_while_rasa_is_down(desk_gateway, rasa, chat, "Are you still there?")
-    assert message.delivery_status == DeliveryStatus.PROCESSED
+    assert message.delivery_status == InboundStatus.PROCESSED
     assert message.error is not None and message.error.startswith("not in Rasa's tracker")
     assert alex.state(chat.handoff_id)["messages"][-1]["text"] == "Are you still there?"
     texts = [m.text for m in desk_gateway.messages(chat.sender_id)]
@@ -402,7 +402,7 @@ async def test_handing_back_answers_the_customers_last_message_before_the_rating
     with desk_gateway.crm() as crm:
         asked = crm.get_one(Message, turn["metadata"]["careloop_message_id"])
     assert (asked.delivery_status, asked.payload["routed"]) == (
-        DeliveryStatus.PROCESSED,
+        InboundStatus.PROCESSED,
         "bot_after_handback",
     )
 
@@ -674,7 +674,7 @@ async def test_chats_of_an_agent_who_went_away_return_to_the_queue_with_a_notice
     assert audit == ["handoff_claimed", "handoff_requeued"]
     await chat.visitor.say("still there?")  # still a person's conversation: the agent queue gets it
     wait_until(
-        lambda: desk_gateway.messages(chat.sender_id)[-1].delivery_status == DeliveryStatus.PROCESSED,
+        lambda: desk_gateway.messages(chat.sender_id)[-1].delivery_status == InboundStatus.PROCESSED,
         what="the message routed",
     )
     assert conversation_status(desk_gateway, chat.conversation_id) == ConversationStatus.HANDED_OFF

@@ -12,7 +12,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.crm.models import Author, Channel, Conversation, DeliveryStatus, Direction, Message
+from bot.crm.models import (
+    Author,
+    Channel,
+    Conversation,
+    Direction,
+    InboundStatus,
+    Message,
+    OutboundStatus,
+)
 from tests.factories import make_customer
 
 SCHEMA = (
@@ -139,7 +147,7 @@ class Chat:
             direction=Direction.INBOUND if inbound else Direction.OUTBOUND,
             author=author,
             text=text,
-            delivery_status=DeliveryStatus.PROCESSED if inbound else DeliveryStatus.SENT,
+            delivery_status=InboundStatus.PROCESSED if inbound else OutboundStatus.SENT,
         )
         self.session.add(message)
         self.session.flush()

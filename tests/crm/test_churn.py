@@ -31,6 +31,7 @@ from bot.crm.models import (
     Delivery,
     DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
     OrderStatus,
     OutreachKind,
@@ -227,7 +228,7 @@ def a_drifting_customer(session: Session) -> Customer:
                 direction=direction,
                 author=author,
                 text="hello",
-                delivery_status=DeliveryStatus.PROCESSED,
+                delivery_status=InboundStatus.PROCESSED,
                 created_at=ago(days),
             )
         )

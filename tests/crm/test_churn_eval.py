@@ -32,8 +32,8 @@ from bot.crm.models import (
     Author,
     Channel,
     Conversation,
-    DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
     OrderStatus,
     Product,
@@ -136,7 +136,7 @@ def test_who_left_is_read_from_the_sixty_days_after_the_cutoff(session: Session)
             direction=Direction.INBOUND,
             author=Author.CUSTOMER,
             text="hi",
-            delivery_status=DeliveryStatus.PROCESSED,
+            delivery_status=InboundStatus.PROCESSED,
             created_at=NOW - timedelta(days=30),
         )
     )

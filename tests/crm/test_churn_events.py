@@ -21,6 +21,7 @@ from bot.crm.models import (
     Delivery,
     DeliveryStatus,
     Direction,
+    InboundStatus,
     LeaveReason,
     Message,
     Offer,
@@ -34,7 +35,7 @@ from bot.crm.retention import apply_offer, end_due_cancellations, record_cancell
 from bot.crm.sla import WALL_CLOCK
 from bot.crm.surveys import record_rating
 from scheduler import sla
-from scheduler.campaigns import attribute_replies
+from scheduler.campaigns.replies import attribute_replies
 from scheduler.policy import Policy
 from tests.factories import NOW, make_customer, make_order
 
@@ -147,7 +148,7 @@ def test_a_reply_to_our_messages_lowers_the_risk(session: Session) -> None:
             direction=Direction.INBOUND,
             author=Author.CUSTOMER,
             text="yes please",
-            delivery_status=DeliveryStatus.PROCESSED,
+            delivery_status=InboundStatus.PROCESSED,
             created_at=ago(10) + timedelta(hours=5),
         )
     )

@@ -29,6 +29,7 @@ from bot.crm.models import (
     Direction,
     Handoff,
     HandoffStatus,
+    InboundStatus,
     InteractionEvent,
     Message,
     Offer,
@@ -227,7 +228,7 @@ def test_nothing_fires_on_first_start_and_the_past_stays_past(demo: Session) -> 
     )
     assert demo.scalar(due) == 0  # no burst of old win-backs or check-ins when the scheduler starts
     unanswered = select(func.count(Message.id)).where(
-        Message.direction == Direction.INBOUND, Message.delivery_status == DeliveryStatus.RECEIVED
+        Message.direction == Direction.INBOUND, Message.delivery_status == InboundStatus.RECEIVED
     )
     assert demo.scalar(unanswered) == 0
     for column in (RetentionAttempt.created_at, Survey.created_at, Handoff.requested_at, Message.created_at):

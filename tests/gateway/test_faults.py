@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.crm.models import Author, DeliveryStatus, Direction
+from bot.crm.models import Author, Direction, InboundStatus
 from bot.gateway import wording
 from standins.servers import ServerThread, free_port
 from tests.gateway.harness import (
@@ -49,8 +49,8 @@ async def test_rasa_down_gives_a_holding_answer_keeps_the_messages_and_answers_t
         assert [
             (m.author, m.text, m.delivery_status) for m in waiting if m.direction == Direction.INBOUND
         ] == [
-            (Author.CUSTOMER, "where is my order?", DeliveryStatus.RECEIVED),
-            (Author.CUSTOMER, "hello?", DeliveryStatus.RECEIVED),
+            (Author.CUSTOMER, "where is my order?", InboundStatus.RECEIVED),
+            (Author.CUSTOMER, "hello?", InboundStatus.RECEIVED),
         ]
         assert waiting[0].attempts >= 1 and "unreachable" in (waiting[0].error or "")
 
@@ -59,7 +59,7 @@ async def test_rasa_down_gives_a_holding_answer_keeps_the_messages_and_answers_t
             assert rasa.messages == ["where is my order?", "hello?"]
             wait_until(
                 lambda: all(
-                    m.delivery_status == DeliveryStatus.PROCESSED
+                    m.delivery_status == InboundStatus.PROCESSED
                     for m in gateway.messages(sender)
                     if m.direction == Direction.INBOUND
                 ),
@@ -92,7 +92,7 @@ async def test_an_answer_rasa_gave_after_the_gateway_stopped_waiting_is_found_an
     assert holding["text"] == wording.HOLDING
     assert answer["text"] == "You said: slow question"
     assert rasa.messages == ["slow question"]  # recovered from the tracker, not asked again
-    assert [(m.delivery_status, m.attempts) for m in inbound] == [(DeliveryStatus.PROCESSED, 2)]
+    assert [(m.delivery_status, m.attempts) for m in inbound] == [(InboundStatus.PROCESSED, 2)]
 
 
 async def test_a_broken_rasa_is_retried_until_it_answers(gateway: RunningGateway, rasa: StandInRasa) -> None:
@@ -172,7 +172,7 @@ async def test_a_burst_while_rasa_is_busy_gets_every_real_answer_once_in_order_w
     assert any(wording.HOLDING in said for said in heard)  # Rasa really was too slow for some
     for messages in transcripts:
         inbound = [(m.delivery_status, m.attempts) for m in messages if m.direction == Direction.INBOUND]
-        assert inbound == [(DeliveryStatus.PROCESSED, 1)] * 2
+        assert inbound == [(InboundStatus.PROCESSED, 1)] * 2
         assert [m.author for m in messages].count(Author.BOT) == 2  # no answer stored twice
     assert sorted(rasa.messages) == sorted(f"{w} {n}" for n in range(8) for w in ("first", "second"))
     assert rasa.dropped == []  # Rasa's work was never thrown away

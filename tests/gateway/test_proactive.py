@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.crm.models import Channel, ChannelIdentity, Customer, DeliveryStatus, Message, utcnow
+from bot.crm.models import Channel, ChannelIdentity, Customer, Message, OutboundStatus, utcnow
 from tests.gateway.harness import INTERNAL_TOKEN, RunningGateway, connect
 from tests.gateway.standin_rasa import StandInRasa
 
@@ -136,7 +136,7 @@ async def test_a_proactive_message_reaches_a_connected_visitor_and_is_stored(
     with gateway.crm() as crm:
         stored = crm.get_one(Message, pushed["id"])
         assert stored.payload == {"proactive": "EXTERNAL_checkin"}
-        assert stored.delivery_status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+        assert stored.delivery_status in (OutboundStatus.SENT, OutboundStatus.DELIVERED)
 
 
 def test_the_same_idempotency_key_never_sends_twice(gateway: RunningGateway, rasa: StandInRasa) -> None:

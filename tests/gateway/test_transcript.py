@@ -14,9 +14,10 @@ from bot.crm.models import (
     Channel,
     ChannelIdentity,
     Customer,
-    DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
+    OutboundStatus,
     utcnow,
 )
 from bot.crm.transcript import Profile
@@ -39,7 +40,7 @@ def test_first_message_creates_customer_identity_conversation_and_a_received_lin
         Direction.INBOUND,
         Author.CUSTOMER,
         "hello",
-        DeliveryStatus.RECEIVED,
+        InboundStatus.RECEIVED,
     )
     customer = stored.customer
     assert (customer.first_name, customer.last_name, customer.language) == ("Ada", "Lovelace", "de")
@@ -100,9 +101,9 @@ def test_the_inbox_lists_unanswered_messages_in_order(session: Session) -> None:
         a2.id,
     ]
     transcript.record_failed_attempt(session=session, message_id=a1.id, error="Rasa is unreachable" * 50)
-    assert (a1.attempts, len(a1.error or ""), a1.delivery_status) == (1, 300, DeliveryStatus.RECEIVED)
+    assert (a1.attempts, len(a1.error or ""), a1.delivery_status) == (1, 300, InboundStatus.RECEIVED)
     transcript.record_failed_attempt(session=session, message_id=a2.id, error="refused", give_up=True)
-    assert a2.delivery_status == DeliveryStatus.FAILED
+    assert a2.delivery_status == InboundStatus.FAILED
 
 
 def test_one_holding_answer_per_wait(session: Session) -> None:
@@ -139,7 +140,7 @@ def test_delivery_status_moves_forward_and_receipts_are_kept(session: Session) -
     out = transcript.store_outbound(
         session=session, conversation_id=conversation_id, author=Author.BOT, text="yo"
     )
-    assert out.delivery_status == DeliveryStatus.QUEUED
+    assert out.delivery_status == OutboundStatus.QUEUED
     assert [
         m.id for m in transcript.undelivered_outbound(session=session, conversation_id=conversation_id)
     ] == [out.id]
@@ -149,10 +150,10 @@ def test_delivery_status_moves_forward_and_receipts_are_kept(session: Session) -
     )
     session.refresh(out)
     transcript.record_delivery(
-        session=session, message_id=out.id, status=DeliveryStatus.SENT, external_id="m1"
+        session=session, message_id=out.id, status=OutboundStatus.SENT, external_id="m1"
     )
 
-    assert out.delivery_status == DeliveryStatus.DELIVERED  # a late "sent" does not undo the receipt
+    assert out.delivery_status == OutboundStatus.DELIVERED  # a late "sent" does not undo the receipt
     assert (out.external_id, out.attempts) == ("m1", 1) and out.sent_at is not None
     assert (
         transcript.mark_delivered(

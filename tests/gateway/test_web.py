@@ -9,7 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.crm.models import Author, ChannelIdentity, Conversation, Customer, DeliveryStatus, Direction
+from bot.crm.models import (
+    Author,
+    ChannelIdentity,
+    Conversation,
+    Customer,
+    Direction,
+    InboundStatus,
+    OutboundStatus,
+)
 from tests.gateway.harness import RunningGateway, connect, wait_until
 from tests.gateway.standin_rasa import StandInRasa
 
@@ -19,7 +27,7 @@ pytestmark = pytest.mark.timeout(60)
 async def test_a_message_is_stored_before_rasa_sees_it_and_the_answer_is_delivered_and_stored(
     gateway: RunningGateway, rasa: StandInRasa
 ) -> None:
-    seen_at_arrival: list[tuple[str | None, DeliveryStatus]] = []
+    seen_at_arrival: list[tuple[str | None, InboundStatus | OutboundStatus]] = []
 
     def look_in_the_crm(body: dict[str, Any]) -> None:
         stored = gateway.messages(body["sender"])
@@ -33,18 +41,18 @@ async def test_a_message_is_stored_before_rasa_sees_it_and_the_answer_is_deliver
 
     assert ack["type"] == "ack" and isinstance(ack["id"], int)
     assert reply["author"] == "bot" and reply["text"] == "You said: hello there"
-    assert seen_at_arrival == [("hello there", DeliveryStatus.RECEIVED)]
+    assert seen_at_arrival == [("hello there", InboundStatus.RECEIVED)]
     sender = rasa.webhook_calls[0]["sender"]
     assert sender.startswith("web:")
     settled = wait_until(
-        lambda: [m for m in gateway.messages(sender) if m.delivery_status != DeliveryStatus.QUEUED][1:] and 1,
+        lambda: [m for m in gateway.messages(sender) if m.delivery_status != OutboundStatus.QUEUED][1:] and 1,
         what="the transcript",
     )
     assert settled
     transcript = [(m.direction, m.author, m.text, m.delivery_status) for m in gateway.messages(sender)]
-    assert transcript[0] == (Direction.INBOUND, Author.CUSTOMER, "hello there", DeliveryStatus.PROCESSED)
+    assert transcript[0] == (Direction.INBOUND, Author.CUSTOMER, "hello there", InboundStatus.PROCESSED)
     assert transcript[1][:3] == (Direction.OUTBOUND, Author.BOT, "You said: hello there")
-    assert transcript[1][3] in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+    assert transcript[1][3] in (OutboundStatus.SENT, OutboundStatus.DELIVERED)
 
 
 async def test_first_contact_creates_a_customer_and_rasa_gets_the_metadata(
@@ -187,7 +195,7 @@ async def test_a_visitor_away_gets_waiting_messages_on_return_and_confirms_them(
     await visitor.send({"type": "received", "ids": [first["id"]]})  # as the widget confirms what it shows
     sender = rasa.webhook_calls[0]["sender"]
     wait_until(
-        lambda: gateway.messages(sender)[-1].delivery_status == DeliveryStatus.DELIVERED, what="the receipt"
+        lambda: gateway.messages(sender)[-1].delivery_status == OutboundStatus.DELIVERED, what="the receipt"
     )
     await visitor.socket.close()
     wait_until(lambda: not gateway.gateway.web.outlet.connected(sender), what="the socket to close")
@@ -205,7 +213,7 @@ async def test_a_visitor_away_gets_waiting_messages_on_return_and_confirms_them(
 
     assert waiting["text"] == "Hi again! Is everything fine with your order?"
     wait_until(
-        lambda: gateway.messages(sender)[-1].delivery_status == DeliveryStatus.DELIVERED,
+        lambda: gateway.messages(sender)[-1].delivery_status == OutboundStatus.DELIVERED,
         what="the delivery receipt",
     )
     history = gateway.history(visitor.token).json()["messages"]
@@ -227,7 +235,7 @@ async def test_an_empty_answer_leaves_the_message_processed(
     await visitor.say("silence")
     sender = wait_until(lambda: rasa.webhook_calls and rasa.webhook_calls[0]["sender"], what="Rasa")
     stored = wait_until(
-        lambda: [m for m in gateway.messages(sender) if m.delivery_status == DeliveryStatus.PROCESSED],
+        lambda: [m for m in gateway.messages(sender) if m.delivery_status == InboundStatus.PROCESSED],
         what="processing",
     )
     assert [m.text for m in stored] == ["silence"]

@@ -24,18 +24,10 @@ from bot.crm.models import (
     DeliveryStatus,
 )
 from scheduler.audience import InvalidAudience
-from scheduler.campaigns import (
-    Schedule,
-    begun_somewhere,
-    change_status,
-    check_not_past,
-    create_campaign,
-    due_occurrences,
-    editable,
-    fan_out,
-    occurrence_figures,
-    update_campaign,
-)
+from scheduler.campaigns.fanout import due_occurrences, fan_out
+from scheduler.campaigns.figures import occurrence_figures
+from scheduler.campaigns.lifecycle import change_status, create_campaign, editable, update_campaign
+from scheduler.campaigns.schedule import Schedule, begun_somewhere, check_not_past
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
 from tests.factories import make_customer

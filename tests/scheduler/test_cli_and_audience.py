@@ -15,7 +15,7 @@ from bot.crm.migrate import upgrade
 from bot.crm.models import Channel, ChannelIdentity, ComplaintCategory, Segment, Temperament, utcnow
 from bot.settings import Settings
 from scheduler.audience import Audience, InvalidAudience, check_message
-from scheduler.campaigns import Schedule
+from scheduler.campaigns.schedule import Schedule
 from scheduler.cli import main
 from tests.factories import make_customer
 

@@ -36,7 +36,7 @@ from bot.crm.models import (
     Severity,
 )
 from bot.settings import PROJECT_ROOT
-from scheduler.campaigns import create_campaign
+from scheduler.campaigns.lifecycle import create_campaign
 from tests.scheduler.standin_gateway import StandInGateway
 
 pytestmark = pytest.mark.e2e

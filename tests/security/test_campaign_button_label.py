@@ -19,7 +19,7 @@ from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
 from bot.crm.models import Campaign
 from scheduler.audience import InvalidAudience
-from scheduler.campaigns import create_campaign, update_campaign
+from scheduler.campaigns.lifecycle import create_campaign, update_campaign
 from tests.console.logins import add_console_users, console_app, console_settings, login
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)

@@ -64,6 +64,7 @@ from bot.crm.models import (
     FeedbackState,
     Handoff,
     HandoffStatus,
+    InboundStatus,
     InteractionEvent,
     LeaveReason,
     MailPurpose,
@@ -145,7 +146,7 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
             conversation_id=conversation.id,
             direction=Direction.INBOUND,
             author=Author.CUSTOMER,
-            delivery_status=DeliveryStatus.PROCESSED,
+            delivery_status=InboundStatus.PROCESSED,
         ),
         InteractionEvent(
             customer_id=customer.id,

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
-from bot.crm.models import Author, Conversation, DeliveryStatus, Direction, Message
+from bot.crm.models import Author, Conversation, Direction, InboundStatus, Message
 from bot.gateway.rasa_client import MESSAGE_ID_KEY
 from bot.ops.model import ensure_model
 from bot.settings import PROJECT_ROOT, Settings
@@ -322,7 +322,7 @@ def all_answered(stack: SupervisedStack, visitors: list[Visitor]) -> bool:
     for visitor in visitors:
         messages = crm_messages(stack, visitor)
         inbound = [m for m in messages if m.direction == Direction.INBOUND]
-        if any(m.delivery_status != DeliveryStatus.PROCESSED for m in inbound):
+        if any(m.delivery_status != InboundStatus.PROCESSED for m in inbound):
             return False
         if any(m.id not in visitor.seen for m in messages if m.author == Author.BOT):
             return False

@@ -38,7 +38,9 @@ from bot.crm.models import (
     Delivery,
     DeliveryStatus,
     Direction,
+    InboundStatus,
     Message,
+    OutboundStatus,
     OutreachKind,
     utcnow,
 )
@@ -178,7 +180,7 @@ async def test_a_turn_whose_replies_could_not_be_stored_is_not_run_a_second_time
         wait_until(
             lambda: (
                 [m.delivery_status for m in messages_of(gateway, sender) if m.direction == Direction.INBOUND]
-                == [DeliveryStatus.PROCESSED]
+                == [InboundStatus.PROCESSED]
             ),
             what="the message to be processed",
         )
@@ -440,13 +442,13 @@ def test_an_answer_telegram_could_not_parse_is_recorded_and_retried_not_left_que
         first_try = crm.get_one(Message, body["messages"][0]["id"])
         recorded = (first_try.delivery_status, first_try.attempts, first_try.error)
     assert status == "queued"
-    assert recorded[:2] == (DeliveryStatus.QUEUED, 1) and "KeyError" in (recorded[2] or "")
+    assert recorded[:2] == (OutboundStatus.QUEUED, 1) and "KeyError" in (recorded[2] or "")
     sent = wait_until(lambda: telegram.sent_to(CHAT), what="the retry to deliver it")
     assert [m["text"] for m in sent] == ["Hi again! Is everything fine with your order?"]
 
     def recorded_as_sent() -> bool:
         with gateway.crm() as crm:
             later = crm.get_one(Message, body["messages"][0]["id"])
-            return (later.delivery_status, later.error) == (DeliveryStatus.SENT, None)
+            return (later.delivery_status, later.error) == (OutboundStatus.SENT, None)
 
     wait_until(recorded_as_sent, what="the retried delivery to be recorded")

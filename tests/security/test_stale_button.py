@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from bot.crm import transcript
-from bot.crm.models import Author, DeliveryStatus, Direction, Message
+from bot.crm.models import Author, Direction, InboundStatus, Message
 from bot.gateway import wording
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import (
@@ -65,7 +65,7 @@ class Talk:
                         direction=Direction.INBOUND,
                         author=Author.CUSTOMER,
                         text=f"message {n}",
-                        delivery_status=DeliveryStatus.PROCESSED,
+                        delivery_status=InboundStatus.PROCESSED,
                     )
                 )
         self.session.flush()

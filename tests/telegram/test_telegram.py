@@ -11,8 +11,9 @@ from bot.crm.models import (
     Channel,
     ChannelIdentity,
     Customer,
-    DeliveryStatus,
     Direction,
+    InboundStatus,
+    OutboundStatus,
 )
 from bot.gateway import wording
 from bot.gateway.tokens import link_payload
@@ -40,7 +41,7 @@ def test_a_message_in_through_get_updates_is_answered_through_send_message(
     assert rasa.webhook_calls[0]["metadata"]["first_name"] == "Ada"
     assert rasa.webhook_calls[0]["input_channel"] == "telegram"
     messages = wait_until(
-        lambda: [m for m in gateway.messages(f"telegram:{CHAT}") if m.delivery_status == DeliveryStatus.SENT],
+        lambda: [m for m in gateway.messages(f"telegram:{CHAT}") if m.delivery_status == OutboundStatus.SENT],
         what="the delivery to be recorded",
     )
     assert messages[0].external_id == str(sent[0]["message_id"])
@@ -48,7 +49,7 @@ def test_a_message_in_through_get_updates_is_answered_through_send_message(
     assert (inbound.direction, inbound.text, inbound.delivery_status) == (
         Direction.INBOUND,
         "where is my parcel?",
-        DeliveryStatus.PROCESSED,
+        InboundStatus.PROCESSED,
     )
     with gateway.crm() as crm:
         identity = crm.scalar(select(ChannelIdentity).where(ChannelIdentity.external_id == str(CHAT)))
@@ -113,7 +114,7 @@ def test_flood_control_is_honoured_by_waiting_then_retrying(
         lambda: [
             m
             for m in gateway.messages(f"telegram:{CHAT}")
-            if m.delivery_status == DeliveryStatus.SENT and m.text == answer
+            if m.delivery_status == OutboundStatus.SENT and m.text == answer
         ],
         what="the delivery to be recorded",
     )
@@ -128,7 +129,7 @@ def test_a_user_who_blocked_the_bot_is_marked_unreachable_and_not_retried(
 
     failed = wait_until(
         lambda: [
-            m for m in gateway.messages(f"telegram:{CHAT}") if m.delivery_status == DeliveryStatus.FAILED
+            m for m in gateway.messages(f"telegram:{CHAT}") if m.delivery_status == OutboundStatus.FAILED
         ],
         what="the failed delivery",
     )

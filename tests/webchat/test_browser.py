@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from bot.crm.models import Author, DeliveryStatus, Direction
+from bot.crm.models import Author, Direction, InboundStatus, OutboundStatus
 from tests.gateway.harness import wait_until
 from tests.webchat.conftest import LiveStack
 
@@ -67,9 +67,9 @@ def test_a_visitor_greets_clicks_a_button_and_finds_the_conversation_after_a_rel
     assert str(inbound[1].payload["rasa_text"]).startswith("/")
     wait_until(
         lambda: (
-            all(m.delivery_status == DeliveryStatus.PROCESSED for m in inbound)
+            all(m.delivery_status == InboundStatus.PROCESSED for m in inbound)
             and all(
-                m.delivery_status == DeliveryStatus.DELIVERED
+                m.delivery_status == OutboundStatus.DELIVERED
                 for m in live.messages(sender)
                 if m.direction == Direction.OUTBOUND
             )
@@ -176,7 +176,7 @@ def test_a_message_sent_while_away_waits_for_the_visitor_with_an_unread_badge(
         )
     wait_until(
         lambda: all(
-            m.delivery_status == DeliveryStatus.DELIVERED
+            m.delivery_status == OutboundStatus.DELIVERED
             for m in live.messages(sender)
             if m.direction == Direction.OUTBOUND
         ),

@@ -34,6 +34,7 @@ from bot.crm.models import (
     DeliveryStatus,
     Order,
     OrderStatus,
+    OutboundStatus,
     Refund,
     RefundStatus,
     Remedy,
@@ -174,7 +175,7 @@ def test_a_complaint_from_the_widget_is_worked_resolved_with_a_refund_revisited_
         wait_until(
             lambda: (
                 delivery_status(live, question_key(case.id, asked))
-                in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED)
+                in (DeliveryStatus.SENT, OutboundStatus.DELIVERED)
             ),
             timeout=30,
             what="the question recorded as sent",

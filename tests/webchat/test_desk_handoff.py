@@ -18,9 +18,9 @@ from bot.crm.models import (
     Author,
     Conversation,
     ConversationStatus,
-    DeliveryStatus,
     Handoff,
     HandoffStatus,
+    InboundStatus,
     Survey,
 )
 from tests.gateway.harness import wait_until
@@ -94,7 +94,7 @@ def test_an_agent_takes_over_and_hands_back_and_the_customer_rates(
         assert customer.locator(".cl-msg--bot:not(.cl-greeting)").count() == bot_lines
         routed = [m for m in live.messages(sender) if m.text == "The grinder I bought stopped working"]
         assert [(m.delivery_status, (m.payload or {}).get("routed")) for m in routed] == [
-            (DeliveryStatus.PROCESSED, "agent")
+            (InboundStatus.PROCESSED, "agent")
         ]
         box.fill("Sorry about that. A replacement grinder goes out today.")
         box.press("Enter")

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from bot.crm.models import Author, DeliveryStatus, Direction
+from bot.crm.models import Author, Direction, InboundStatus
 from bot.gateway import wording
 from tests.gateway.harness import wait_until
 from tests.webchat.conftest import LiveStack
@@ -34,8 +34,8 @@ def test_rasa_stopping_mid_conversation_loses_nothing_and_the_chat_resumes(
         expect(page.locator(".cl-pending")).to_have_count(0)
         waiting = [m for m in live.messages(sender) if m.direction == Direction.INBOUND][1:]
         assert [(m.text, m.delivery_status) for m in waiting] == [
-            ("where is my order?", DeliveryStatus.RECEIVED),
-            ("hello, anyone there?", DeliveryStatus.RECEIVED),
+            ("where is my order?", InboundStatus.RECEIVED),
+            ("hello, anyone there?", InboundStatus.RECEIVED),
         ]
         assert page.locator(".cl-msg--system").count() == 1  # told once, not once per message
     finally:
@@ -46,7 +46,7 @@ def test_rasa_stopping_mid_conversation_loses_nothing_and_the_chat_resumes(
     )
     wait_until(
         lambda: all(
-            m.delivery_status == DeliveryStatus.PROCESSED
+            m.delivery_status == InboundStatus.PROCESSED
             for m in live.messages(sender)
             if m.direction == Direction.INBOUND
         ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, SQLColumnExpression, String, Text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, enum_column, utcnow
-from .enums import Author, Channel, ConversationStatus, DeliveryStatus, Direction
+from .enums import Author, Channel, ConversationStatus, Direction, InboundStatus, OutboundStatus
 
 
 class Conversation(Base):
@@ -33,7 +34,10 @@ class Conversation(Base):
 
 
 class Message(Base):
-    """One line of the transcript, inbound or outbound, with its delivery status."""
+    """One line of the transcript, inbound or outbound, with its status in its own lifecycle.
+
+    Both lifecycles share the `delivery_status` column (the stored values are unchanged); the
+    message's direction says which enum reads it back."""
 
     __tablename__ = "message"
     __table_args__ = (Index("ix_message_status_direction", "delivery_status", "direction"),)
@@ -48,13 +52,34 @@ class Message(Base):
     text: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # buttons, images, custom data
     external_id: Mapped[str | None] = mapped_column(String(64))  # the channel's own message id
-    delivery_status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus))
+    _status: Mapped[str] = mapped_column("delivery_status", String(24))
     error: Mapped[str | None] = mapped_column(String(300))
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     sent_at: Mapped[datetime | None]
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    @hybrid_property
+    def delivery_status(self) -> InboundStatus | OutboundStatus:
+        """Where the message is: an inbound one in InboundStatus, an outbound one in OutboundStatus."""
+        lifecycle = InboundStatus if self.direction is Direction.INBOUND else OutboundStatus
+        return lifecycle(self._status)
+
+    @delivery_status.inplace.setter
+    def _set_delivery_status(self, value: InboundStatus | OutboundStatus) -> None:
+        if value not in STORED_STATES:  # refused here with its name, not later by a reader
+            raise ValueError(f"{value!r} is not a message state")
+        self._status = str(value)
+
+    @delivery_status.inplace.expression
+    @classmethod
+    def _delivery_status_column(cls) -> SQLColumnExpression[InboundStatus | OutboundStatus]:
+        # In SQL the column holds the value, which compares equal to either lifecycle's member.
+        return cast("SQLColumnExpression[InboundStatus | OutboundStatus]", cls._status)
+
+
+STORED_STATES = frozenset(state.value for state in (*InboundStatus, *OutboundStatus))
 
 
 class InteractionEvent(Base):

@@ -3,6 +3,33 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+
+class Labelled(str, enum.Enum):
+    """A state whose value is stored and whose label is shown; declared as `NAME = value, label`.
+
+    A state cannot be added without its label: the label is part of its declaration."""
+
+    label: str
+
+    if TYPE_CHECKING:  # a stored value reads back as its state: `DeliveryStatus("sent")`
+
+        def __new__(cls, value: str, label: str = ...) -> Self: ...
+
+    else:
+
+        def __new__(cls, value: str, label: str) -> Labelled:
+            member = str.__new__(cls, value)
+            member._value_ = value
+            member.label = label
+            return member
+
+    def __str__(self) -> str:
+        return str(self.value)  # logs and f-strings show the stored value, not Class.NAME
 
 
 class Segment(str, enum.Enum):
@@ -71,15 +98,32 @@ class Author(str, enum.Enum):
     SYSTEM = "system"
 
 
-class DeliveryStatus(str, enum.Enum):
-    RECEIVED = "received"  # inbound, stored before anything else happens
-    PROCESSED = "processed"  # inbound, answered by the bot or routed to a person
-    QUEUED = "queued"
-    SENDING = "sending"  # claimed by one scheduler process; the gateway's idempotency key covers a crash
-    SENT = "sent"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    SKIPPED = "skipped"
+class InboundStatus(Labelled):
+    """A customer's message on its way through the bot (the gateway's inbox)."""
+
+    RECEIVED = "received", "received"  # stored before anything else happens
+    PROCESSED = "processed", "answered"  # answered by the bot or routed to a person
+    FAILED = "failed", "failed"  # given up after its tries
+
+
+class OutboundStatus(Labelled):
+    """A message to the customer on its way out through its channel."""
+
+    QUEUED = "queued", "waiting"
+    SENT = "sent", "sent"
+    DELIVERED = "delivered", "delivered"  # the channel (or the web page) confirmed it
+    FAILED = "failed", "failed"
+    SKIPPED = "skipped", "skipped"  # nothing the channel can show
+
+
+class DeliveryStatus(Labelled):
+    """A scheduled proactive message (campaign, check-in, greeting) from queued to sent or dropped."""
+
+    QUEUED = "queued", "waiting"
+    SENDING = "sending", "being sent"  # claimed by one scheduler process; the gateway's key covers a crash
+    SENT = "sent", "sent"
+    FAILED = "failed", "failed"
+    SKIPPED = "skipped", "skipped"  # for good; `skip_reason` says why
 
 
 class ComplaintCategory(str, enum.Enum):
@@ -167,6 +211,19 @@ class RetentionOutcome(str, enum.Enum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     DECLINED = "declined"
+
+
+class HandoffReason(Labelled):
+    """Why a conversation goes to a person (stored as a string in `handoff.reason`)."""
+
+    CUSTOMER_REQUEST = "customer_request", "the customer asked for a person"
+    COMPLAINT = "complaint", "a complaint"
+    RETENTION = "retention", "wants to cancel"
+    LOW_CSAT = "low_csat", "an unhappy rating"
+    FALLBACK = "fallback", "the bot did not understand"
+    FOLLOW_UP = "follow_up", "a follow-up: the customer wrote again after a close"
+    REFUND_REVIEW = "refund_review", "a refund to review"
+    OTHER = "other", "another reason"
 
 
 class HandoffStatus(str, enum.Enum):
