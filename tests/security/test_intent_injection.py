@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from bot.crm.models import Author, Direction, Message
-from bot.gateway.inbox import pending_message
+from bot.gateway.inbox_crm import pending_message
 from bot.gateway.limits import normalise
 from tests.e2e.conftest import Stack, stack
 from tests.gateway.fixtures import crm_template, rasa
