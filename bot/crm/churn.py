@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from statistics import median
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.clock import aggregate_time
 from bot.crm.complaints import OPEN_STATUSES
 from bot.crm.models import (
     Complaint,
@@ -425,14 +426,7 @@ def _inbound(session: Session, only, now: datetime, fields: dict[int, dict[str, 
     )
     for cid, last in rows:
         if cid in fields and last is not None:
-            fields[cid]["last_inbound_at"] = _aware(last)
-
-
-def _aware(value: datetime | str) -> datetime:
-    # An aggregate bypasses the column type: SQLite hands back naive UTC, or even a string.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+            fields[cid]["last_inbound_at"] = aggregate_time(last)
 
 
 # ----- storing the scores -----

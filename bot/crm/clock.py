@@ -26,6 +26,14 @@ def as_utc(moment: datetime | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@overload
+def aggregate_time(value: datetime | str) -> datetime: ...
+
+
+@overload
+def aggregate_time(value: datetime | str | None) -> datetime | None: ...
+
+
 def aggregate_time(value: datetime | str | None) -> datetime | None:
     """A timestamp from an aggregate (max, min), which bypasses the column type: SQLite gives
     naive UTC, or even text."""

@@ -24,13 +24,14 @@ import math
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import webhooks
+from bot.crm.clock import aggregate_time
 from bot.crm.models import (
     Complaint,
     Customer,
@@ -214,7 +215,7 @@ def collect_stats(
             spend_prior_6m=_money(sp6),
             orders_recent_6m=int(o6 or 0),
             orders_90d=int(o90 or 0),
-            first_order_at=_aware(first),
+            first_order_at=aggregate_time(first),
         )
         for cid, s12, s6, sp6, o6, o90, first in order_rows
     }
@@ -481,12 +482,3 @@ def segments_at(*, session: Session, moments: Mapping[int, datetime]) -> dict[in
 def _money(value: object) -> Decimal:
     # SQLite sums NUMERIC columns as floats; go through str so 19.99 stays 19.99.
     return Decimal(str(value or 0)).quantize(CENT)
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    # Aggregates bypass the column type, so SQLite hands back naive UTC (or even a string).
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

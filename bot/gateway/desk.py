@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -58,7 +57,7 @@ from bot.gateway.inbox_crm import store_bot_replies
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable
-from bot.gateway.sockets import send_text
+from bot.gateway.sockets import send_frame
 from bot.gateway.store import Crm
 from bot.gateway.tracker_copy import TrackerCopy
 from scheduler.policy import record_contact
@@ -147,9 +146,8 @@ class ConsoleHub:
         return [socket for socket, watched in self._watching.items() if watched == sender_id]
 
     async def _send(self, sockets: Sequence[WebSocket], frame: dict[str, Any]) -> None:
-        text = json.dumps(frame)
         for socket in sockets:
-            if not await send_text(socket, text, timeout=SEND_TIMEOUT):
+            if not await send_frame(socket, frame, timeout=SEND_TIMEOUT):
                 self.leave(socket)
 
 

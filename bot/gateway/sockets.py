@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -16,3 +18,8 @@ async def send_text(socket: WebSocket, text: str, *, timeout: float) -> bool:
     except (WebSocketDisconnect, RuntimeError, OSError, asyncio.TimeoutError):
         return False
     return True
+
+
+async def send_frame(socket: WebSocket, frame: dict[str, Any], *, timeout: float) -> bool:
+    """Send one JSON frame within `timeout` seconds; False if the socket is gone or stuck."""
+    return await send_text(socket, json.dumps(frame), timeout=timeout)

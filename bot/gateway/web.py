@@ -39,7 +39,7 @@ from bot.gateway.inbox import Inbox
 from bot.gateway.limits import RateLimiter, Verdict
 from bot.gateway.outlets import DeliveryResult, Outbound
 from bot.gateway.reception import Receipt, Reception
-from bot.gateway.sockets import send_text
+from bot.gateway.sockets import send_frame
 from bot.gateway.store import Crm
 from bot.settings import PROJECT_ROOT
 
@@ -82,7 +82,7 @@ class SocketWriter:
     async def _write(self) -> None:
         while True:
             frame = await self._queue.get()
-            if not await send_frame(self.socket, frame):
+            if not await send_frame(self.socket, frame, timeout=SEND_TIMEOUT):
                 self._give_up("not reading")
                 return
 
@@ -145,11 +145,6 @@ async def _close(socket: WebSocket, code: int, reason: str | None = None) -> Non
         await socket.close(code=code, reason=reason)
     except (WebSocketDisconnect, RuntimeError, OSError):
         log.info("web socket client hung up before it was closed code=%s", code)
-
-
-async def send_frame(socket: WebSocket, frame: dict[str, Any]) -> bool:
-    """Send one JSON frame; False if the socket is gone or stuck."""
-    return await send_text(socket, json.dumps(frame), timeout=SEND_TIMEOUT)
 
 
 def outbound_view(message: Outbound) -> dict[str, Any]:
@@ -263,7 +258,7 @@ class WebChat:
         sender_id = f"web:{visit.visitor_id}"
         if self.outlet.socket_count(sender_id) >= MAX_SOCKETS:
             log.info("web socket refused: too many open sender=%s", sender_id)
-            await send_frame(socket, {"type": "error", "code": "too_many_connections"})
+            await send_frame(socket, {"type": "error", "code": "too_many_connections"}, timeout=SEND_TIMEOUT)
             await _close(socket, TOO_MANY, "too many open chat windows")
             return
         writer = self.outlet.connect(sender_id, socket)
@@ -285,7 +280,7 @@ class WebChat:
             return None
         visit = tokens.visit_of(self.secret_key, (frame or {}).get("token"))
         if (frame or {}).get("type") != "hello" or visit is None:
-            await send_frame(socket, {"type": "error", "code": "unauthorized"})
+            await send_frame(socket, {"type": "error", "code": "unauthorized"}, timeout=SEND_TIMEOUT)
             return None
         assert frame is not None
         return visit, frame

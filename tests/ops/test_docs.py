@@ -8,7 +8,11 @@ from pathlib import Path
 from bot.ops.model import TRAINING_INPUTS
 
 DOC_PATH = re.compile(r"\bdocs/[\w./-]+?\.md\b")
-RELATIVE_LINK = re.compile(r"\]\(([\w./-]+?\.md)(?:#[\w-]*)?\)")
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+FENCED_CODE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+INLINE_CODE = re.compile(r"`[^`\n]*`")
+HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
 # A design document kept outside the repository (the team's notes): the code must not cite one.
 OUTSIDE_DOCUMENT = re.compile(r"\b(?:DESIGN|STYLE|DEVELOPERS)\.md\b|\bDESIGN\b")
 SOURCES = ("bot", "scheduler", "tests", "bench", "tools", "docs")
@@ -33,6 +37,41 @@ def cited_docs(text: str) -> set[str]:
     return set(DOC_PATH.findall(text))
 
 
+def _prose(text: str) -> str:
+    """Markdown without its fenced code blocks and inline code, where a link is only text."""
+    return INLINE_CODE.sub("", FENCED_CODE.sub("", text))
+
+
+def relative_links(text: str) -> list[str]:
+    """The targets of a Markdown text's links that point inside the repository, in order."""
+    return [link for link in MARKDOWN_LINK.findall(_prose(text)) if not EXTERNAL.match(link)]
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown text's headings (lower case, punctuation dropped, a
+    number added to a repeated one)."""
+    seen: dict[str, int] = {}
+    found = set()
+    for heading in HEADING.findall(FENCED_CODE.sub("", text)):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def broken_links(page: Path) -> list[str]:
+    """The relative links of a Markdown page whose file, or heading within it, does not exist."""
+    broken = []
+    for link in relative_links(page.read_text(encoding="utf-8")):
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path) if path else page
+        if not target.exists():
+            broken.append(link)
+        elif anchor and target.suffix == ".md" and anchor not in anchors(target.read_text(encoding="utf-8")):
+            broken.append(link)
+    return broken
+
+
 def test_cited_paths_are_found_in_any_text() -> None:
     text = "see docs/architecture.md, and (docs/nlu-pipeline.md). Not docs/ alone or docs/x.txt"
     assert cited_docs(text) == {"docs/architecture.md", "docs/nlu-pipeline.md"}
@@ -48,15 +87,25 @@ def test_every_cited_doc_exists(project_root: Path) -> None:
     assert not missing, sorted(missing)
 
 
-def test_links_between_docs_resolve(project_root: Path) -> None:
-    docs = sorted((project_root / "docs").glob("*.md"))
-    assert docs
-    broken = {
-        f"{doc.name}: {link}"
-        for doc in docs
-        for link in RELATIVE_LINK.findall(doc.read_text(encoding="utf-8"))
-        if not (doc.parent / link).is_file()
-    }
+def test_links_are_found_outside_code_and_anchors_are_github_slugs() -> None:
+    text = "See [a](pages/a.md#Its-Part), [b](#here) and <https://x.org>.\n```\n[c](c.md)\n```\n`[d](d.md)`"
+    assert relative_links(text) == ["pages/a.md#Its-Part", "#here"]
+    headings = "# Day one: import the shop's files\n## The SLA clock — `sla.py`\n## Tests\n## Tests\n"
+    assert anchors(headings) == {"day-one-import-the-shops-files", "the-sla-clock--slapy", "tests", "tests-1"}
+
+
+def test_a_broken_link_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "guide").mkdir()
+    (tmp_path / "guide" / "a.md").write_text("# A\n## Part one\n", encoding="utf-8")
+    text = "[ok](guide/a.md#part-one) [gone](guide/b.md) [no part](guide/a.md#part-two) [self](#nowhere)"
+    (tmp_path / "README.md").write_text(text, encoding="utf-8")
+    assert broken_links(tmp_path / "README.md") == ["guide/b.md", "guide/a.md#part-two", "#nowhere"]
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves(project_root: Path) -> None:
+    pages = [project_root / "README.md", *sorted((project_root / "docs").glob("*.md"))]
+    assert len(pages) > 1
+    broken = {f"{page.relative_to(project_root)}: {link}" for page in pages for link in broken_links(page)}
     assert not broken, sorted(broken)
 
 
