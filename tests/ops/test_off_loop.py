@@ -12,6 +12,8 @@ is work handed to a thread, not run there) none of these may appear:
 - a thread of its own (`asyncio.to_thread`, `run_in_threadpool`, `run_in_executor`): there is one
   way to leave the loop for database work, `Crm.run`. The few threads for other blocking work are
   listed in OTHER_THREADS with what they do, and each entry must still be true.
+Nor may a sync function be a route's endpoint and touch the database: Starlette would run it in
+its own thread pool, a second way around `Crm.run`.
 """
 
 from __future__ import annotations
@@ -122,6 +124,24 @@ def async_functions(tree: ast.Module) -> Iterator[ast.AsyncFunctionDef]:
             yield node
 
 
+def sync_endpoints(tree: ast.Module) -> Iterator[ast.FunctionDef]:
+    """Sync functions given to a Route or WebSocketRoute as the endpoint (`self.x`: a method)."""
+    members = {id(n) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) for n in c.body}
+    methods: dict[str, ast.FunctionDef] = {}
+    functions: dict[str, ast.FunctionDef] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            (methods if id(node) in members else functions)[node.name] = node
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and called_name(node) in ("Route", "WebSocketRoute")):
+            continue
+        endpoint = node.args[1] if len(node.args) > 1 else None
+        if isinstance(endpoint, ast.Name) and endpoint.id in functions:
+            yield functions[endpoint.id]
+        elif isinstance(endpoint, ast.Attribute) and endpoint.attr in methods:
+            yield methods[endpoint.attr]
+
+
 def offences(root: Path) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]]]:
     """What breaks the rule, as (file, async function, what), and the OTHER_THREADS entries seen."""
     found, threads = set(), set()
@@ -142,6 +162,10 @@ def offences(root: Path) -> tuple[set[tuple[str, str, str]], set[tuple[str, str]
                     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                         if node.func.id in database:
                             found.add((relative, function.name, f"calls {node.func.id} on the loop"))
+            for endpoint in sync_endpoints(tree):
+                calls = {called_name(n) for n in own_body(endpoint) if isinstance(n, ast.Call)}
+                if direct_trouble(endpoint) or takes_session(endpoint) or calls & database:
+                    found.add((relative, endpoint.name, "is a sync endpoint touching the database"))
     return found, threads
 
 
@@ -179,7 +203,10 @@ def test_each_way_onto_the_loop_is_caught(tmp_path: Path) -> None:
         "async def direct():\n    return _count()\n"
         "async def threaded():\n    import asyncio\n    return await asyncio.to_thread(_count)\n"
         "async def fine(crm):\n    await crm.run(_rows)\n"
-        "    return await crm.run(lambda session: _rows(session))\n",
+        "    return await crm.run(lambda session: _rows(session))\n"
+        "def page(request):\n    return _count()\n"
+        "def plain(request):\n    return 'no database'\n"
+        "routes = [Route('/', page), Route('/plain', plain)]\n",
     )
     found, _ = offences(tmp_path)
     assert {(f, w) for _, f, w in found} == {
@@ -189,4 +216,5 @@ def test_each_way_onto_the_loop_is_caught(tmp_path: Path) -> None:
         ("factory", "opens self.factory.begin()"),
         ("direct", "calls _count on the loop"),
         ("threaded", "starts a thread (to_thread)"),
+        ("page", "is a sync endpoint touching the database"),
     }
