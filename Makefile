@@ -8,14 +8,15 @@ export PYTHONPATH := $(CURDIR)
 # Rasa's usage telemetry and crash reports (to Sentry) stay off for every command run from here.
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help run test setup envs env-file model db lint validate nlu-eval nlu-split bench clean
+.PHONY: help run test setup envs env-file model db lint validate nlu-eval nlu-split churn-eval bench clean
 
 help:
 	@echo "make run    set up (environments, model, database, demo data) and start every service"
 	@echo "make test   set up and run the whole test suite"
-	@echo "make lint   ruff on our code; make validate: rasa data validate"
+	@echo "make lint   ruff, mypy (strict: gateway, scheduler, CRM) and the import rules; make validate: rasa data validate"
 	@echo "make nlu-eval   the model on both test sets side by side: the team's held-out set and the blind set (tests/nlu/)"
 	@echo "make nlu-split  the same figures on an 80/20 split of the training data, to judge a change (~15 min)"
+	@echo "make churn-eval the churn risk backtested on the demo history beside two baselines (about 2 min)"
 	@echo "make bench      speed, capacity, losses, NLU and cost on the real stack (under 20 min; var/bench/)"
 
 run: setup
@@ -47,9 +48,13 @@ test: envs env-file model
 	$(APP_PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
 
+LINTED := bot scheduler tests bench standins tools
+
 lint: envs
-	@.venvs/app/bin/ruff check bot scheduler tests bench
-	@.venvs/app/bin/ruff format --check bot scheduler tests bench
+	@.venvs/app/bin/ruff check $(LINTED)
+	@.venvs/app/bin/ruff format --check $(LINTED)
+	@.venvs/app/bin/mypy
+	@$(APP_PY) tools/layers.py
 
 validate: envs
 	@SQLALCHEMY_SILENCE_UBER_WARNING=1 $(RASA) data validate --fail-on-warnings
@@ -59,6 +64,9 @@ nlu-eval: model
 
 nlu-split: envs
 	@$(APP_PY) -m bot.ops.nlu_split $(SPLIT_ARGS)
+
+churn-eval: envs
+	@$(APP_PY) -m bot.crm.churn_eval $(CHURN_ARGS)
 
 bench: envs env-file model
 	@$(APP_PY) -m bench $(BENCH_ARGS)

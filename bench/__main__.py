@@ -8,8 +8,7 @@ from pathlib import Path
 
 from bench.report import render, write_json
 from bench.run import BenchConfig, run
-from bot.ops.envfile import load_env_file
-from bot.settings import PROJECT_ROOT
+from bot.bootstrap import bootstrap
 
 
 def parse_args(argv: list[str] | None) -> BenchConfig:
@@ -33,6 +32,9 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         default=defaults.budget_minutes,
         help="the campaign stops starting sends when the run would take longer",
     )
+    parser.add_argument(
+        "--no-database-setup", action="store_true", help="skip timing `make db` (the fresh-clone figure)"
+    )
     parser.add_argument("--model", type=Path, help="model archive (default: the current one)")
     parser.add_argument("--out", type=Path, default=defaults.var_dir, help="where the JSON goes")
     args = parser.parse_args(argv)
@@ -45,6 +47,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         direct_triggers=args.direct_triggers,
         heldout=not args.no_heldout,
         backfill_orders=args.backfill_orders,
+        database_setup=not args.no_database_setup,
         budget_minutes=args.budget_minutes,
         var_dir=args.out.resolve(),
         model=args.model.resolve() if args.model else None,
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    load_env_file(PROJECT_ROOT / ".env")  # RASA_TOKEN etc. are needed to read the settings
+    bootstrap(command=True)  # .env holds RASA_TOKEN etc.; bad settings stop the run before it starts
     config = parse_args(argv)
     result = run(config)
     print(render(result))

@@ -13,6 +13,7 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
     """The figures a reader needs, as (area, figure, value) rows."""
     return [*_chat_rows(result["chat"]), *_fanout_rows(result["fanout"]), *_nlu_rows(result["nlu"])] + (
         [*import_rows(result.get("backfill")), *_cost_rows(result["cost"])]
+        + fresh_clone_rows(result.get("fresh_clone"))
     )
 
 
@@ -178,6 +179,42 @@ def _first_answer(cost: dict[str, Any]) -> str:
     if training is None or cost["cold_start_s"] is None:
         return "not measured (no training record on this machine)"
     return f"{_num((training['seconds'] + cost['cold_start_s']) / 60)} min"
+
+
+def fresh_clone_rows(fresh: dict[str, Any] | None) -> list[Row]:
+    """A fresh clone to its first answer: each part (recorded or measured), then their sum."""
+    area = "fresh clone"
+    if fresh is None:
+        return [(area, "fresh clone to first answer", "not measured (--no-database-setup)")]
+    parts, database = fresh["parts_s"], fresh["database"]
+    environments = ", ".join(
+        f"{name.removeprefix('environment ')} {_seconds(seconds)}"
+        for name, seconds in parts.items()
+        if name.startswith("environment ")
+    )
+    total = f"{_num(fresh['total_s'] / 60)} min"
+    if fresh["missing"]:
+        total = f"at least {total}: {', '.join(fresh['missing'])} not known"
+    return [
+        (area, "environments, created by tools/venv.sh (recorded)", environments),
+        (area, "training, full `rasa train` (recorded)", _seconds(parts["training"])),
+        (
+            area,
+            "migrations + demo data, as `make db` (measured)"
+            + (f", {database['customers']} customers" if database else ""),
+            f"{_num(database['migrate_s'])} s + {_num(database['demo_s'])} s" if database else _seconds(None),
+        ),
+        (area, "cold start to first answer (measured)", _seconds(parts["cold start"])),
+        (
+            area,
+            "fresh clone to first answer (sum)",
+            f"{total} (target ≤ {_num(fresh['target_minutes'], 0)} min)",
+        ),
+    ]
+
+
+def _seconds(value: float | None) -> str:
+    return "not recorded on this machine" if value is None else f"{_num(value, 0)} s"
 
 
 def render(result: dict[str, Any]) -> str:

@@ -1,6 +1,7 @@
-"""One bench run, phase by phase: NLU scores (before the stack, so nothing competes with it), the
-bench CRM, cold start, parse times, chat load at each concurrency through the gateway and straight
-to Rasa, the proactive fan-out, the loss audits, and peak memory."""
+"""One bench run, phase by phase: NLU scores (before the stack, so nothing competes with it),
+`make db`'s migrations and demo data into a scratch CRM (for the fresh-clone figure), the bench
+CRM, cold start, parse times, chat load at each concurrency through the gateway and straight to
+Rasa, the proactive fan-out, the loss audits, and peak memory."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench import chat_load, fanout, importing, nlu
+from bench import chat_load, fanout, fresh_clone, importing, nlu
 from bench.action_timer import ActionCall, action_share, own_overhead_ms
 from bench.chat_load import LevelResult, WebChatCustomer
 from bench.conversations import Script, script_for
@@ -30,6 +31,7 @@ from bench.population import ChatCustomer, add_chat_customers, copy_crm, crm_tem
 from bench.report import table_rows
 from bench.stack import Stack, bench_settings, running_stack, telegram_standin
 from bench.stats import latency_summary, ratio
+from bot.bootstrap import load_settings
 from bot.crm.db import make_engine
 from bot.crm.demo import demo_day
 from bot.crm.models import Delivery, DeliveryStatus
@@ -55,6 +57,8 @@ class BenchConfig:
     direct_triggers: int = 1_000  # trigger_intent calls straight at Rasa, for the ratio
     heldout: bool = True  # run `rasa test nlu` on the held-out set
     backfill_orders: int = importing.ORDERS  # orders in the importer's CSV; 0: no backfill figures
+    database_setup: bool = True  # time `make db` (migrations, demo data) for the fresh-clone figure
+    database_customers: int = fresh_clone.DEMO_CUSTOMERS  # demo customers it loads, as `make db` does
     parse_messages: int | None = None  # held-out messages to time /model/parse on (None: all)
     answer_timeout: float = 60.0
     budget_minutes: float = 20.0  # the fan-out stops starting sends when the run would exceed it
@@ -78,7 +82,7 @@ class Prepared:
 def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     """Measure everything; return the result (with its table rows)."""
     clock, started_at, load_start = time.monotonic(), _utc_stamp(), _load()
-    model = config.model or ensure_model(Settings.from_env().models_dir)
+    model = config.model or ensure_model(load_settings().models_dir)
     heldout = None
     if config.heldout:
         echo("NLU: scoring the held-out set (rasa test nlu) ...")
@@ -87,6 +91,10 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     if config.backfill_orders:
         echo(f"backfill: importing {config.backfill_orders:,} orders from CSV, then the API's batches ...")
         backfill = importing.backfill(config.var_dir / "import", orders=config.backfill_orders)
+    database = None
+    if config.database_setup:
+        echo(f"fresh clone: timing `make db` ({config.database_customers} demo customers) ...")
+        database = fresh_clone.time_database_setup(config.var_dir / "fresh", config.database_customers)
     run_dir = config.var_dir / "run"
     shutil.rmtree(run_dir, ignore_errors=True)
     echo(f"CRM: {config.population} demo customers (built once, then copied) ...")
@@ -115,6 +123,16 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     }
     result["cost"]["training"] = training_record(model)
     result["cost"]["model"] = model.name
+    result["fresh_clone"] = (
+        fresh_clone.fresh_clone(
+            environments={name: fresh_clone.environment_record(name) for name in fresh_clone.ENVIRONMENTS},
+            training=result["cost"]["training"],
+            database=database,
+            cold_start_s=result["cost"]["cold_start_s"],
+        )
+        if database is not None
+        else None
+    )
     result["table"] = table_rows(result)
     return result
 

@@ -21,9 +21,9 @@ from bench.action_timer import ActionTimer
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Service, Supervisor
 from bot.settings import Settings
-from tests.gateway.servers import ServerThread, free_port
-from tests.telegram.standin_botapi import TOKEN as TELEGRAM_TOKEN
-from tests.telegram.standin_botapi import StandInBotApi
+from standins.servers import ServerThread, free_port
+from standins.telegram_botapi import TOKEN as TELEGRAM_TOKEN
+from standins.telegram_botapi import StandInBotApi
 
 SERVICES = ("actions", "rasa", "gateway")
 

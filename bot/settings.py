@@ -1,22 +1,38 @@
-"""One typed settings object, read from the environment and failing fast on what is missing."""
+"""Every CareLoop setting, declared once: its attribute, type, environment variable, default and comment.
+
+Each field of `Settings` carries one `Setting`: `Settings.from_env` reads the fields from it, and
+`Settings.to_env` writes them back for the services the supervisor starts; `bot/ops/envfile.py`
+writes `.env.example` from the same declarations (tests/ops/test_envfile.py fails while the two
+differ). A variable is the attribute's name in capitals unless its `Setting` names another.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import ipaddress
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Annotated, Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from bot.crm.business_hours import BadBusinessHours, BusinessHours
 from bot.crm.sla import SlaRules
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SMTP_SECURITY = ("starttls", "ssl", "none")  # none: only for a relay on the same machine
+SLA_TEAMS = ("logistics", "billing", "quality", "customer_care", "tech")
 RETURNS_ADDRESS = "CareLoop Returns, Beispielstrasse 1, 10115 Berlin, Germany"
+
+T = TypeVar("T")
+Derive = Callable[[Mapping[str, Any]], str]  # a default from the settings read before it
 
 
 class SettingsError(RuntimeError):
@@ -24,66 +40,589 @@ class SettingsError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Kind(Generic[T]):
+    """How one kind of value is read from its text in the environment, and written back."""
+
+    name: str
+    read: Callable[[str], T]  # raises ValueError saying what is wrong, e.g. "is not a number"
+    write: Callable[[T], str] = str
+    empty: T | None = None  # the value of an empty setting without a default
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting's environment variable: how it is read, its default and its comment."""
+
+    doc: str  # the comment above it in .env.example
+    kind: Kind[Any]
+    default: str = ""  # as written in .env; empty, with nothing derived or required: the kind's empty
+    derive: Derive | None = None  # the default when it depends on other settings or this machine
+    required: bool = False
+    secret: bool = False  # .env gets a fresh random value; production refuses a weak one
+    name: str = ""  # the variable, when it is not the attribute's name in capitals
+    heading: str = ""  # starts a group in .env.example
+    attribute: str = ""  # filled in by `declared()`
+
+    @property
+    def example(self) -> str:
+        """The value .env.example shows: the default, unless it is derived or a secret."""
+        return "" if self.secret or self.derive else self.default
+
+    def read_from(self, env: Mapping[str, str], read: Mapping[str, Any]) -> Any:
+        """This setting's value from `env`, given the settings `read` before it."""
+        raw = env.get(self.name, "").strip()
+        if not raw:
+            if self.required:
+                raise SettingsError(f"missing environment variable {self.name} (see .env.example)")
+            raw = self.derive(read) if self.derive else self.default
+            if not raw:
+                return self.kind.empty
+        try:
+            return self.kind.read(raw)
+        except ValueError as error:
+            raise SettingsError(f"{self.name}={raw!r} {error}") from None
+
+    def write(self, value: Any) -> str:
+        """`value` as this setting's environment text (None as empty)."""
+        return "" if value is None else self.kind.write(value)
+
+
+def _url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return raw.rstrip("/")
+
+
+def _number(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("is not a number")
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+def _count(raw: str) -> int:
+    value = _number(raw)
+    if not value.is_integer():
+        raise ValueError("is not a whole number")
+    return int(value)
+
+
+def _fraction(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not 0 < value <= 1:
+        raise ValueError("must be between 0 and 1 (above 0, at most 1)")
+    return value
+
+
+def _flag(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("is not a boolean (use true or false)")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    networks = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ValueError(f"holds {network!r}, which is not an IP address or network") from None
+    return networks
+
+
+def choice(*allowed: str) -> Kind[str]:
+    """One of `allowed`, spelled exactly."""
+
+    def read(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(f"is not one of {', '.join(allowed)}")
+        return raw
+
+    return Kind("choice", read)
+
+
+def _joined(values: tuple[str, ...]) -> str:
+    return ",".join(values)
+
+
+def _true_or_false(value: bool) -> str:
+    return "true" if value else "false"
+
+
+TEXT: Kind[str] = Kind("text", str)
+URL: Kind[str] = Kind("url", _url)
+NUMBER: Kind[float] = Kind("number", _number, repr)
+COUNT: Kind[int] = Kind("count", _count)
+FRACTION: Kind[float] = Kind("fraction", _fraction, repr)
+FLAG: Kind[bool] = Kind("flag", _flag, _true_or_false)
+LIST: Kind[tuple[str, ...]] = Kind("list", _list, _joined, ())
+NETWORKS: Kind[tuple[str, ...]] = Kind("networks", _networks, _joined, ())
+PATH: Kind[Path] = Kind("path", lambda raw: Path(raw).expanduser().resolve())
+
+
+def _in_project(*parts: str) -> Derive:
+    return lambda read: str(PROJECT_ROOT.joinpath(*parts))
+
+
+def _in_var_dir(file: str) -> Derive:
+    return lambda read: str(read["var_dir"] / file)
+
+
+def _sqlite_in_var_dir(file: str) -> Derive:
+    return lambda read: f"sqlite:///{read['var_dir'] / file}"
+
+
+def _same_as(attribute: str) -> Derive:
+    return lambda read: str(read[attribute])
+
+
+def _from_secret_key(purpose: str) -> Derive:
+    """A secret derived from SECRET_KEY for `purpose`: as strong as it, and different for each purpose."""
+    # Every process derives the same value, so e.g. the scheduler and the gateway agree without
+    # setup, and an .env written before a secret existed keeps working.
+    return lambda read: hmac.new(
+        read["secret_key"].encode(), f"careloop {purpose}".encode(), hashlib.sha256
+    ).hexdigest()
+
+
+S = Setting
+DERIVED_SECRET = "When empty, one derived from SECRET_KEY is used."
+
+
+@dataclass(frozen=True)
 class Settings:
-    environment: str
-    var_dir: Path
-    database_url: str
-    rasa_url: str
-    rasa_token: str
-    rasa_channel_secret: str
-    rasa_tracker_db: Path
-    action_server_url: str
-    action_server_token: str
-    scheduler_db_url: str
-    secret_key: str
-    models_dir: Path
-    telegram_bot_token: str | None
-    log_level: str
-    demo_data: bool
-    gateway_url: str
-    gateway_host: str
-    internal_api_token: str
-    telegram_api_base_url: str
-    telegram_webhook_url: str | None
-    telegram_webhook_secret: str | None
-    gateway_rasa_timeout: float
-    gateway_rasa_patience: float
-    gateway_retry_seconds: float
-    gateway_max_message_chars: int
-    gateway_rate_limit_per_minute: int
-    webchat_allowed_origins: tuple[str, ...]
-    widget_identity_secret: str
-    scheduler_url: str
-    quiet_hours: str
-    outreach_weekly_cap: int
-    outreach_rate_per_second: float
-    holidays: tuple[str, ...]
-    business_timezone: str
-    business_hours: str
-    sla_at_risk_share: float  # of a case's promised time used: its team is warned
-    sla_update_share: float  # used: the customer is told the new time, before the promise passes
-    sla_office_hours_teams: tuple[str, ...]  # teams whose case clocks count BUSINESS_HOURS only
-    agent_online_seconds: float
-    agent_away_seconds: float
-    unattended_seconds: float
-    follow_up_minutes: float  # a message this soon after a person closed the chat goes to people again
-    supervisor_restart_limit: int
-    supervisor_restart_window: float
-    supervisor_backoff_seconds: float
-    supervisor_backoff_max_seconds: float
-    console_session_idle_minutes: float
-    console_session_max_hours: float
-    console_trusted_proxies: tuple[str, ...]
-    nlu_review_confidence: float
-    nlu_review_dir: Path
-    smtp_host: str | None
-    smtp_port: int
-    smtp_username: str | None
-    smtp_password: str | None
-    smtp_security: str
-    mail_from: str
-    public_url: str
-    returns_address: str
+    """Every setting, read from the environment (see the module's docstring)."""
+
+    environment: Annotated[
+        str,
+        S(
+            "development | test | production (production refuses weak secrets)",
+            choice(*ENVIRONMENTS),
+            "development",
+            name="CARELOOP_ENV",
+            heading="The installation",
+        ),
+    ]
+    var_dir: Annotated[
+        Path,
+        S(
+            "Where SQLite files, logs and other local state live (default: ./var)",
+            PATH,
+            derive=_in_project("var"),
+            name="CARELOOP_VAR_DIR",
+        ),
+    ]
+    demo_data: Annotated[
+        bool,
+        S(
+            "Fill a new, empty CRM with the demo population on first run (true/false)",
+            FLAG,
+            "true",
+            name="CARELOOP_DEMO_DATA",
+        ),
+    ]
+    models_dir: Annotated[
+        Path,
+        S(
+            "Where trained Rasa models are kept (default: ./models)",
+            PATH,
+            derive=_in_project("models"),
+            name="CARELOOP_MODELS_DIR",
+        ),
+    ]
+    database_url: Annotated[
+        str,
+        S(
+            "The CRM database. Empty: SQLite at var/crm.db. PostgreSQL, for example: "
+            "postgresql+psycopg://careloop:secret@localhost:5432/careloop",
+            TEXT,
+            derive=_sqlite_in_var_dir("crm.db"),
+            heading="Where data lives, and the services behind the gateway",
+        ),
+    ]
+    rasa_url: Annotated[
+        str, S("The Rasa server (its HTTP API is on, protected by RASA_TOKEN)", URL, "http://127.0.0.1:5005")
+    ]
+    rasa_token: Annotated[str, S("Protects Rasa's HTTP API. Required.", TEXT, required=True, secret=True)]
+    rasa_tracker_db: Annotated[
+        Path,
+        S(
+            "Rasa's SQL tracker store (default: var/rasa_tracker.db)",
+            PATH,
+            derive=_in_var_dir("rasa_tracker.db"),
+        ),
+    ]
+    action_server_url: Annotated[str, S("The action server", URL, "http://127.0.0.1:5055")]
+    scheduler_db_url: Annotated[
+        str,
+        S(
+            "The scheduler's persistent job store (default: SQLite at var/scheduler.db)",
+            TEXT,
+            derive=_sqlite_in_var_dir("scheduler.db"),
+        ),
+    ]
+    secret_key: Annotated[
+        str,
+        S(
+            "Signs console sessions, web chat visitor tokens and Telegram link tokens. Required.",
+            TEXT,
+            required=True,
+            secret=True,
+            heading="Secrets",
+        ),
+    ]
+    internal_api_token: Annotated[
+        str,
+        S(
+            "Protects the gateway's internal API (/internal/..., used by the scheduler and the console). "
+            + DERIVED_SECRET,
+            TEXT,
+            derive=_from_secret_key("internal api token"),
+            secret=True,
+        ),
+    ]
+    rasa_channel_secret: Annotated[
+        str,
+        S(
+            "Only the gateway may post customer messages to Rasa: its channel at "
+            "/webhooks/gateway/webhook checks this secret. " + DERIVED_SECRET,
+            TEXT,
+            derive=_from_secret_key("rasa channel secret"),
+            secret=True,
+        ),
+    ]
+    action_server_token: Annotated[
+        str,
+        S(
+            "Only Rasa may call the action server, which checks this token. " + DERIVED_SECRET,
+            TEXT,
+            derive=_from_secret_key("action server token"),
+            secret=True,
+        ),
+    ]
+    gateway_url: Annotated[
+        str,
+        S(
+            "Where the other services reach the gateway, the only service customers talk to (web chat "
+            "widget, demo shop page, Telegram); it listens at this URL's port",
+            URL,
+            "http://127.0.0.1:8000",
+            heading="The gateway",
+        ),
+    ]
+    gateway_host: Annotated[str, S("The address the gateway listens on", TEXT, "127.0.0.1")]
+    gateway_rasa_timeout: Annotated[
+        float,
+        S(
+            "Seconds to wait for Rasa before the customer gets a holding answer; also the limit for "
+            "the gateway's other calls to Rasa",
+            NUMBER,
+            "10",
+        ),
+    ]
+    gateway_rasa_patience: Annotated[
+        float,
+        S(
+            "Seconds the gateway keeps waiting for Rasa's answer to a customer message after the "
+            "holding answer (Rasa drops a turn whose caller hangs up); no answer by then counts as "
+            "Rasa being down",
+            NUMBER,
+            "120",
+        ),
+    ]
+    gateway_retry_seconds: Annotated[
+        float, S("Seconds between retries of stored messages Rasa has not answered yet", NUMBER, "15")
+    ]
+    gateway_max_message_chars: Annotated[
+        int, S("Longest customer message accepted, in characters", COUNT, "4000")
+    ]
+    gateway_rate_limit_per_minute: Annotated[int, S("Messages per sender per minute", COUNT, "20")]
+    webchat_allowed_origins: Annotated[
+        tuple[str, ...],
+        S("Comma-separated origins of the web pages allowed to embed the chat widget (* = any)", LIST, "*"),
+    ]
+    widget_identity_secret: Annotated[
+        str,
+        S(
+            "Identity verification of logged-in shop customers in the widget: the shop's server sends "
+            "user_hash = HMAC-SHA256(customer external_id, this secret) with the widget (README, "
+            '"Connect your shop"). Keep it on the server. ' + DERIVED_SECRET,
+            TEXT,
+            derive=_from_secret_key("widget identity secret"),
+            secret=True,
+        ),
+    ]
+    telegram_bot_token: Annotated[
+        str | None,
+        S(
+            "Your bot's token from @BotFather, to connect a real Telegram bot (optional). Long polling "
+            "by default: works without a public URL.",
+            TEXT,
+            heading="Telegram",
+        ),
+    ]
+    telegram_webhook_url: Annotated[
+        str | None,
+        S(
+            "Webhook mode instead: the public HTTPS URL that reaches the gateway's /telegram/webhook, "
+            "e.g. https://chat.example.com/telegram/webhook",
+            URL,
+        ),
+    ]
+    telegram_webhook_secret: Annotated[
+        str | None, S("Telegram echoes this secret in a header in webhook mode", TEXT, secret=True)
+    ]
+    telegram_api_base_url: Annotated[
+        str,
+        S(
+            "The Bot API server (change only for a self-hosted Bot API server or tests)",
+            URL,
+            "https://api.telegram.org",
+        ),
+    ]
+    log_level: Annotated[
+        str, S(" | ".join(LOG_LEVELS), choice(*LOG_LEVELS), "INFO", heading="Logging and the scheduler")
+    ]
+    scheduler_url: Annotated[
+        str,
+        S(
+            "The scheduler service (its loopback health endpoint; jobs live in SCHEDULER_DB_URL)",
+            URL,
+            "http://127.0.0.1:5056",
+        ),
+    ]
+    outreach_quiet_hours: Annotated[
+        str,
+        S(
+            "Quiet hours, in each customer's time zone: a proactive message due then is delayed to "
+            "their end, never dropped",
+            TEXT,
+            "21:00-09:00",
+            heading="Proactive outreach (the scheduler's policy gate)",
+        ),
+    ]
+    outreach_weekly_cap: Annotated[
+        int,
+        S(
+            "At most this many proactive messages per customer per 7 days, across campaigns and check-ins",
+            COUNT,
+            "3",
+        ),
+    ]
+    outreach_rate_per_second: Annotated[
+        float,
+        S(
+            "Sending pace for campaigns (Telegram allows about 30 messages per second per bot)",
+            NUMBER,
+            "25",
+        ),
+    ]
+    outreach_holidays: Annotated[
+        tuple[str, ...],
+        S("Holiday greetings: MM-DD Name, comma separated", LIST, "12-25 Christmas,01-01 New Year"),
+    ]
+    business_timezone: Annotated[
+        str,
+        S(
+            "The business's own time zone (business hours, reports)",
+            TEXT,
+            "Europe/Berlin",
+            heading="Business hours, cases and handoff",
+        ),
+    ]
+    business_hours: Annotated[
+        str,
+        S(
+            "When people answer chats (weekday or range, one time range each; days not named are "
+            "closed). Outside these hours, or with nobody online, a request for a person becomes a "
+            "callback case.",
+            TEXT,
+            "mon-fri 08:00-20:00, sat 09:00-16:00",
+        ),
+    ]
+    sla_at_risk_share: Annotated[
+        float,
+        S(
+            'Complaint cases\' clocks (the scheduler acts on them; docs/cases.md). A case is "at risk" '
+            "once this share of the time promised to the customer is used: its owner (or, with none, "
+            "its team) is notified in the console.",
+            FRACTION,
+            "0.75",
+        ),
+    ]
+    sla_update_share: Annotated[
+        float,
+        S(
+            "At this share, before the promise passes, the team lead is notified, the case's priority "
+            "goes up and the customer is told honestly that we need longer, with a new time (once per "
+            "case and round)",
+            FRACTION,
+            "0.9",
+        ),
+    ]
+    sla_office_hours_teams: Annotated[
+        tuple[str, ...],
+        S(
+            "Teams that work office hours (BUSINESS_HOURS), comma separated, e.g. billing,quality: "
+            "their clocks, and the time the bot promises when a complaint is filed, count only opening "
+            "hours. Empty: every team counts every hour. Teams: " + ", ".join(SLA_TEAMS) + ".",
+            LIST,
+        ),
+    ]
+    console_agent_online_seconds: Annotated[
+        float,
+        S("An agent counts as online when the console was open within this many seconds", NUMBER, "60"),
+    ]
+    console_agent_away_seconds: Annotated[
+        float,
+        S(
+            "An agent unseen by the console for longer than this many seconds has their chats "
+            "returned to the queue",
+            NUMBER,
+            "120",
+        ),
+    ]
+    handoff_unattended_seconds: Annotated[
+        float,
+        S(
+            "A customer waiting for a person while nobody has had the console open for this long gets "
+            "a callback promise instead, and the bot takes the conversation again",
+            NUMBER,
+            "300",
+        ),
+    ]
+    handoff_follow_up_minutes: Annotated[
+        float,
+        S(
+            "A customer who writes again within this many minutes of a person closing their chat goes "
+            "back to that person if they are at the console, otherwise to the queue marked as a "
+            "follow-up",
+            NUMBER,
+            "30",
+        ),
+    ]
+    supervisor_restart_limit: Annotated[
+        int,
+        S(
+            "The supervisor (make run) restarts a service that exits; only when one service fails this "
+            "many times within SUPERVISOR_RESTART_WINDOW_SECONDS does it give up: it stops everything "
+            "and exits non-zero.",
+            COUNT,
+            "5",
+            heading="The supervisor",
+        ),
+    ]
+    supervisor_restart_window_seconds: Annotated[
+        float, S("The window SUPERVISOR_RESTART_LIMIT counts failures in, in seconds", NUMBER, "120")
+    ]
+    supervisor_backoff_seconds: Annotated[
+        float,
+        S(
+            "The wait before a restart, in seconds; it doubles with each recent failure",
+            NUMBER,
+            "1",
+        ),
+    ]
+    supervisor_backoff_max_seconds: Annotated[
+        float, S("The longest wait before a restart, in seconds", NUMBER, "30")
+    ]
+    console_session_idle_minutes: Annotated[
+        float,
+        S(
+            "A console session ends after this many minutes without use (logging out, a password "
+            "reset, a role change or deactivation end it at once)",
+            NUMBER,
+            "30",
+            heading="The agent console",
+        ),
+    ]
+    console_session_max_hours: Annotated[
+        float, S("A console session ends this many hours after the login, however busy", NUMBER, "12")
+    ]
+    console_trusted_proxies: Annotated[
+        tuple[str, ...],
+        S(
+            "Behind a reverse proxy: its addresses or networks, comma separated (e.g. "
+            "10.0.0.5,172.16.0.0/12). Only connections from these may name the client in "
+            "X-Forwarded-For (the login throttle counts per client). Empty: the connection's own "
+            "address is the client.",
+            NETWORKS,
+        ),
+    ]
+    nlu_review_confidence: Annotated[
+        float,
+        S(
+            "The console's NLU review (admins): customer messages Rasa read with less confidence than "
+            'this (0-1) are listed as "unsure", besides those it did not understand at all.',
+            FRACTION,
+            "0.6",
+        ),
+    ]
+    nlu_review_dir: Annotated[
+        Path,
+        S(
+            "Where its export writes a new review-<date>-<n>.yml of corrected examples (default: "
+            "data/nlu/review, read by the next `rasa train`). Review the file, then commit it.",
+            PATH,
+            derive=_in_project("data", "nlu", "review"),
+        ),
+    ]
+    smtp_host: Annotated[
+        str | None,
+        S(
+            "The SMTP server for mail to customers: confirmations, receipts and address checks (to "
+            "their confirmed address only). Empty: nothing is sent; each mail is written to var/mail/ "
+            "as an .eml file and shown to admins on the console's Outbox page.",
+            TEXT,
+            heading="Email",
+        ),
+    ]
+    smtp_port: Annotated[int, S("The SMTP server's port", COUNT, "587")]
+    smtp_username: Annotated[str | None, S("The SMTP login (empty: none)", TEXT)]
+    smtp_password: Annotated[str | None, S("The SMTP password", TEXT)]
+    smtp_security: Annotated[
+        str,
+        S(
+            "starttls (port 587), ssl (port 465), or none (only for a relay on this machine)",
+            choice(*SMTP_SECURITY),
+            "starttls",
+        ),
+    ]
+    mail_from: Annotated[
+        str,
+        S(
+            "The sender customers see, e.g. CareLoop <care@your-shop.example>",
+            TEXT,
+            "CareLoop <care@careloop.example>",
+        ),
+    ]
+    public_url: Annotated[
+        str,
+        S(
+            "The gateway's address as customers reach it; links in mails (address confirmation) point "
+            "here. Empty: GATEWAY_URL.",
+            URL,
+            derive=_same_as("gateway_url"),
+        ),
+    ]
+    returns_address: Annotated[
+        str,
+        S("Where customers send items back (printed in the refund confirmation mail)", TEXT, RETURNS_ADDRESS),
+    ]
 
     @property
     def rasa_port(self) -> int:
@@ -114,73 +653,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every setting from `environ` (default: the process environment)."""
         env = os.environ if environ is None else environ
-        environment = _choice(env, "CARELOOP_ENV", ENVIRONMENTS, "development")
-        var_dir = Path(env.get("CARELOOP_VAR_DIR") or PROJECT_ROOT / "var").resolve()
-        settings = cls(
-            environment=environment,
-            var_dir=var_dir,
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'crm.db'}",
-            rasa_url=_url(env, "RASA_URL", "http://127.0.0.1:5005"),
-            rasa_token=_required(env, "RASA_TOKEN"),
-            rasa_channel_secret=_secret_or_derived(env, "RASA_CHANNEL_SECRET", "rasa channel secret"),
-            rasa_tracker_db=Path(env.get("RASA_TRACKER_DB") or var_dir / "rasa_tracker.db"),
-            action_server_url=_url(env, "ACTION_SERVER_URL", "http://127.0.0.1:5055"),
-            action_server_token=_secret_or_derived(env, "ACTION_SERVER_TOKEN", "action server token"),
-            scheduler_db_url=env.get("SCHEDULER_DB_URL") or f"sqlite:///{var_dir / 'scheduler.db'}",
-            secret_key=_required(env, "SECRET_KEY"),
-            models_dir=Path(env.get("CARELOOP_MODELS_DIR") or PROJECT_ROOT / "models").resolve(),
-            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN") or None,
-            log_level=_choice(env, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
-            demo_data=_flag(env, "CARELOOP_DEMO_DATA", True),
-            gateway_url=_url(env, "GATEWAY_URL", "http://127.0.0.1:8000"),
-            gateway_host=env.get("GATEWAY_HOST") or "127.0.0.1",
-            internal_api_token=_secret_or_derived(env, "INTERNAL_API_TOKEN", "internal api token"),
-            telegram_api_base_url=_url(env, "TELEGRAM_API_BASE_URL", "https://api.telegram.org"),
-            telegram_webhook_url=_optional_url(env, "TELEGRAM_WEBHOOK_URL"),
-            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET") or None,
-            gateway_rasa_timeout=_number(env, "GATEWAY_RASA_TIMEOUT", 10.0),
-            gateway_rasa_patience=_number(env, "GATEWAY_RASA_PATIENCE", 120.0),
-            gateway_retry_seconds=_number(env, "GATEWAY_RETRY_SECONDS", 15.0),
-            gateway_max_message_chars=int(_number(env, "GATEWAY_MAX_MESSAGE_CHARS", 4000)),
-            gateway_rate_limit_per_minute=int(_number(env, "GATEWAY_RATE_LIMIT_PER_MINUTE", 20)),
-            webchat_allowed_origins=_list(env, "WEBCHAT_ALLOWED_ORIGINS", "*"),
-            widget_identity_secret=_secret_or_derived(
-                env, "WIDGET_IDENTITY_SECRET", "widget identity secret"
-            ),
-            scheduler_url=_url(env, "SCHEDULER_URL", "http://127.0.0.1:5056"),
-            quiet_hours=env.get("OUTREACH_QUIET_HOURS") or "21:00-09:00",
-            outreach_weekly_cap=int(_number(env, "OUTREACH_WEEKLY_CAP", 3)),
-            outreach_rate_per_second=_number(env, "OUTREACH_RATE_PER_SECOND", 25.0),
-            holidays=_list(env, "OUTREACH_HOLIDAYS", "12-25 Christmas,01-01 New Year"),
-            business_timezone=env.get("BUSINESS_TIMEZONE") or "Europe/Berlin",
-            business_hours=env.get("BUSINESS_HOURS") or "mon-fri 08:00-20:00, sat 09:00-16:00",
-            sla_at_risk_share=_fraction(env, "SLA_AT_RISK_SHARE", 0.75),
-            sla_update_share=_fraction(env, "SLA_UPDATE_SHARE", 0.9),
-            sla_office_hours_teams=_list(env, "SLA_OFFICE_HOURS_TEAMS", ""),
-            agent_online_seconds=_number(env, "CONSOLE_AGENT_ONLINE_SECONDS", 60.0),
-            agent_away_seconds=_number(env, "CONSOLE_AGENT_AWAY_SECONDS", 120.0),
-            unattended_seconds=_number(env, "HANDOFF_UNATTENDED_SECONDS", 300.0),
-            follow_up_minutes=_number(env, "HANDOFF_FOLLOW_UP_MINUTES", 30.0),
-            supervisor_restart_limit=int(_number(env, "SUPERVISOR_RESTART_LIMIT", 5)),
-            supervisor_restart_window=_number(env, "SUPERVISOR_RESTART_WINDOW_SECONDS", 120.0),
-            supervisor_backoff_seconds=_number(env, "SUPERVISOR_BACKOFF_SECONDS", 1.0),
-            supervisor_backoff_max_seconds=_number(env, "SUPERVISOR_BACKOFF_MAX_SECONDS", 30.0),
-            console_session_idle_minutes=_number(env, "CONSOLE_SESSION_IDLE_MINUTES", 30.0),
-            console_session_max_hours=_number(env, "CONSOLE_SESSION_MAX_HOURS", 12.0),
-            console_trusted_proxies=_networks(env, "CONSOLE_TRUSTED_PROXIES"),
-            nlu_review_confidence=_fraction(env, "NLU_REVIEW_CONFIDENCE", 0.6),
-            nlu_review_dir=Path(
-                env.get("NLU_REVIEW_DIR") or PROJECT_ROOT / "data" / "nlu" / "review"
-            ).resolve(),
-            smtp_host=env.get("SMTP_HOST") or None,
-            smtp_port=int(_number(env, "SMTP_PORT", 587)),
-            smtp_username=env.get("SMTP_USERNAME") or None,
-            smtp_password=env.get("SMTP_PASSWORD") or None,
-            smtp_security=_choice(env, "SMTP_SECURITY", SMTP_SECURITY, "starttls"),
-            mail_from=env.get("MAIL_FROM") or "CareLoop <care@careloop.example>",
-            public_url=_url(env, "PUBLIC_URL", env.get("GATEWAY_URL") or "http://127.0.0.1:8000"),
-            returns_address=env.get("RETURNS_ADDRESS") or RETURNS_ADDRESS,
-        )
+        read: dict[str, Any] = {}
+        for setting in declared():
+            read[setting.attribute] = setting.read_from(env, read)
+        settings = cls(**read)
         settings.opening_hours()  # a mistyped spec stops the start with a clear message
         settings.sla_rules()
         settings.check_secrets()
@@ -189,67 +665,7 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """These settings as environment variables, for the services the supervisor starts."""
-        return {
-            "CARELOOP_ENV": self.environment,
-            "CARELOOP_VAR_DIR": str(self.var_dir),
-            "DATABASE_URL": self.database_url,
-            "RASA_URL": self.rasa_url,
-            "RASA_TOKEN": self.rasa_token,
-            "RASA_CHANNEL_SECRET": self.rasa_channel_secret,
-            "RASA_TRACKER_DB": str(self.rasa_tracker_db),
-            "ACTION_SERVER_URL": self.action_server_url,
-            "ACTION_SERVER_TOKEN": self.action_server_token,
-            "SCHEDULER_DB_URL": self.scheduler_db_url,
-            "SECRET_KEY": self.secret_key,
-            "CARELOOP_MODELS_DIR": str(self.models_dir),
-            "TELEGRAM_BOT_TOKEN": self.telegram_bot_token or "",
-            "LOG_LEVEL": self.log_level,
-            "CARELOOP_DEMO_DATA": "true" if self.demo_data else "false",
-            "GATEWAY_URL": self.gateway_url,
-            "GATEWAY_HOST": self.gateway_host,
-            "INTERNAL_API_TOKEN": self.internal_api_token,
-            "TELEGRAM_API_BASE_URL": self.telegram_api_base_url,
-            "TELEGRAM_WEBHOOK_URL": self.telegram_webhook_url or "",
-            "TELEGRAM_WEBHOOK_SECRET": self.telegram_webhook_secret or "",
-            "GATEWAY_RASA_TIMEOUT": repr(self.gateway_rasa_timeout),
-            "GATEWAY_RASA_PATIENCE": repr(self.gateway_rasa_patience),
-            "GATEWAY_RETRY_SECONDS": repr(self.gateway_retry_seconds),
-            "GATEWAY_MAX_MESSAGE_CHARS": str(self.gateway_max_message_chars),
-            "GATEWAY_RATE_LIMIT_PER_MINUTE": str(self.gateway_rate_limit_per_minute),
-            "WEBCHAT_ALLOWED_ORIGINS": ",".join(self.webchat_allowed_origins),
-            "WIDGET_IDENTITY_SECRET": self.widget_identity_secret,
-            "SCHEDULER_URL": self.scheduler_url,
-            "OUTREACH_QUIET_HOURS": self.quiet_hours,
-            "OUTREACH_WEEKLY_CAP": str(self.outreach_weekly_cap),
-            "OUTREACH_RATE_PER_SECOND": repr(self.outreach_rate_per_second),
-            "OUTREACH_HOLIDAYS": ",".join(self.holidays),
-            "BUSINESS_TIMEZONE": self.business_timezone,
-            "BUSINESS_HOURS": self.business_hours,
-            "SLA_AT_RISK_SHARE": repr(self.sla_at_risk_share),
-            "SLA_UPDATE_SHARE": repr(self.sla_update_share),
-            "SLA_OFFICE_HOURS_TEAMS": ",".join(self.sla_office_hours_teams),
-            "CONSOLE_AGENT_ONLINE_SECONDS": repr(self.agent_online_seconds),
-            "CONSOLE_AGENT_AWAY_SECONDS": repr(self.agent_away_seconds),
-            "HANDOFF_UNATTENDED_SECONDS": repr(self.unattended_seconds),
-            "HANDOFF_FOLLOW_UP_MINUTES": repr(self.follow_up_minutes),
-            "SUPERVISOR_RESTART_LIMIT": str(self.supervisor_restart_limit),
-            "SUPERVISOR_RESTART_WINDOW_SECONDS": repr(self.supervisor_restart_window),
-            "SUPERVISOR_BACKOFF_SECONDS": repr(self.supervisor_backoff_seconds),
-            "SUPERVISOR_BACKOFF_MAX_SECONDS": repr(self.supervisor_backoff_max_seconds),
-            "CONSOLE_SESSION_IDLE_MINUTES": repr(self.console_session_idle_minutes),
-            "CONSOLE_SESSION_MAX_HOURS": repr(self.console_session_max_hours),
-            "CONSOLE_TRUSTED_PROXIES": ",".join(self.console_trusted_proxies),
-            "NLU_REVIEW_CONFIDENCE": repr(self.nlu_review_confidence),
-            "NLU_REVIEW_DIR": str(self.nlu_review_dir),
-            "SMTP_HOST": self.smtp_host or "",
-            "SMTP_PORT": str(self.smtp_port),
-            "SMTP_USERNAME": self.smtp_username or "",
-            "SMTP_PASSWORD": self.smtp_password or "",
-            "SMTP_SECURITY": self.smtp_security,
-            "MAIL_FROM": self.mail_from,
-            "PUBLIC_URL": self.public_url,
-            "RETURNS_ADDRESS": self.returns_address,
-        }
+        return {setting.name: setting.write(getattr(self, setting.attribute)) for setting in declared()}
 
     def opening_hours(self) -> BusinessHours:
         """When people are at work (BUSINESS_HOURS in BUSINESS_TIMEZONE)."""
@@ -260,12 +676,10 @@ class Settings:
 
     def sla_rules(self) -> SlaRules:
         """How complaint cases' clocks count (SLA_* settings, with BUSINESS_HOURS)."""
-        teams = {"logistics", "billing", "quality", "customer_care", "tech"}
-        unknown = sorted(set(self.sla_office_hours_teams) - teams)
+        unknown = sorted(set(self.sla_office_hours_teams) - set(SLA_TEAMS))
         if unknown:
-            raise SettingsError(
-                f"SLA_OFFICE_HOURS_TEAMS: no team {', '.join(unknown)} (teams: {', '.join(sorted(teams))})"
-            )
+            teams = ", ".join(sorted(SLA_TEAMS))
+            raise SettingsError(f"SLA_OFFICE_HOURS_TEAMS: no team {', '.join(unknown)} (teams: {teams})")
         if not 0 < self.sla_at_risk_share < self.sla_update_share < 1:
             raise SettingsError(
                 "SLA_AT_RISK_SHARE must be less than SLA_UPDATE_SHARE, both between 0 and 1 "
@@ -279,20 +693,15 @@ class Settings:
         )
 
     def check_secrets(self) -> None:
-        """Refuse weak secrets outside development and tests."""
+        """Refuse weak secrets outside development and tests (those every installation has)."""
         if self.environment != "production":
             return
-        secrets = (
-            ("RASA_TOKEN", self.rasa_token),
-            ("SECRET_KEY", self.secret_key),
-            ("INTERNAL_API_TOKEN", self.internal_api_token),
-            ("RASA_CHANNEL_SECRET", self.rasa_channel_secret),
-            ("ACTION_SERVER_TOKEN", self.action_server_token),
-            ("WIDGET_IDENTITY_SECRET", self.widget_identity_secret),
-        )
-        for name, value in secrets:
+        for setting in declared():
+            value = getattr(self, setting.attribute)
+            if not (setting.secret and (setting.required or setting.derive)):
+                continue  # an optional secret (Telegram's webhook) is checked where it is used
             if len(value) < 24 or value.startswith("change-me"):
-                raise SettingsError(f"{name} is too weak for production: use 24+ random characters")
+                raise SettingsError(f"{setting.name} is too weak for production: use 24+ random characters")
 
     def check_telegram(self) -> None:
         """Webhook mode needs a secret Telegram echoes back, or anyone could post fake updates."""
@@ -303,93 +712,18 @@ class Settings:
             raise SettingsError("TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, _ and - (1-256 chars)")
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise SettingsError(f"missing environment variable {name} (see .env.example)")
-    return value
-
-
-def _secret_or_derived(env: Mapping[str, str], name: str, purpose: str) -> str:
-    """The secret `name`, or when left empty one derived from SECRET_KEY for `purpose` (as strong
-    as it, and different for each purpose)."""
-    value = env.get(name, "").strip()
-    if value:
-        return value
-    # Every process derives the same value, so e.g. the scheduler and the gateway agree without
-    # setup, and an .env written before a secret existed keeps working.
-    key = _required(env, "SECRET_KEY").encode()
-    return hmac.new(key, f"careloop {purpose}".encode(), hashlib.sha256).hexdigest()
-
-
-def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = env.get(name) or default
-    if value not in allowed:
-        raise SettingsError(f"{name}={value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
-
-
-def _url(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name) or default
-    if not value.startswith(("http://", "https://")):
-        raise SettingsError(f"{name}={value!r} must start with http:// or https://")
-    return value.rstrip("/")
-
-
-def _optional_url(env: Mapping[str, str], name: str) -> str | None:
-    return _url(env, name, "") if env.get(name) else None
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be greater than zero")
-    return value
-
-
-def _list(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
-    raw = env.get(name) or default
-    return tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
-
-
-def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """Comma-separated IP addresses or CIDR networks (empty: none), each checked."""
-    networks = tuple(item.strip() for item in (env.get(name) or "").split(",") if item.strip())
-    for network in networks:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            raise SettingsError(f"{name}: {network!r} is not an IP address or network") from None
-    return networks
-
-
-def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _number(env, name, default)
-    if not 0 <= value <= 1:
-        raise SettingsError(f"{name} must be between 0 and 1, not {value}")
-    return value
+@cache
+def declared() -> tuple[Setting, ...]:
+    """Every setting in the order of `Settings`, each with its attribute and variable filled in."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    settings = []
+    for field in fields(Settings):
+        (setting,) = (extra for extra in typing.get_args(hints[field.name])[1:] if isinstance(extra, Setting))
+        settings.append(replace(setting, attribute=field.name, name=setting.name or field.name.upper()))
+    return tuple(settings)
 
 
 def _port_of(url: str, name: str) -> int:
-    from urllib.parse import urlsplit
-
     port = urlsplit(url).port
     if port is None:
         raise SettingsError(f"{name}={url!r} must name a port")

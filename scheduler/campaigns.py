@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm import churn
 from bot.crm.clock import aggregate_time
+from bot.crm.db import rows_changed
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
@@ -315,7 +317,7 @@ def _move(
         .execution_options(synchronize_session=False)
     )
     session.refresh(campaign)
-    return bool(result.rowcount == 1)
+    return rows_changed(result) == 1
 
 
 def close_if_done(*, session: Session, campaign: Campaign) -> None:
@@ -370,6 +372,7 @@ def due_occurrences(*, campaign: Campaign, now: datetime) -> list[date]:
 def attribute_replies(*, session: Session, now: datetime) -> int:
     """Mark sent messages the customer answered within 48 hours (for campaign reply figures)."""
     marked = 0
+    answered: set[int] = set()
     recent = select(Delivery).where(
         Delivery.status == DeliveryStatus.SENT,
         Delivery.replied_at.is_(None),
@@ -390,6 +393,10 @@ def attribute_replies(*, session: Session, now: datetime) -> int:
         if replied is not None:
             delivery.replied_at = aggregate_time(replied)
             marked += 1
+            answered.add(delivery.customer_id)
+    # An answer to our message is a sign of life: their churn risk now, not at night.
+    if answered:
+        churn.refresh_customers(session=session, customer_ids=answered, now=now)
     return marked
 
 

@@ -6,28 +6,25 @@ from collections.abc import Collection
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, exists, extract, or_, select
+from sqlalchemy import and_, extract, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.crm import drift as drift_rules
 from bot.crm.models import (
     Complaint,
     ComplaintStatus,
     Customer,
     Delivery,
     DeliveryStatus,
-    InteractionEvent,
+    DriftEpisode,
     Order,
     OrderStatus,
     OutreachKind,
-    Segment,
 )
 from bot.crm.zones import zone_named
 from scheduler.policy import zone_of
 
-# A customer is "quiet" after this many days without contact, by segment: valuable customers are
-# missed sooner; below-zero customers are not chased.
-SILENCE_DAYS = {Segment.MVC: 30, Segment.MCC: 21, Segment.STANDARD: 60}
 GREETING_HOUR = time(10, 0)  # local time for birthday and holiday greetings
 DELIVERY_CHECK_AFTER = timedelta(days=2)
 # Up to this long after arrival the check is still about the delivery: a scheduler that was down
@@ -132,35 +129,36 @@ def delivery_checks(*, session: Session, now: datetime) -> int:
     return created
 
 
-def silences(*, session: Session, now: datetime) -> int:
-    """A caring check-in for customers who used to talk or buy and have gone quiet for too long.
+def drift(*, session: Session, now: datetime) -> dict[str, int]:
+    """Catch customers drifting away (bot/crm/drift.py): end the episodes that are over, open one per
+    new spell, and act on it: a task for a person (MVC, MCC) or the check-in worded to the reason.
 
-    One per quiet spell: the key names the last contact, so a customer who stays quiet hears from
-    us once, and again only after they have been in touch and gone quiet anew.
-    """
-    created = 0
-    used_to_engage = exists().where(Order.customer_id == Customer.id) | exists().where(
-        InteractionEvent.customer_id == Customer.id
+    Reads every customer's signals, so it runs with the nightly refresh, not with every sweep."""
+    ended = drift_rules.close_episodes(session=session, now=now)
+    opened = drift_rules.open_episodes(
+        session=session, now=now, found=drift_rules.drifting(session=session, now=now)
     )
-    for segment, days in SILENCE_DAYS.items():
-        quiet_since = now - timedelta(days=days)
-        for customer_id, last_contact in session.execute(
-            select(Customer.id, Customer.last_contact_at).where(
-                Customer.segment == segment,
-                Customer.erased_at.is_(None),
-                Customer.last_contact_at < quiet_since,
-                Customer.last_contact_at >= quiet_since - timedelta(days=days),
-                used_to_engage,
-            )
-        ):
-            created += enqueue(
-                session=session,
-                key=f"silence:customer:{customer_id}:since:{last_contact:%Y-%m-%d}",
-                kind=OutreachKind.SILENCE,
-                customer_id=customer_id,
-                scheduled_for=now,
-            )
-    return created
+    counts = {"drift_task": 0, "drift_checkin": 0, "drift_not_chased": 0, **ended}
+    for episode in opened:
+        counts[f"drift_{episode.action}"] += 1
+        if episode.action == "checkin":
+            queue_checkin(session=session, episode=episode, now=now)
+    return counts
+
+
+def queue_checkin(*, session: Session, episode: DriftEpisode, now: datetime) -> None:
+    """The silence check-in for one episode, worded to its reason; the sender's policy gate decides
+    whether and when it goes out (consent, quiet hours, cap), and the delivery records why not."""
+    key = drift_rules.checkin_key(episode)
+    enqueue(
+        session=session,
+        key=key,
+        kind=OutreachKind.SILENCE,
+        customer_id=episode.customer_id,
+        scheduled_for=now,
+        payload={"drift_reason": episode.reason},
+    )
+    drift_rules.link_delivery(session=session, episode=episode, key=key)
 
 
 def greetings(*, session: Session, now: datetime, holidays: dict[str, str]) -> int:
@@ -248,6 +246,5 @@ def sweep(*, session: Session, now: datetime, holidays: dict[str, str]) -> dict[
     return {
         "complaint_followup": complaint_followups(session=session, now=now),
         "delivery_check": delivery_checks(session=session, now=now),
-        "silence": silences(session=session, now=now),
         "greetings": greetings(session=session, now=now, holidays=holidays),
     }

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from bot.crm.db import session_scope
 from bot.crm.models import Campaign
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import Settings
 from scheduler.audience import InvalidAudience
 from scheduler.campaigns import change_status, create_campaign, figures, preview
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 audience = json.loads(args.audience)
             except json.JSONDecodeError as error:
                 raise InvalidAudience(f"--audience is not valid JSON: {error.msg}") from None
-            campaign = create_campaign(
+            created = create_campaign(
                 session=session,
                 name=args.name,
                 message=args.message,
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
                 buttons=args.button,
                 now=now,
             )
-            size, sample = preview(session=session, campaign=campaign, now=now)
+            size, sample = preview(session=session, campaign=created, now=now)
             shown = sample or "(the audience is empty)"
-            return f"campaign {campaign.id} scheduled for {size} customers; preview: {shown}"
+            return f"campaign {created.id} scheduled for {size} customers; preview: {shown}"
         if args.verb == "list":
             rows = session.scalars(select(Campaign).order_by(Campaign.id)).all()
             return "\n".join(f"{c.id:>4}  {c.status.value:<10} {c.name}" for c in rows) or "no campaigns"
@@ -90,12 +90,12 @@ def run(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.ops.envfile import load_env_file
+    from bot.bootstrap import bootstrap
 
     args = parser().parse_args(argv)
-    load_env_file(PROJECT_ROOT / ".env")
+    settings = bootstrap(command=True)
     try:
-        print(run(args, Settings.from_env()))
+        print(run(args, settings))
     except InvalidAudience as error:
         sys.exit(f"error: {error}")
 

@@ -15,7 +15,7 @@ from bot.crm import knowledge, retention, webhooks
 from bot.crm.clock import utcnow
 from bot.crm.db import engine_for
 from bot.crm.models import Campaign, CampaignStatus
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import Settings
 from scheduler import campaigns, checkins, sla
 from scheduler.policy import Policy
 from scheduler.sender import HttpGateway, Sender
@@ -38,12 +38,11 @@ OPTIONS = {"stale_after_seconds": 300.0}  # set by the service's command line be
 @lru_cache(maxsize=1)
 def runtime() -> Runtime:
     """Built on first use in the scheduler process (never at import)."""
-    from bot.ops.envfile import load_env_file
+    from bot.bootstrap import load_settings
 
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = load_settings()
     factory = sessionmaker(bind=engine_for(settings.database_url), expire_on_commit=False)
-    policy = Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap)
+    policy = Policy.parse(settings.outreach_quiet_hours, settings.outreach_weekly_cap)
     gateway = HttpGateway(settings.gateway_url, settings.internal_api_token)
     sender = Sender(
         factory,
@@ -53,7 +52,7 @@ def runtime() -> Runtime:
         rate_per_second=settings.outreach_rate_per_second,
         stale_after=timedelta(seconds=OPTIONS["stale_after_seconds"]),
     )
-    return Runtime(settings, factory, sender, checkins.parse_holidays(settings.holidays))
+    return Runtime(settings, factory, sender, checkins.parse_holidays(settings.outreach_holidays))
 
 
 def sweep_once(rt: Runtime, now: datetime) -> dict[str, int]:
@@ -112,11 +111,16 @@ def send_webhooks() -> None:
 
 
 def refresh_customers_once(rt: Runtime, now: datetime) -> str:
-    """Run the nightly refresh of every customer for `now`'s day; say what it came to."""
+    """Run the nightly refresh of every customer for `now`'s day, then catch who is drifting; say what
+    it came to."""
     try:
         with rt.factory.begin() as session:
             run = knowledge.refresh_everybody(session=session, now=now)
             done = f"day {run.day}: {run.customers} customers, {run.changed} moved" if run else "already ran"
+            if run:  # once a day, on the segments just refreshed
+                found = checkins.drift(session=session, now=now)
+                began = found["drift_task"] + found["drift_checkin"] + found["drift_not_chased"]
+                done += f", {began} began drifting, {found['came_back']} came back, {found['lapsed']} lapsed"
     except IntegrityError:  # another scheduler process wrote tonight's run between our check and insert
         return "already ran"
     return done

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.crm.db import rows_changed
 from bot.crm.models import (
     Campaign,
     CampaignStatus,
@@ -119,7 +120,7 @@ def claim(*, session: Session, delivery_id: int, now: datetime, stale_after: tim
         .values(status=DeliveryStatus.SENDING, scheduled_for=now, attempts=Delivery.attempts + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
 def still_relevant(*, session: Session, delivery: Delivery, now: datetime) -> tuple[bool, datetime | None]:
@@ -238,7 +239,8 @@ class Sender:
             delivery.status, delivery.skip_reason = DeliveryStatus.SKIPPED, verdict.reason
             return SenderOutcome.SKIPPED
         if verdict.outcome is Outcome.DELAY:
-            delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, verdict.until
+            # Every delay names its time (policy.decide); one without would be tried again now.
+            delivery.status, delivery.scheduled_for = DeliveryStatus.QUEUED, verdict.until or now
             delivery.skip_reason = verdict.reason  # why it waits (quiet_hours), for the campaign page
             return SenderOutcome.DELAYED
         return None

@@ -93,8 +93,7 @@ def serve_health(port: int, scheduler: BlockingScheduler) -> ThreadingHTTPServer
 
 
 def main() -> None:
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT
+    from bot.bootstrap import bootstrap
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep-seconds", type=float, default=60.0)
@@ -103,10 +102,7 @@ def main() -> None:
         "--stale-after", type=float, default=300.0, help="seconds before a dead claim is taken over"
     )
     args = parser.parse_args()
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = bootstrap()
     jobs.OPTIONS["stale_after_seconds"] = args.stale_after
     jobs.runtime()  # fail fast on bad settings
     scheduler = build_scheduler(settings, sweep_seconds=args.sweep_seconds, send_seconds=args.send_seconds)

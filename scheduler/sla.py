@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from bot.crm import churn
 from bot.crm.case_history import record_event
 from bot.crm.cases import STATE_LABEL, late_key, queue_case_update, team_label, team_members
 from bot.crm.complaints import OPEN_STATUSES
@@ -227,6 +228,7 @@ def _breached(session: Session, complaint: Complaint, round_: int, now: datetime
     )
     _notify(session, _leads(session, complaint.team), complaint, alert, text, now)
     _clock_line(session, complaint, "breached; the team's leads are notified.", now)
+    churn.refresh_customer(session=session, customer_id=complaint.customer_id, now=now)
     return [BREACHED]
 
 

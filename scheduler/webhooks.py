@@ -22,9 +22,10 @@ import ipaddress
 import logging
 import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpcore
 import httpx
@@ -83,7 +84,14 @@ class PublicOnlyBackend(httpcore.SyncBackend):
     def __init__(self, resolver: Resolve = resolve) -> None:
         self.resolver = resolver
 
-    def connect_tcp(self, host: str, port: int, *args: object, **kwargs: object) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
         try:
             addresses = self.resolver(host, port)
         except OSError as error:
@@ -91,7 +99,7 @@ class PublicOnlyBackend(httpcore.SyncBackend):
         refused = [a for a in addresses if not is_public(a)]
         if refused or not addresses:
             raise InternalAddress("the host resolves to a private or local address")
-        return super().connect_tcp(addresses[0], port, *args, **kwargs)  # type: ignore[arg-type]
+        return super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
 
 def http_post(timeout: float = 5.0, *, public_only: bool = True, resolver: Resolve = resolve) -> Post:

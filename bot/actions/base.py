@@ -24,7 +24,7 @@ from bot.crm.db import session_scope
 from bot.crm.models import Conversation, Customer, Product
 from bot.crm.queries import InvalidSenderId, ensure_conversation, get_or_create_customer, log_interaction
 from bot.nlp.analysis import Analysis, analyse
-from bot.settings import PROJECT_ROOT, Settings
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 PAYLOAD_EXTRACTORS = (None, "", "RegexMessageHandler")  # who "extracted" a button payload's entities
@@ -33,10 +33,9 @@ PAYLOAD_EXTRACTORS = (None, "", "RegexMessageHandler")  # who "extracted" a butt
 @lru_cache(maxsize=1)
 def current_settings() -> Settings:
     """The action server's settings, read once on first use (never at import)."""
-    from bot.ops.envfile import load_env_file
+    from bot.bootstrap import load_settings
 
-    load_env_file(PROJECT_ROOT / ".env")
-    return Settings.from_env()
+    return load_settings()
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rasa_sdk.events import EventType, SlotSet
 
 from bot.actions.base import CRMAction, Turn, current_settings
+from bot.crm import churn
 from bot.crm.case_history import record_event
 from bot.crm.complaints import reopen_complaint
 from bot.crm.models import CaseEventKind, Complaint, ComplaintStatus, utcnow
@@ -66,6 +67,7 @@ class ActionCheckinFine(CRMAction):
             complaint.status = ComplaintStatus.CLOSED
             complaint.followup_done_at = complaint.followup_done_at or utcnow()
             complaint.customer_told = True
+            churn.refresh_customer(session=turn.session, customer_id=complaint.customer_id)
         log_interaction(
             session=turn.session,
             customer=turn.customer,

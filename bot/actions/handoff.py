@@ -111,7 +111,9 @@ class ActionHandoff(CRMAction):
         settings, now = current_settings(), utcnow()
         hours = settings.opening_hours()
         is_open = hours.is_open(now)
-        online = agents_online(session=turn.session, now=now, within_seconds=settings.agent_online_seconds)
+        online = agents_online(
+            session=turn.session, now=now, within_seconds=settings.console_agent_online_seconds
+        )
         live = is_open and online > 0
         callback_by = None if live else callback_promise(hours=hours, now=now)
         handoff, created = open_handoff(

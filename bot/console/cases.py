@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from bot.console.auth import ConsoleUser
 from bot.console.forms import field, number, read_form
-from bot.crm import cases, notices, transcript
+from bot.crm import cases, drift, notices, transcript
 from bot.crm.cases import CaseError, Filters, NoSuchCase, NotYourTeam, Resolution, StaleCase, Viewer
 from bot.crm.models import (
     CaseEventKind,
@@ -56,6 +56,7 @@ DONE = {
     "asked": "Question queued: the customer gets it in their channel (in the morning if it is night there).",
     "resolved": "Resolved. The customer is told what was done, and asked later whether everything is fine.",
 }
+TASK_DONE = "Task done: the customer's drift episode records it; it ends when they order or write again."
 
 
 def routes(console: Console) -> list[BaseRoute]:
@@ -71,6 +72,7 @@ def routes(console: Console) -> list[BaseRoute]:
         Route("/cases/{case_id:int}/notes", pages.note, methods=["POST"]),
         Route("/cases/{case_id:int}/ask", pages.ask, methods=["POST"]),
         Route("/cases/{case_id:int}/resolve", pages.resolve, methods=["POST"]),
+        Route("/cases/drift/{episode_id:int}/done", pages.drift_done, methods=["POST"]),
     ]
 
 
@@ -86,6 +88,12 @@ class CasePages:
 
     async def list_page(self, request: Request) -> Response:
         user = await self.console.require(request, "cases")
+        done = TASK_DONE if request.query_params.get("done") == "drift" else None
+        return await self._list_page(request, user, done=done)
+
+    async def _list_page(
+        self, request: Request, user: ConsoleUser, *, done: str | None = None, error: str | None = None
+    ) -> Response:
         filters = Filters.parse(dict(request.query_params))
         data = await self._crm(partial(_list, user=user, filters=filters, now=utcnow(), rules=self.rules))
         return self.console.page(
@@ -95,8 +103,33 @@ class CasePages:
             filters=filters,
             choices=_choices(),
             labels=_labels(),
+            done=done,
+            error=error,
             **data,
         )
+
+    async def drift_done(self, request: Request) -> Response:
+        """A person called a drifting customer: the task is done, with a note of how it went."""
+        user = await self.console.require(request, "cases")
+        form = await read_form(request, max_bytes=MAX_FORM_BYTES, max_fields=5)
+        self.console.require_csrf(user, field(form, "csrf_token"))
+        episode_id, note = int(request.path_params["episode_id"]), field(form, "note")
+
+        def run(session: Session) -> None:
+            if not drift.sees_tasks(role=user.role, teams=cases.teams_of(session=session, agent_id=user.id)):
+                raise drift.TaskError("Only the customer care team works these tasks.", status=403)
+            drift.finish_task(
+                session=session, episode_id=episode_id, agent_id=user.id, note=note, now=utcnow()
+            )
+
+        try:
+            await self._crm(run)
+        except drift.TaskError as refused:
+            response = await self._list_page(request, user, error=refused.message)
+            response.status_code = refused.status
+            return response
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/cases?done=drift", status_code=303)
 
     async def list_json(self, request: Request) -> Response:
         user = await self.console.require(request, "cases")
@@ -263,8 +296,10 @@ def _list(
 ) -> dict[str, Any]:
     viewer = cases.viewer_of(session=session, agent_id=user.id, role=user.role)
     rows = cases.open_cases(session=session, viewer=viewer, filters=filters, now=now, rules=rules)
+    tasks = drift.open_tasks(session=session) if drift.sees_tasks(role=user.role, teams=viewer.teams) else []
     return {
         "rows": rows,
+        "drift_tasks": tasks,
         "my_teams": sorted(viewer.teams),
         "everything": user.role.value == "admin",
         "notices": notices.notices_of(session=session, agent_id=user.id, unread_only=True),

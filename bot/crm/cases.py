@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bot.crm import mail, refunds
+from bot.crm import churn, mail, refunds
 from bot.crm.case_history import record_event
 from bot.crm.complaints import OPEN_STATUSES, resolve_complaint
 from bot.crm.mail import verified_email
@@ -370,9 +370,15 @@ def describe(event: CaseEvent, names: dict[int, str]) -> str:
         return f"{who}: {_state_words(event.from_value)} → {_state_words(event.to_value)}"
     if event.kind is k.OWNER:
         before = (
-            names.get(int(event.from_value), "nobody") if (event.from_value or "").isdigit() else "nobody"
+            names.get(int(event.from_value), "nobody")
+            if event.from_value and event.from_value.isdigit()
+            else "nobody"
         )
-        after = names.get(int(event.to_value), "nobody") if (event.to_value or "").isdigit() else "nobody"
+        after = (
+            names.get(int(event.to_value), "nobody")
+            if event.to_value and event.to_value.isdigit()
+            else "nobody"
+        )
         return f"{who}: owner {before} → {after}"
     if event.kind is k.TEAM:
         return f"{who}: team {team_label(event.from_value or '')} → {team_label(event.to_value or '')}"
@@ -443,6 +449,7 @@ def _set_state(
         now=now,
     )
     complaint.status = to
+    churn.refresh_customer(session=session, customer_id=complaint.customer_id, now=now)
 
 
 def _responded(complaint: Complaint, now: datetime) -> None:

@@ -9,7 +9,9 @@ is the chance that at least one of them is real, were they independent (a "noisy
 so one strong sign is enough for a high score, every further sign raises it, and it never passes
 1. The factors, with their weights stored beside the score as the reasons agents and marketers read,
 are described in docs/churn-risk.md. The scheduler recomputes everybody nightly (with the segments);
-an order from the shop recomputes its customer.
+an order from the shop recomputes its customer, and so does every event that moves a factor: a
+complaint filed, resolved, closed, reopened or breached, a rating, a reply to our outreach, a
+membership change (each of those write paths calls `refresh_customer` or `refresh_customers`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bot.crm.clock import aggregate_time
-from bot.crm.complaints import OPEN_STATUSES
+from bot.crm.clock import aggregate_time, as_utc
 from bot.crm.models import (
     Complaint,
     Conversation,
@@ -42,6 +43,7 @@ from bot.crm.models import (
     Survey,
     utcnow,
 )
+from bot.crm.queries import OnlyCustomers
 
 COUNTED_ORDER_STATUSES = (OrderStatus.PLACED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 # Messages we start that a customer who still cares usually answers. Birthday and holiday greetings
@@ -69,16 +71,20 @@ TOP_REASONS = 5
 
 @dataclass(frozen=True)
 class ChurnRules:
-    """The factors' weights and thresholds (docs/churn-risk.md explains each)."""
+    """The factors' weights and thresholds (docs/churn-risk.md explains each).
+
+    The values are those `python -m bot.crm.churn_eval --tune` found on the demo history's tuning
+    cut-offs; a weight of 0 means the search found that sign adds nothing there.
+    """
 
     rhythm_min_orders: int = 3  # two intervals make a rhythm
-    overdue_from: float = 1.5  # × the usual interval: still on time until then
-    overdue_full: float = 4.0  # × the usual interval: the whole weight from then
-    overdue_weight: float = 0.6
-    no_rhythm_from_days: int = 90  # without a rhythm: no order for this long starts to count
-    no_rhythm_full_days: int = 270
-    no_rhythm_weight: float = 0.4
-    slowing_weight: float = 0.2  # × the share of last half-year's orders that did not come
+    overdue_from: float = 2.5  # × the usual interval: still on time until then
+    overdue_full: float = 6.0  # × the usual interval: the whole weight from then
+    overdue_weight: float = 0.3
+    no_rhythm_from_days: int = 30  # without a rhythm: no order for this long starts to count
+    no_rhythm_full_days: int = 150
+    no_rhythm_weight: float = 0.3
+    slowing_weight: float = 0.0  # × the share of last half-year's orders that did not come
     cancel_requested: float = 0.5
     paused: float = 0.25
     cancelled: float = 0.35
@@ -88,15 +94,18 @@ class ChurnRules:
     recent_complaint: float = 0.05  # each closed one in recent_days, up to recent_complaints_max
     recent_complaints_max: float = 0.15
     recent_days: int = 90
-    low_rating: float = 0.25  # the latest rating within rating_days was 1 or 2
+    late_complaint: float = 0.4  # any of those resolved later than we promised: it ended badly
+    low_rating: float = 0.45  # the latest rating within rating_days was 1 or 2
     rating_days: int = 180
-    ignored_one: float = 0.1  # the latest message from us went unanswered
+    ignored_one: float = 0.0  # the latest message from us went unanswered
     ignored_two: float = 0.25  # the latest two (or more) in a row
+    ignored_many_from: int = 5  # this many in a row: even a customer who rarely answers would have
+    ignored_many: float = 0.3
     answer_days: int = 3  # a message younger than this is not ignored yet
-    silent_from_days: int = 120  # a customer who used to write has not written for this long
-    silent_weight: float = 0.15
+    silent_from_days: int = 60  # a customer who used to write has not written for this long
+    silent_weight: float = 0.1
     new_days: int = 60  # joined this recently with fewer than two orders: not yet attached
-    new_weight: float = 0.1
+    new_weight: float = 0.0
 
 
 RULES = ChurnRules()
@@ -113,6 +122,7 @@ class Signals:
     open_complaints: int = 0
     breached_complaints: int = 0
     recent_complaints: int = 0  # filed within recent_days and no longer open
+    late_complaints: int = 0  # of those, resolved after the time we promised: ended badly
     last_rating: int | None = None
     ignored_outreach: int = 0  # our latest answerable messages in a row without a reply
     last_inbound_at: datetime | None = None  # the customer's own latest message on any channel
@@ -216,6 +226,13 @@ def _recent_complaints(s: Signals, now: datetime, rules: ChurnRules) -> Reason |
     return Reason("recent_complaints", _w(weight), text)
 
 
+def _late_complaints(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
+    if not s.late_complaints:
+        return None
+    text = f"{_count(s.late_complaints, 'complaint', '')} resolved later than we promised"
+    return Reason("late_complaints", rules.late_complaint, text)
+
+
 def _low_rating(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
     if s.last_rating is None or s.last_rating > 2:
         return None
@@ -225,7 +242,13 @@ def _low_rating(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
 def _ignored(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
     if not s.ignored_outreach:
         return None
-    weight = rules.ignored_two if s.ignored_outreach >= 2 else rules.ignored_one
+    weight = (
+        max(rules.ignored_two, rules.ignored_many)
+        if s.ignored_outreach >= rules.ignored_many_from
+        else rules.ignored_two
+        if s.ignored_outreach >= 2
+        else rules.ignored_one
+    )
     text = f"{_count(s.ignored_outreach, 'message', 'from us')} unanswered"
     return Reason("ignored_outreach", weight, text)
 
@@ -256,6 +279,7 @@ FACTORS = (
     _open_complaints,
     _breached,
     _recent_complaints,
+    _late_complaints,
     _low_rating,
     _ignored,
     _silent,
@@ -288,8 +312,7 @@ def collect_signals(
 ) -> list[Signals]:
     """Everybody's signals as of `now` (or the customers given), one query per kind of signal."""
 
-    def only(column, statement):  # type: ignore[no-untyped-def]
-        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+    only = OnlyCustomers(customer_ids)
 
     joined = dict(
         session.execute(
@@ -305,7 +328,7 @@ def collect_signals(
     )
     fields: dict[int, dict[str, Any]] = {cid: {} for cid in joined}
     _orders(session, only, now, fields)
-    _memberships(session, only, fields)
+    _memberships(session, only, now, fields)
     _complaints(session, only, now, rules, fields)
     _ratings(session, only, now, rules, fields)
     _outreach(session, only, now, rules, fields)
@@ -313,7 +336,7 @@ def collect_signals(
     return [Signals(customer_id=cid, joined_at=joined[cid], **fields[cid]) for cid in joined]
 
 
-def _orders(session: Session, only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _orders(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     times: dict[int, list[datetime]] = {}
     rows = session.execute(
         only(
@@ -332,45 +355,86 @@ def _orders(session: Session, only, now: datetime, fields: dict[int, dict[str, A
             fields[cid]["order_times"] = tuple(found)
 
 
-def _memberships(session: Session, only, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _memberships(
+    session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]
+) -> None:
     rank = {status: n for n, status in enumerate(MEMBERSHIP_ORDER)}
-    for cid, status in session.execute(
-        only(Subscription.customer_id, select(Subscription.customer_id, Subscription.status))
-    ):
+    rows = session.execute(
+        only(
+            Subscription.customer_id,
+            select(
+                Subscription.customer_id,
+                Subscription.status,
+                Subscription.cancel_requested_at,
+                Subscription.cancelled_at,
+                Subscription.paused_at,
+            ).where(Subscription.started_at <= now),
+        )
+    )
+    for cid, stored, requested, cancelled, paused in rows:
+        status = status_as_of(stored, now, requested=requested, cancelled=cancelled, paused=paused)
         if cid in fields:
             was = fields[cid].get("membership")
             if was is None or rank[status] < rank[was]:
                 fields[cid]["membership"] = status
 
 
+def status_as_of(
+    stored: SubscriptionStatus,
+    now: datetime,
+    *,
+    requested: datetime | None,
+    cancelled: datetime | None,
+    paused: datetime | None,
+) -> SubscriptionStatus:
+    """The membership's state at `now`: the stored one, unless it changed after `now` (a backtest)."""
+    if stored is SubscriptionStatus.CANCELLED and cancelled is not None and cancelled > now:
+        stored = SubscriptionStatus.CANCEL_REQUESTED
+    if stored is SubscriptionStatus.CANCEL_REQUESTED and (requested is None or requested > now):
+        return SubscriptionStatus.ACTIVE if requested is not None else stored
+    if stored is SubscriptionStatus.PAUSED and paused is not None and paused > now:
+        return SubscriptionStatus.ACTIVE
+    return stored
+
+
 def _complaints(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
+    # Imported here: complaints.py rescores its customer through this module.
+    from bot.crm.complaints import OPEN_STATUSES
+
     since = now - timedelta(days=rules.recent_days)
     rows = session.execute(
         only(
             Complaint.customer_id,
-            select(Complaint.customer_id, Complaint.status, Complaint.sla_due_at, Complaint.created_at).where(
+            select(
+                Complaint.customer_id, Complaint.status, Complaint.sla_due_at, Complaint.resolved_at
+            ).where(
                 Complaint.created_at <= now,
-                Complaint.status.in_(OPEN_STATUSES) | (Complaint.created_at >= since),
+                Complaint.status.in_(OPEN_STATUSES)
+                | (Complaint.created_at >= since)
+                | (Complaint.resolved_at > now),
             ),
         )
     )
-    for cid, status, due, _created in rows:
+    for cid, status, due, resolved in rows:
         if cid not in fields:
             continue
         mine = fields[cid]
-        if status in OPEN_STATUSES:
+        # Resolved after `now` (a backtest looking back): it was still open then.
+        if status in OPEN_STATUSES or (resolved is not None and as_utc(resolved) > now):
             mine["open_complaints"] = mine.get("open_complaints", 0) + 1
             if due is not None and due < now:
                 mine["breached_complaints"] = mine.get("breached_complaints", 0) + 1
         else:
             mine["recent_complaints"] = mine.get("recent_complaints", 0) + 1
+            if resolved is not None and due is not None and as_utc(resolved) > as_utc(due):
+                mine["late_complaints"] = mine.get("late_complaints", 0) + 1
 
 
 def _ratings(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
     rows = session.execute(
         only(
             Survey.customer_id,
@@ -387,8 +451,8 @@ def _ratings(
 
 
 def _outreach(
-    session: Session, only, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
-) -> None:  # type: ignore[no-untyped-def]
+    session: Session, only: OnlyCustomers, now: datetime, rules: ChurnRules, fields: dict[int, dict[str, Any]]
+) -> None:
     answered_by = now - timedelta(days=rules.answer_days)
     rows = session.execute(
         only(
@@ -397,25 +461,27 @@ def _outreach(
                 Delivery.kind.in_(ANSWERABLE),
                 Delivery.status.in_(SENT),
                 Delivery.sent_at.is_not(None),
-                Delivery.sent_at <= answered_by,
+                Delivery.sent_at <= now,
                 Delivery.sent_at >= now - timedelta(days=rules.rating_days),
             ),
         ).order_by(Delivery.customer_id, Delivery.sent_at.desc(), Delivery.id.desc())
     )
     streak: dict[int, int] = {}
     done: set[int] = set()
-    for cid, _sent, replied in rows:
+    for cid, sent, replied in rows:
         if cid in done or cid not in fields:
             continue
-        if replied is not None and replied <= now:
+        if replied is not None and as_utc(replied) <= now:  # an answer, even to our latest, ends the run
             done.add(cid)
             continue
+        if as_utc(sent) > answered_by:
+            continue  # too young to be ignored yet
         streak[cid] = streak.get(cid, 0) + 1
     for cid, n in streak.items():
         fields[cid]["ignored_outreach"] = n
 
 
-def _inbound(session: Session, only, now: datetime, fields: dict[int, dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+def _inbound(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     rows = session.execute(
         only(
             Conversation.customer_id,

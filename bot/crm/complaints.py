@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.crm import webhooks
+from bot.crm import churn, webhooks
 from bot.crm.case_history import record_event
 from bot.crm.models import (
     CaseEventKind,
@@ -212,6 +212,7 @@ def file_complaint(
         now=now,
     )
     webhooks.emit(session, "complaint.opened", case_payload(customer, complaint), now=now)
+    churn.refresh_customer(session=session, customer_id=customer.id, now=now)
     return Filed(complaint=complaint, repeat=repeat, escalate=escalate)
 
 
@@ -227,6 +228,7 @@ def resolve_complaint(
     customer = session.get(Customer, complaint.customer_id)
     if customer is not None:
         webhooks.emit(session, "complaint.resolved", case_payload(customer, complaint), now=now)
+    churn.refresh_customer(session=session, customer_id=complaint.customer_id, now=now)
 
 
 def case_payload(customer: Customer, complaint: Complaint) -> dict[str, object]:
@@ -285,6 +287,7 @@ def reopen_complaint(
         now=now,
     )
     session.flush()
+    churn.refresh_customer(session=session, customer_id=customer.id, now=now)
 
 
 def plan_followup(*, session: Session, complaint: Complaint, due: datetime) -> Delivery:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -53,3 +53,10 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """How many rows an UPDATE, INSERT or DELETE run through `Session.execute` touched."""
+    # Session.execute is typed to return Result, but for these statements it is a CursorResult
+    # (SQLAlchemy 2.1 types it so); the cast names that, rowcount is read from the real object.
+    return int(cast("CursorResult[Any]", result).rowcount or 0)

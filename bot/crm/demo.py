@@ -1,10 +1,10 @@
 """A realistic, deterministic demo population: `python -m bot.crm.demo [--if-empty]`.
 
 About 500 customers with 18 months of orders, subscriptions, complaints and refunds, every
-segment and temperament, several time zones, birthdays, some opted out of marketing, plus the
-demo console logins; and 90 days of care on top (`bot.crm.demo_history`): retention saves,
-handoffs and ratings, so that the reports have something to show. The same seed and day always
-give the same data.
+segment and temperament, several time zones with postal addresses there, birthdays, some opted out
+of marketing, plus the demo console logins; and 90 days of care on top (`bot.crm.demo_history`):
+retention saves, handoffs and ratings, so that the reports have something to show. The same seed
+and day always give the same data.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import argparse
 import random
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,11 +25,14 @@ from sqlalchemy.orm import Session
 from bot.crm import churn
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.complaints import SLA_HOURS
+from bot.crm.demo_addresses import settle_address
 from bot.crm.demo_cases import add_demo_cases
 from bot.crm.demo_feedback import add_demo_feedback
 from bot.crm.demo_history import add_recent_history
+from bot.crm.demo_lives import Life, live
 from bot.crm.models import (
     Agent,
+    Author,
     Channel,
     ChannelIdentity,
     Complaint,
@@ -35,10 +40,16 @@ from bot.crm.models import (
     ComplaintStatus,
     Consent,
     ConsentPurpose,
+    Conversation,
     Customer,
+    Delivery,
+    DeliveryStatus,
+    Direction,
+    Message,
     Order,
     OrderLine,
     OrderStatus,
+    OutreachKind,
     Product,
     Refund,
     RefundStatus,
@@ -47,6 +58,7 @@ from bot.crm.models import (
     Severity,
     Subscription,
     SubscriptionStatus,
+    Survey,
     Temperament,
 )
 from bot.crm.passwords import hash_password
@@ -140,6 +152,16 @@ PROFILES = (
 )
 
 
+# What a customer writes to us now and then (bot/crm/demo_lives.py decides when).
+CHAT_LINES = (
+    "Where is my order?",
+    "Can I change my delivery day?",
+    "Which beans would you recommend for espresso?",
+    "Thanks, the last bag was great!",
+    "Do you ship to my new address?",
+)
+
+
 # The first customers are hand-made personas the README introduces by name.
 PERSONAS = (
     # first, last, zone, language, temperament, profile, marketing consent, telegram
@@ -184,13 +206,27 @@ def load_demo_data(
     products = list(session.scalars(select(Product).order_by(Product.id)))
     _add_agents(session=session)
     # Later additions draw from streams of their own, so the customers and orders stay as they were.
-    builder = _Builder(session=session, rng=rng, now=now, products=products, timing=random.Random(seed + 1))
+    builder = _Builder(
+        session=session,
+        rng=rng,
+        now=now,
+        products=products,
+        timing=random.Random(seed + 1),
+        lives=random.Random(seed + 5),
+    )
     for number in range(1, customers + 1):
         builder.add_customer(number)
     session.flush()
     counts = _segment_history(session=session, now=now)
     personas = frozenset(web_external_id(number) for number in range(1, len(PERSONAS) + 1))
-    add_recent_history(session=session, rng=random.Random(seed + 2), now=now, spare=personas)
+    add_recent_history(
+        session=session,
+        rng=random.Random(seed + 2),
+        now=now,
+        spare=personas,
+        lives=builder.lives,
+        case_ratings=builder.case_ratings,
+    )
     add_demo_cases(session=session, rng=random.Random(seed + 3), now=now, spare=personas)
     add_demo_feedback(session=session, rng=random.Random(seed + 4), now=now, spare=personas)
     churn.refresh_all(session=session, now=now)  # from the behaviour above, as the nightly pass would
@@ -225,8 +261,12 @@ class _Builder:
         now: datetime,
         products: list[Product],
         timing: random.Random,
+        lives: random.Random,
     ) -> None:
         self.session, self.rng, self.now, self.timing = session, rng, now, timing
+        self.life_stream = lives
+        self.lives: dict[int, Life] = {}  # the simulated life of every customer but the personas
+        self.case_ratings: dict[int, int] = {}  # complaint id -> rating, for the recent ones
         self.plans = [p for p in products if p.is_plan]
         self.goods = [p for p in products if not p.is_plan and p.category not in ("machines", "grinders")]
         self.big = [p for p in products if p.category in ("machines", "grinders")]
@@ -286,9 +326,13 @@ class _Builder:
         ]
         self.session.add(customer)
         self.session.flush()
-        orders = self._add_orders(customer, profile, joined)
-        self._add_subscription(customer, profile, joined)
-        self._add_complaints(customer, profile, joined, orders)
+        settle_address(session=self.session, customer=customer, number=number, now=self.now)
+        if number <= len(PERSONAS):  # the personas keep the histories the README tells
+            orders = self._add_orders(customer, profile, joined)
+            self._add_subscription(customer, profile, joined)
+            self._add_complaints(customer, profile, joined, orders)
+        else:
+            self._add_life(customer, profile, joined, number)
 
     def _add_orders(self, customer: Customer, profile: Profile, joined: datetime) -> list[Order]:
         rng = self.rng
@@ -406,10 +450,141 @@ class _Builder:
                 )
             )
 
+    # ----- the simulated life of every customer but the personas (bot/crm/demo_lives.py) -----
 
-def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights=weights, k=1)[0]
+    def _add_life(self, customer: Customer, profile: Profile, joined: datetime, number: int) -> None:
+        """Write one simulated life: orders, membership, complaints and ratings, chats, our messages."""
+        stream = self.life_stream
+        member = not (profile.name == "occasional" and stream.random() < 0.6)
+        life = live(
+            stream,
+            kind=profile.name,
+            joined=joined,
+            now=self.now,
+            orders=profile.orders,
+            complaints=profile.complaints,
+            member=member,
+            must_leave_before=self.now - timedelta(days=profile.lapsed_days) if profile.lapsed_days else None,
+        )
+        self.lives[customer.id] = life
+        orders = [self._make_order(customer, profile, placed) for placed in life.orders]
+        if member:
+            self._add_membership(customer, profile, joined, life)
+        for grievance in life.grievances:
+            self._add_grievance(customer, grievance.at, grievance.late, grievance.rating, orders)
+        self._add_contact(customer, life, number)
+
+    def _add_membership(self, customer: Customer, profile: Profile, joined: datetime, life: Life) -> None:
+        plan = self.life_stream.choice(self.plans) if profile.name != "loyal_big" else self.plans[-1]
+        asked = life.cancel_asked_at
+        # A request in the last 90 days is told as a save conversation (bot/crm/demo_history.py).
+        told_later = asked is not None and asked >= self.now - timedelta(days=89)
+        cancelled = None
+        if asked is not None and not told_later:
+            cancelled = min(asked + timedelta(days=self.life_stream.randint(0, 30)), self.now)
+        self.session.add(
+            Subscription(
+                customer_id=customer.id,
+                product_id=plan.id,
+                status=SubscriptionStatus.CANCELLED if cancelled else SubscriptionStatus.ACTIVE,
+                monthly_price=plan.price,
+                started_at=joined,
+                cancel_requested_at=None if told_later else asked,
+                cancelled_at=cancelled,
+            )
+        )
+
+    def _add_grievance(
+        self, customer: Customer, created: datetime, late: bool, rating: int | None, orders: list[Order]
+    ) -> None:
+        stream = self.life_stream
+        category = stream.choice(list(ComplaintCategory))
+        severity = stream.choice((Severity.LOW, Severity.MEDIUM, Severity.MEDIUM, Severity.HIGH))
+        hours = SLA_HOURS[severity] * (stream.uniform(1.3, 4.0) if late else stream.uniform(0.2, 0.95))
+        resolved: datetime | None = created + timedelta(hours=hours)
+        if resolved is not None and resolved >= self.now:
+            resolved = None
+        order = stream.choice(orders) if orders and category is not ComplaintCategory.TECHNICAL else None
+        followup = resolved + timedelta(days=3) if resolved else None
+        done = followup if followup is not None and followup < self.now else None
+        complaint = Complaint(
+            customer_id=customer.id,
+            order_id=order.id if order else None,
+            category=category,
+            severity=severity,
+            team=TEAMS[category],
+            description=COMPLAINT_TEXTS[category],
+            status=ComplaintStatus.CLOSED
+            if done
+            else ComplaintStatus.RESOLVED
+            if resolved
+            else ComplaintStatus.IN_PROGRESS,
+            sla_due_at=created + timedelta(hours=SLA_HOURS[severity]),
+            resolution="Resolved and confirmed with the customer." if resolved else None,
+            customer_told=resolved is not None,
+            created_at=created,
+            resolved_at=resolved,
+            followup_due_at=followup,
+            followup_done_at=done,
+        )
+        self.session.add(complaint)
+        self.session.flush()
+        if rating is None or done is None:
+            return
+        if done >= self.now - timedelta(days=89):  # rated at the check-in bot/crm/demo_history.py tells
+            self.case_ratings[complaint.id] = rating
+        else:
+            self.session.add(
+                Survey(customer_id=customer.id, complaint_id=complaint.id, score=rating, created_at=done)
+            )
+
+    def _add_contact(self, customer: Customer, life: Life, number: int) -> None:
+        """Their own messages (chats, answers to ours) and the marketing messages we sent them."""
+        own = sorted([*life.chats, *(replied for _, replied in life.outreach if replied is not None)])
+        customer.last_contact_at = own[-1] if own else customer.created_at
+        if own:
+            conversation = Conversation(
+                sender_id=f"web:{web_external_id(number)}",
+                customer_id=customer.id,
+                channel=Channel.WEB,
+                started_at=own[0],
+                last_message_at=own[-1],
+            )
+            self.session.add(conversation)
+            self.session.flush()
+            self.session.add_all(
+                Message(
+                    conversation_id=conversation.id,
+                    direction=Direction.INBOUND,
+                    author=Author.CUSTOMER,
+                    text=self.life_stream.choice(CHAT_LINES),
+                    delivery_status=DeliveryStatus.PROCESSED,
+                    created_at=at,
+                )
+                for at in own
+            )
+        self.session.add_all(
+            Delivery(
+                idempotency_key=f"demo:campaign:{customer.id}:{n}",
+                kind=OutreachKind.CAMPAIGN,
+                customer_id=customer.id,
+                status=DeliveryStatus.SENT,
+                attempts=1,
+                scheduled_for=sent,
+                created_at=sent,
+                sent_at=sent,
+                replied_at=replied,
+            )
+            for n, (sent, replied) in enumerate(life.outreach)
+        )
+
+
+_Choice = TypeVar("_Choice")
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[_Choice, float]]) -> _Choice:
+    values = [value for value, _ in choices]
+    return rng.choices(values, weights=[weight for _, weight in choices], k=1)[0]
 
 
 def _ascii(name: str) -> str:
@@ -420,16 +595,14 @@ def _ascii(name: str) -> str:
 
 
 def main() -> None:
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--if-empty", action="store_true", help="do nothing when the CRM has customers")
     parser.add_argument("--customers", type=int, default=500)
     args = parser.parse_args()
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     if args.if_empty and not settings.demo_data:
         print("CARELOOP_DEMO_DATA=false: no demo data loaded", file=sys.stderr)
         return

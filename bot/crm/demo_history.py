@@ -8,10 +8,11 @@ read what live use would have left behind. Deterministic: its own random stream 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 from bot.crm import desk, retention
 from bot.crm.business_hours import BusinessHours
 from bot.crm.complaints import FOLLOWUP_AFTER_RESOLUTION, followup_key, resolve_complaint
+from bot.crm.demo_lives import Life
 from bot.crm.handoffs import callback_promise, complaint_severity, open_handoff
 from bot.crm.models import (
     HANDOFF_CALLBACK,
@@ -121,24 +123,47 @@ class Story:
 
 
 def add_recent_history(
-    *, session: Session, rng: random.Random, now: datetime, spare: frozenset[str] = frozenset()
+    *,
+    session: Session,
+    rng: random.Random,
+    now: datetime,
+    spare: frozenset[str] = frozenset(),
+    lives: dict[int, Life] | None = None,
+    case_ratings: dict[int, int] | None = None,
 ) -> None:
-    """Add 90 days of saves, handoffs and ratings; customers whose web id is in `spare` are left alone."""
-    History(session=session, rng=rng, now=now, spare=spare).add()
+    """Add 90 days of saves, handoffs and ratings; customers whose web id is in `spare` are left alone.
+
+    With `lives` (bot/crm/demo_lives.py), the members who ask to cancel are those whose life says
+    so, when it says so, and nobody talks to us after leaving; `case_ratings` are the ratings those
+    lives give at the check-in after a complaint. Without them, both are drawn at random.
+    """
+    History(session=session, rng=rng, now=now, spare=spare, lives=lives, case_ratings=case_ratings).add()
 
 
 class History:
-    def __init__(self, *, session: Session, rng: random.Random, now: datetime, spare: frozenset[str]) -> None:
+    def __init__(
+        self,
+        *,
+        session: Session,
+        rng: random.Random,
+        now: datetime,
+        spare: frozenset[str],
+        lives: dict[int, Life] | None = None,
+        case_ratings: dict[int, int] | None = None,
+    ) -> None:
         self.session, self.rng, self.now = session, rng, now
+        self.lives, self.case_ratings = lives, case_ratings
         self.agents = list(
             session.scalars(select(Agent.id).where(Agent.role == Role.AGENT).order_by(Agent.id))
         )
-        self.senders = dict(
+        self.senders: dict[int, str] = dict(
             session.execute(
                 select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(
                     ChannelIdentity.channel == Channel.WEB
                 )
-            ).all()
+            )
+            .tuples()
+            .all()
         )
         self.spared = {cid for cid, external_id in self.senders.items() if external_id in spare}
 
@@ -156,11 +181,12 @@ class History:
         stories: list[Story] = []
         idle = []
         for customer in customers:
-            if customer.id in active and self.rng.random() < RETENTION_SHARE:
-                stories.append(self._story(customer, self._moment(), self._save))
-            elif self.rng.random() < HANDOFF_SHARE:
+            asks = self._asks_to_cancel(customer.id, customer.id in active)
+            if asks is not None:
+                stories.append(self._story(customer, asks, self._save))
+            elif self._still_here(customer.id) and self.rng.random() < HANDOFF_SHARE:
                 stories.append(self._story(customer, self._working_moment(), self._handoff))
-            else:
+            elif self._still_here(customer.id):
                 idle.append(customer)
         stories += self._complaint_ratings()
         for story in sorted(stories, key=lambda s: (s.at, s.customer_id)):
@@ -168,6 +194,24 @@ class History:
         for number, customer in enumerate(idle[-WAITING_CALLBACKS:] if len(idle) > 10 else []):
             self._waiting_callback(customer, self.now - timedelta(hours=3 + 2 * number))
         self.session.flush()
+
+    def _asks_to_cancel(self, customer_id: int, member: bool) -> datetime | None:
+        """When this member asks to cancel in the 90 days, if they do."""
+        if not member:
+            return None
+        if self.lives is None:
+            return self._moment() if self.rng.random() < RETENTION_SHARE else None
+        life = self.lives.get(customer_id)
+        asked = life.cancel_asked_at if life else None
+        window = (self.now - timedelta(days=DAYS), self.now - timedelta(days=QUIET_DAYS))
+        if asked is None or not window[0] < asked < window[1]:
+            return None
+        return asked.replace(hour=self.rng.randint(6, 20), minute=self.rng.randint(0, 59), second=0)
+
+    def _still_here(self, customer_id: int) -> bool:
+        """Whether the customer has not left (a customer who left writes to us no more)."""
+        life = (self.lives or {}).get(customer_id)
+        return life is None or life.decided_at is None or life.decided_at > self.now - timedelta(days=DAYS)
 
     def _story(self, customer: Customer, at: datetime, tell: Callable[[Customer, datetime], None]) -> Story:
         return Story(at, customer.id, lambda: self._keeping_last_contact(customer, at, tell))
@@ -430,16 +474,26 @@ class History:
         for complaint in complaints:
             if complaint.customer_id in self.spared or complaint.customer_id not in self.senders:
                 continue
-            if complaint.followup_done_at is None or self.rng.random() >= COMPLAINT_RATING_SHARE:
+            if complaint.followup_done_at is None:
+                continue
+            if self.case_ratings is None:
+                if self.rng.random() >= COMPLAINT_RATING_SHARE:
+                    continue
+                given = None
+            elif complaint.id in self.case_ratings:
+                given = self.case_ratings[complaint.id]
+            else:
                 continue
             at = complaint.followup_done_at + timedelta(minutes=self.rng.randint(2, 30))
             stories.append(
-                self._story(customers[complaint.customer_id], at, partial(self._rate_case, complaint.id))
+                self._story(
+                    customers[complaint.customer_id], at, partial(self._rate_case, complaint.id, given)
+                )
             )
         return stories
 
-    def _rate_case(self, complaint_id: int, customer: Customer, at: datetime) -> None:
-        self._rate(customer, self._conversation(customer, at), at, complaint_id=complaint_id)
+    def _rate_case(self, complaint_id: int, given: int | None, customer: Customer, at: datetime) -> None:
+        self._rate(customer, self._conversation(customer, at), at, complaint_id=complaint_id, score=given)
 
     def _rate(
         self,
@@ -449,9 +503,10 @@ class History:
         *,
         handoff_id: int | None = None,
         complaint_id: int | None = None,
+        score: int | None = None,
     ) -> None:
         """A 1–5 answer; a low one opens a recovery case, which a person resolves if there was time."""
-        score = _weighted(self.rng, SCORES)
+        score = score if score is not None else _weighted(self.rng, SCORES)
         self._say(conversation, Author.CUSTOMER, str(score), at)
         rated = record_rating(
             session=self.session,
@@ -488,6 +543,9 @@ class History:
                 delivery.status, delivery.sent_at, delivery.attempts = DeliveryStatus.SENT, revisit, 1
 
 
-def _weighted(rng: random.Random, choices):  # type: ignore[no-untyped-def]
-    values, weights = zip(*choices, strict=True)
-    return rng.choices(values, weights=weights, k=1)[0]
+_Choice = TypeVar("_Choice")
+
+
+def _weighted(rng: random.Random, choices: Sequence[tuple[_Choice, float]]) -> _Choice:
+    values = [value for value, _ in choices]
+    return rng.choices(values, weights=[weight for _, weight in choices], k=1)[0]

@@ -488,6 +488,26 @@ ERASURE: dict[str, Declaration] = {
             "changed_at": KEEP,
         }
     ),
+    "drift_episode": Rows(
+        {
+            "id": KEEP,
+            "key": Code(r"drift:customer:\d+:since:\d{4}-\d{2}-\d{2}"),  # an id and a day
+            "customer_id": KEEP,
+            "segment": KEEP,
+            "reason": Code(WORD),  # codes of bot.crm.drift.REASON_WORDS
+            "reasons": Scrub(),  # the factors' texts ("no order for 65 days") go
+            "last_active_at": KEEP,
+            "started_at": KEEP,
+            "action": Code(WORD),
+            "delivery_id": KEEP,
+            "task_done_at": KEEP,
+            "task_agent_id": KEEP,
+            "task_note": NULL,  # an agent's words about the call, often quoting the customer
+            "ended_at": KEEP,
+            "outcome": Code(WORD, NULL),
+            "came_back_by": Code(WORD, NULL),
+        }
+    ),
     "segment_run": NoCustomerRows("one nightly refresh of every customer's segment: counts and a threshold"),
 }
 

@@ -149,11 +149,11 @@ def read_words(text: str, product_names: Iterable[str] = (), leave_reason: str |
     the reason the customer gave when leaving), and the product and competitor named."""
     found = analyse(text, product_names)
     if found.category in THEME_OF_CATEGORY:
-        theme = THEME_OF_CATEGORY[found.category]  # type: ignore[index]
+        theme = THEME_OF_CATEGORY[found.category]
     elif found.competitor:
         theme = T.COMPETITOR
     elif found.leave_reason in THEME_OF_REASON:
-        theme = THEME_OF_REASON[found.leave_reason]  # type: ignore[index]
+        theme = THEME_OF_REASON[found.leave_reason]
     else:
         theme = THEME_OF_REASON.get(leave_reason or "", T.OTHER)
     product = found.products[0][:120] if found.products else None
@@ -352,7 +352,7 @@ def _words(vocabulary: Any, value: str | None) -> str:
 
 
 def _person(names: dict[int, str], value: str | None) -> str:
-    return names.get(int(value), "nobody") if (value or "").isdigit() else "nobody"
+    return names.get(int(value), "nobody") if value and value.isdigit() else "nobody"
 
 
 def told_key(item_id: int) -> str:

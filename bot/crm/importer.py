@@ -389,7 +389,7 @@ def _commit_chunk(
     options: Options,
     checkpoint: Checkpoint | None,
     records: int,
-    bar: tqdm,
+    bar: tqdm[Any],
 ) -> None:
     write_chunk(session, chunk, name, actor, tally)
     if not options.dry_run:
@@ -461,9 +461,9 @@ def _now() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bot.bootstrap import bootstrap
     from bot.crm.db import make_engine
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
+    from bot.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`: "))
     parser.add_argument("files", nargs="+", type=Path, help="customers.csv products.csv orders.csv …")
@@ -479,9 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no such file: {', '.join(missing)}")
     if not 1 <= args.batch_size <= 1000:
         parser.error("--batch-size is 1 to 1000")
-    if args.database_url is None:
-        load_env_file(PROJECT_ROOT / ".env")
-    url = args.database_url or Settings.from_env().database_url
+    url = args.database_url or bootstrap(command=True).database_url
     var = PROJECT_ROOT / "var" / "import"
     options = Options(
         batch_size=args.batch_size,

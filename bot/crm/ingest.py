@@ -19,15 +19,17 @@ upserts, with the rows they name fetched up front and their writes flushed toget
 from __future__ import annotations
 
 import enum
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import instance_state
 
 from bot.api.schemas import (
     ConsentIn,
@@ -86,6 +88,7 @@ class Upserted:
 
 
 Synced = Customer | Product | Order | Subscription | Refund
+Record = CustomerIn | ProductIn | OrderIn | SubscriptionIn | RefundIn  # what RESOURCES parse
 
 
 def _by_external_id(session: Session, model: type[Synced], external_id: str) -> Any:
@@ -104,8 +107,8 @@ def _required(model: type[Synced], external_id: str, field: str, what: str, batc
 def _alive(row: Synced) -> bool:
     """Whether `row` is (or is about to be) in the database: a row made in a savepoint that was
     rolled back is not."""
-    state = inspect(row)
-    return state.persistent or state.pending
+    state = instance_state(row)
+    return bool(state.persistent or state.pending)
 
 
 @dataclass
@@ -121,7 +124,7 @@ class Batch:
 
     session: Session
     deferred: bool = False
-    _rows: dict[tuple[type, str], Any] = field(default_factory=dict)
+    _rows: dict[tuple[type, str | None], Any] = field(default_factory=dict)
     _holders: dict[tuple[type, str], Any] = field(default_factory=dict)  # order numbers, SKUs
     _audits: list[tuple[Synced, str, dict[str, Any]]] = field(default_factory=list)
     _to_refresh: set[int] = field(default_factory=set)  # customers whose orders changed
@@ -154,21 +157,21 @@ class Batch:
 
     def prefetch(self, items: Iterable[tuple[str, Any]]) -> None:
         """Read, one query per kind, every row these (resource, data) records name."""
-        wanted: dict[type, set[str]] = {model: set() for model in MODELS.values()}
-        numbers: dict[type, set[str]] = {Order: set(), Product: set()}
+        wanted: dict[type[Synced], set[str]] = {model: set() for model in MODELS.values()}
+        numbers: dict[type[Order] | type[Product], set[str]] = {Order: set(), Product: set()}
         for resource, data in items:
-            if not isinstance(data, _In):
+            if not isinstance(data, Record):
                 continue
             wanted[MODELS[resource]].add(data.external_id)
-            for name, model in REFERENCES:
+            for name, named in REFERENCES:
                 value = getattr(data, name, None)
                 if value is not None:
-                    wanted[model].add(value)
+                    wanted[named].add(value)
             for line in getattr(data, "lines", None) or ():
                 wanted[Product].add(line.product_external_id)
-            if resource == "order" and data.number is not None:
+            if isinstance(data, OrderIn) and data.number is not None:
                 numbers[Order].add(data.number)
-            if resource == "product":
+            if isinstance(data, ProductIn):
                 numbers[Product].add(data.sku or data.external_id)
         for model, ids in wanted.items():
             found = {row.external_id: row for row in _rows_where(self.session, model, "external_id", ids)}
@@ -214,7 +217,8 @@ IN_CHUNK = 500  # values per IN (...): well under SQLite's limit of bound parame
 
 
 def _rows_where(session: Session, model: type, column: str, values: set[str]) -> list[Any]:
-    ordered, rows = sorted(values), []
+    ordered = sorted(values)
+    rows: list[Any] = []
     for start in range(0, len(ordered), IN_CHUNK):
         chunk = ordered[start : start + IN_CHUNK]
         rows += session.scalars(select(model).where(getattr(model, column).in_(chunk)))
@@ -626,6 +630,8 @@ def upsert_subscription(
         changed=changed,
         occurred_at=data.occurred_at,
     )
+    if "status" in changed:  # a membership change moves the churn risk
+        batch.refresh(subscription.customer_id)
     return _upserted(batch, outcome, subscription)
 
 
@@ -852,7 +858,8 @@ def begin_for_savepoints(session: Session) -> None:
     before a write, so a SAVEPOINT issued first starts it, and releasing that savepoint commits it:
     the first records would be written even if the work failed later (or was a dry run)."""
     connection = session.connection()
-    if connection.dialect.name == "sqlite" and not connection.connection.dbapi_connection.in_transaction:
+    dbapi = connection.connection.dbapi_connection
+    if isinstance(dbapi, sqlite3.Connection) and not dbapi.in_transaction:
         connection.exec_driver_sql("BEGIN")
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import identity
+from bot.crm.db import rows_changed
 from bot.crm.models import (
     Customer,
     EmailVerification,
@@ -383,7 +384,7 @@ def confirm_address(*, session: Session, token: str, now: datetime | None = None
         .values(confirmed_at=now)
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:  # a second click at the same moment
+    if rows_changed(claimed) != 1:  # a second click at the same moment
         return Confirmation.USED
     customer = session.get_one(Customer, verification.customer_id)
     previous = verified_email(customer)

@@ -29,12 +29,9 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def main() -> None:
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
+    from bot.bootstrap import bootstrap
 
-    load_env_file(PROJECT_ROOT / ".env")
-    logging.basicConfig(level=logging.WARNING)
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     upgrade(settings.database_url, sys.argv[1] if len(sys.argv) > 1 else "head")
     print("CRM schema is up to date", file=sys.stderr)
 

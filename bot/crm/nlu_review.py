@@ -43,6 +43,7 @@ from ruamel.yaml import YAML
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.db import rows_changed
 from bot.crm.models import Agent, Author, Message, NluReview, NluReviewState, utcnow
 from bot.crm.models.review import DECISION_LABELS, REASON_LABELS, ReviewDecision, ReviewReason
 from bot.crm.queries import record_audit
@@ -119,7 +120,7 @@ def reading_of(event_id: int, data: str) -> Reading | None:
         return None
     parse = event.get("parse_data") or {}
     intent = parse.get("intent") or {}
-    ranking = [
+    ranking: list[dict[str, Any]] = [
         {"intent": str(r.get("name")), "confidence": _number(r.get("confidence"))}
         for r in parse.get("intent_ranking") or []
         if isinstance(r, dict) and r.get("name") and r.get("name") != FALLBACK_INTENT
@@ -192,7 +193,7 @@ def claim_state(session: Session) -> NluReviewState:
     """The reading position, written first: a second reader or exporter waits for this one."""
     now = utcnow()
     claimed = session.execute(update(NluReviewState).where(NluReviewState.id == 1).values(scanned_at=now))
-    if not claimed.rowcount:
+    if not rows_changed(claimed):
         session.add(NluReviewState(id=1, tracker_event_id=0, scanned_at=now))
         session.flush()
     return session.get_one(NluReviewState, 1, populate_existing=True)
@@ -510,16 +511,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m bot.crm.nlu_review collect|export`: read new chats, or export the decisions."""
     import argparse
 
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
     from bot.crm.nlu_export import export
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
+    from bot.settings import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(prog="python -m bot.crm.nlu_review", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("collect", "export"))
     args = parser.parse_args(argv)
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     with session_scope(settings.database_url) as session:
         found = collect(
             session,

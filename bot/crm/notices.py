@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from bot.crm.db import rows_changed
 from bot.crm.models import Notice, utcnow
 
 SHOWN = 50  # the newest notices a page lists
@@ -54,4 +55,4 @@ def mark_read(
     result = session.execute(
         query.values(read_at=now or utcnow()).execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)
+    return rows_changed(result)

@@ -260,16 +260,14 @@ def wipe_trackers(*, tracker_db: Path, sender_ids: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
+    from bot.bootstrap import bootstrap
 
     parser = argparse.ArgumentParser(prog="python -m bot.crm.privacy", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=("export", "erase"))
     parser.add_argument("customer_id", type=int)
     parser.add_argument("--yes", action="store_true", help="erase without asking (it cannot be undone)")
     args = parser.parse_args(argv)
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     try:
         if args.command == "export":
             with session_scope(settings.database_url) as session:

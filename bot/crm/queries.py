@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, SQLColumnExpression, select
 from sqlalchemy.orm import Session
 
 from bot.crm.models import (
@@ -21,6 +22,21 @@ from bot.crm.models import (
 )
 
 MAX_EXTERNAL_ID = 128
+
+_Row = TypeVar("_Row", bound=tuple[Any, ...])
+
+
+class OnlyCustomers:
+    """Narrows a query to the customers given, or leaves it whole when they are None (everybody)."""
+
+    def __init__(self, customer_ids: Collection[int] | None) -> None:
+        self.customer_ids = None if customer_ids is None else list(customer_ids)
+
+    def __call__(self, column: SQLColumnExpression[int], statement: Select[_Row]) -> Select[_Row]:
+        """`statement` kept to the rows whose `column` is one of the customers."""
+        if self.customer_ids is None:
+            return statement
+        return statement.where(column.in_(self.customer_ids))
 
 
 class InvalidSenderId(ValueError):

@@ -1,5 +1,6 @@
-"""A customer's whole record as an agent sees it beside a chat: profile, value and temperament,
-orders, complaints, retention history, consent, earlier conversations and handoffs, notes."""
+"""A customer's whole record as an agent sees it beside a chat: profile and postal address (with its
+changes from the audit log), value and temperament, orders, complaints, retention history, consent,
+earlier conversations and handoffs, notes."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.crm.addresses import BY_CODE, PostalAddress, address_of
 from bot.crm.labels import label
 from bot.crm.models import (
     Agent,
     AgentNote,
+    AuditLog,
     ChannelIdentity,
     Complaint,
     ComplaintStatus,
@@ -29,6 +32,9 @@ from bot.crm.models import (
 from bot.crm.segments import RULE_WORDS, Since, segment_since
 
 RECENT = 10
+# Audit actions that may hold an address change: the customer's own (in chat, with the old address)
+# and the shop's (through the inbound API: the fields it changed, not their old values).
+ADDRESS_AUDIT_ACTIONS = ("address_changed", "api_created", "api_updated")
 OPEN_COMPLAINTS = (
     ComplaintStatus.OPEN,
     ComplaintStatus.IN_PROGRESS,
@@ -70,6 +76,7 @@ class CustomerRecord:
     conversations: list[Row] = field(default_factory=list)
     handoffs: list[Row] = field(default_factory=list)
     notes: list[Row] = field(default_factory=list)
+    address_history: list[Row] = field(default_factory=list)  # newest first
 
 
 def customer_record(
@@ -107,6 +114,7 @@ def customer_record(
         )
         for i in session.scalars(select(ChannelIdentity).where(ChannelIdentity.customer_id == customer_id))
     ]
+    record.address_history = address_history(session=session, customer_id=customer.id)
     _commerce(session, record)
     _care(session, record)
     _conversations(session, record, conversation_id, handoff_id)
@@ -122,10 +130,62 @@ def segment_story(since: Since) -> str:
     return f"since {day}; {before} ({RULE_WORDS.get(since.rule or '', since.rule)})"
 
 
+def address_history(*, session: Session, customer_id: int) -> list[Row]:
+    """The customer's address changes, newest first: who changed it, when, and what it was before."""
+    entries = session.scalars(
+        select(AuditLog)
+        .where(
+            AuditLog.entity == "customer",
+            AuditLog.entity_id == customer_id,
+            AuditLog.action.in_(ADDRESS_AUDIT_ACTIONS),
+        )
+        .order_by(AuditLog.created_at.desc(), AuditLog.id.desc())
+    )
+    rows = [_address_change(entry) for entry in entries]
+    return [row for row in rows if row is not None][:RECENT]
+
+
+def _address_change(entry: AuditLog) -> Row | None:
+    """One audit entry as an address change, or None when it changed something else."""
+    details = entry.details or {}
+    if entry.action == "address_changed":
+        source = str(details.get("source") or "")
+        by = f"Changed by the customer in chat on {label(source, 'Channel')}" if source else "Changed in chat"
+        old = details.get("old")
+        return Row(by, f"before: {_address_words(old)}" if old else "no address before", entry.created_at)
+    if "address" not in (details.get("fields") or []):
+        return None
+    if entry.action == "api_created":
+        return Row(f"Set by the shop ({entry.actor})", "when it sent us the account", entry.created_at)
+    # The shop's own systems keep the old value; the API records which fields it changed.
+    return Row(f"Changed by the shop ({entry.actor})", "previous address not recorded here", entry.created_at)
+
+
+def _address_words(old: object) -> str:
+    """An address kept in the audit log, on one line as the bot says it; as stored if it is odd."""
+    if not isinstance(old, dict):
+        return str(old)
+    try:
+        address = PostalAddress(
+            str(old["line1"]),
+            old.get("line2"),
+            str(old["postal_code"]),
+            str(old["city"]),
+            str(old["country"]),
+        )
+    except KeyError:
+        return ", ".join(str(value) for value in old.values() if value)
+    if address.country not in BY_CODE:
+        return ", ".join(p for p in (address.line1, address.line2, address.postal_code, address.city) if p)
+    return address.one_line()
+
+
 def _profile(customer: Customer) -> list[tuple[str, str]]:
+    address = address_of(customer)
     fields = [
         ("Email", customer.email),
         ("Phone", customer.phone),
+        ("Address", address.one_line() if address else None),
         ("Language", customer.language),
         ("Time zone", customer.timezone),
         ("Birthday", customer.birthday.isoformat() if customer.birthday else None),

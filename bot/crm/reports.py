@@ -18,12 +18,13 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, select
 from sqlalchemy.orm import Session
 
 from bot.crm.cases import late_key
@@ -40,6 +41,8 @@ from bot.crm.models import (
     ConsentPurpose,
     Customer,
     Delivery,
+    DeliveryStatus,
+    DriftEpisode,
     Handoff,
     InteractionEvent,
     LeaveReason,
@@ -112,6 +115,15 @@ GLOSSARY: dict[str, str] = {
     "Recurring causes": "Cases filed in the period by category and product (the product of the largest "
     "line of the order concerned): the combinations seen more than once, then all the others "
     "together; each case counts once.",
+    "Drifting": "A customer overdue against their own buying rhythm by a clear margin (twice their usual "
+    "interval between orders), silent past their segment's threshold when they have no rhythm yet, or "
+    "leaving our last two messages unanswered; our own messages never count as theirs. Each spell is one "
+    "episode, counted in the period it began, with the segment it began in. MVC and MCC customers get a "
+    "task for a person; standard customers a check-in through the consent, quiet-hours and cap rules; "
+    "below-zero customers are not chased.",
+    "Came back": "The customer ordered or wrote to us within 30 days of the episode's start; lapsed: "
+    "30 days passed without either. Came-back rate: came back ÷ (came back + lapsed); episodes still "
+    "within their 30 days are counted apart.",
     "Handoffs": "Requests for a person made in the period: live, or filed as a callback for later. "
     "Wait: from the request until a person took it.",
 }
@@ -645,9 +657,9 @@ def _cases_in(*, session: Session, period: Period) -> dict[int, _Case]:
 
 
 def _count_rows(
-    filed: list[_Case], resolved: list[_Case], vocabulary: Iterable[enum.Enum], key: object
+    filed: list[_Case], resolved: list[_Case], vocabulary: Iterable[enum.Enum], key: Callable[[_Case], object]
 ) -> list[CountRow]:
-    f, r = Counter(map(key, filed)), Counter(map(key, resolved))  # type: ignore[arg-type]
+    f, r = Counter(map(key, filed)), Counter(map(key, resolved))
     return [CountRow(v, f[v], r[v]) for v in vocabulary if f[v] or r[v]]
 
 
@@ -819,10 +831,10 @@ def _main_products(*, session: Session, order_ids: set[int]) -> dict[int, str]:
         .join(Product, Product.id == OrderLine.product_id)
         .where(OrderLine.order_id.in_(order_ids))
     ).all()
-    best: dict[int, tuple[object, ...]] = {}
+    best: dict[int, tuple[tuple[Decimal, int, int], str]] = {}
     for line in lines:
         key = (line.quantity * line.unit_price, line.quantity, -line.id)
-        if line.order_id not in best or key > best[line.order_id][0]:  # type: ignore[operator]
+        if line.order_id not in best or key > best[line.order_id][0]:
             best[line.order_id] = (key, line.name)
     return {order_id: str(name) for order_id, (_, name) in best.items()}
 
@@ -857,6 +869,75 @@ def handoffs(*, session: Session, period: Period) -> Handoffs:
     )
 
 
+# ----- drifting customers: caught early, and did they come back? -----
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    group: str  # a segment, or what was done
+    began: int  # drift episodes that began in the period
+    came_back: int  # the customer ordered or wrote within 30 days
+    lapsed: int
+    open: int  # still within their 30 days
+
+    @property
+    def rate(self) -> float | None:
+        """Came back ÷ (came back + lapsed): of the episodes that are over, the share who came back."""
+        return rate(self.came_back, self.came_back + self.lapsed)
+
+
+@dataclass(frozen=True)
+class Drifting:
+    overall: DriftRow
+    by_segment: list[DriftRow]
+    by_action: list[DriftRow]
+    tasks_done: int  # of the tasks for a person, those a person marked done
+
+
+def drifting(*, session: Session, period: Period) -> Drifting:
+    """Drift episodes that began in the period, by segment and by what was done, and how they ended."""
+    rows = session.execute(
+        select(
+            DriftEpisode.segment,
+            DriftEpisode.action,
+            DriftEpisode.outcome,
+            DriftEpisode.task_done_at,
+            Delivery.status,
+            Delivery.skip_reason,
+        )
+        .outerjoin(Delivery, Delivery.id == DriftEpisode.delivery_id)
+        .where(_within(DriftEpisode.started_at, period))
+    ).all()
+    by_segment: dict[str, list[str | None]] = defaultdict(list)
+    by_action: dict[str, list[str | None]] = defaultdict(list)
+    for segment, action, outcome, _done, status, skip in rows:
+        by_segment[_code(segment)].append(outcome)
+        by_action[_drift_action(action, status, skip)].append(outcome)
+    return Drifting(
+        overall=_drift_row("all", [r.outcome for r in rows]),
+        by_segment=[_drift_row(s.value, by_segment[s.value]) for s in Segment if s.value in by_segment],
+        by_action=[_drift_row(group, found) for group, found in sorted(by_action.items())],
+        tasks_done=sum(1 for r in rows if r.action == "task" and r.task_done_at is not None),
+    )
+
+
+def _drift_action(action: str, status: DeliveryStatus | None, skip: str | None) -> str:
+    if action == "task":
+        return "task for a person"
+    if action != "checkin":
+        return "not chased (below zero)"
+    if status in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED):
+        return "check-in sent"
+    if status is DeliveryStatus.SKIPPED:
+        return f"check-in not sent: {label(skip) if skip else 'skipped'}"
+    return "check-in not sent yet"
+
+
+def _drift_row(group: str, outcomes: list[str | None]) -> DriftRow:
+    counted = Counter(outcomes)
+    return DriftRow(group, len(outcomes), counted["came_back"], counted["lapsed"], counted[None])
+
+
 # ----- the whole report -----
 
 
@@ -868,6 +949,7 @@ class Report:
     satisfaction: Satisfaction
     cases: Cases
     handoffs: Handoffs
+    drifting: Drifting
     glossary: dict[str, str] = field(default_factory=lambda: dict(GLOSSARY))
 
     @property
@@ -883,6 +965,7 @@ class Report:
             + self.cases.filed
             + self.cases.resolved
             + self.handoffs.requested
+            + self.drifting.overall.began
         )
 
 
@@ -895,6 +978,7 @@ def report(*, session: Session, period: Period) -> Report:
         satisfaction=satisfaction(session=session, period=period),
         cases=cases(session=session, period=period),
         handoffs=handoffs(session=session, period=period),
+        drifting=drifting(session=session, period=period),
     )
 
 
@@ -947,6 +1031,22 @@ def csv_rows(report: Report) -> Iterator[tuple[str, str, str, str]]:
     yield "handoffs", "all", "taken by a person", str(h.claimed)
     yield "handoffs", "all", "median minutes to take", _number(_minutes(h.wait.median))
     yield "handoffs", "all", "p90 minutes to take", _number(_minutes(h.wait.p90))
+    yield from _drift_rows(r.drifting)
+
+
+def _drift_rows(d: Drifting) -> Iterator[tuple[str, str, str, str]]:
+    for section, rows in (
+        ("drifting", [d.overall]),
+        ("drifting by segment", d.by_segment),
+        ("drifting by what was done", d.by_action),
+    ):
+        for row in rows:
+            yield section, row.group, "began drifting", str(row.began)
+            yield section, row.group, "came back", str(row.came_back)
+            yield section, row.group, "lapsed", str(row.lapsed)
+            yield section, row.group, "still open", str(row.open)
+            yield section, row.group, "came-back rate", _number(row.rate)
+    yield "drifting", "all", "tasks done by a person", str(d.tasks_done)
 
 
 def _case_rows(c: Cases) -> Iterator[tuple[str, str, str, str]]:
@@ -998,5 +1098,5 @@ def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _within(column: object, period: Period) -> object:
-    return (column >= period.start) & (column < period.end)  # type: ignore[operator]
+def _within(column: SQLColumnExpression[datetime | None], period: Period) -> ColumnElement[bool]:
+    return (column >= period.start) & (column < period.end)

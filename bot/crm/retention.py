@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import calendar
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.crm import webhooks
+from bot.crm import churn, webhooks
 from bot.crm.catalogue import limit_of
 from bot.crm.feedback import file_feedback
 from bot.crm.models import (
@@ -76,8 +77,8 @@ def choose_offer(
     session: Session,
     reason: LeaveReason,
     segment: Segment,
-    exclude: set[int] = frozenset(),  # type: ignore[assignment]
-    exclude_kinds: set[OfferKind] = frozenset(),  # type: ignore[assignment]
+    exclude: AbstractSet[int] = frozenset(),
+    exclude_kinds: AbstractSet[OfferKind] = frozenset(),
     customer_id: int | None = None,
     now: datetime | None = None,
 ) -> Offer | None:
@@ -286,6 +287,7 @@ def record_cancellation(
     )
     _emit_cancellation(session, customer, subscription, now)
     session.flush()
+    churn.refresh_customer(session=session, customer_id=customer.id, now=now)
     return delivery
 
 
@@ -328,7 +330,7 @@ def end_due_cancellations(*, session: Session, now: datetime) -> int:
     What the bot and the confirmation mail promise ("it takes effect at the end of your current
     billing month") happens here; a customer who took an offer or resumed in between is ACTIVE again
     and is not touched."""
-    ended = 0
+    ended: list[int] = []
     for subscription in session.scalars(
         select(Subscription).where(Subscription.status == SubscriptionStatus.CANCEL_REQUESTED)
     ):
@@ -347,9 +349,10 @@ def end_due_cancellations(*, session: Session, now: datetime) -> int:
             entity_id=subscription.id,
             details={"customer_id": subscription.customer_id, "ended_at": end.isoformat()},
         )
-        ended += 1
+        ended.append(subscription.customer_id)
     session.flush()
-    return ended
+    churn.refresh_customers(session=session, customer_ids=ended, now=now)
+    return len(ended)
 
 
 def apply_offer(
@@ -380,4 +383,5 @@ def apply_offer(
         },
     )
     session.flush()
+    churn.refresh_customer(session=session, customer_id=customer.id, now=now)
     return todo

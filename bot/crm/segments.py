@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.crm import webhooks
@@ -44,6 +44,7 @@ from bot.crm.models import (
     SegmentRun,
     utcnow,
 )
+from bot.crm.queries import OnlyCustomers
 
 ZERO = Decimal("0")
 CENT = Decimal("0.01")
@@ -162,15 +163,14 @@ def collect_stats(
     year_ago, half_year_ago, quarter_ago = (now - timedelta(days=d) for d in (365, 182, 90))
     counted = Order.status.in_(COUNTED_ORDER_STATUSES)
 
-    def spend_between(start: datetime, end: datetime):  # type: ignore[no-untyped-def]
+    def spend_between(start: datetime, end: datetime) -> ColumnElement[Decimal]:
         inside = counted & (Order.placed_at >= start) & (Order.placed_at < end)
         return func.coalesce(func.sum(case((inside, Order.total), else_=0)), 0)
 
-    def count_since(start: datetime):  # type: ignore[no-untyped-def]
+    def count_since(start: datetime) -> ColumnElement[int]:
         return func.sum(case((counted & (Order.placed_at >= start) & (Order.placed_at <= now), 1), else_=0))
 
-    def only(column, statement):  # type: ignore[no-untyped-def]
-        return statement if customer_ids is None else statement.where(column.in_(list(customer_ids)))
+    only = OnlyCustomers(customer_ids)
 
     order_rows = session.execute(
         only(
@@ -197,7 +197,7 @@ def collect_stats(
             ).group_by(Refund.customer_id)
         )
     )
-    complaint_counts = dict(
+    complaint_counts: dict[int, int] = dict(
         session.execute(
             only(
                 Complaint.customer_id,
@@ -205,7 +205,9 @@ def collect_stats(
                     Complaint.created_at >= year_ago, Complaint.created_at <= now
                 ),
             ).group_by(Complaint.customer_id)
-        ).all()
+        )
+        .tuples()
+        .all()
     )
     by_customer = {
         cid: CustomerStats(
@@ -463,10 +465,12 @@ def segments_at(*, session: Session, moments: Mapping[int, datetime]) -> dict[in
             .order_by(SegmentChange.customer_id, SegmentChange.changed_at, SegmentChange.id)
         ):
             changes.setdefault(cid, []).append((at, was, to))
-    today = {}
+    today: dict[int, Segment] = {}
     for chunk in _chunks([cid for cid in ids if cid not in changes]):
         today.update(
-            session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(chunk))).all()
+            session.execute(select(Customer.id, Customer.segment).where(Customer.id.in_(chunk)))
+            .tuples()
+            .all()
         )
     found = {}
     for cid, moment in moments.items():

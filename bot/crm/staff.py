@@ -196,9 +196,8 @@ def _read_password() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from bot.bootstrap import bootstrap
     from bot.crm.db import session_scope
-    from bot.ops.envfile import load_env_file
-    from bot.settings import PROJECT_ROOT, Settings
 
     parser = argparse.ArgumentParser(prog="python -m bot.crm.staff", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -208,8 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     add.add_argument("--display-name", help="the name agents and customers see (default: the username)")
     args = parser.parse_args(argv)
     password = _read_password()
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     try:
         with session_scope(settings.database_url) as session:
             agent = create_agent(

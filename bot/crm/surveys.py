@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.crm import webhooks
+from bot.crm import churn, webhooks
 from bot.crm.complaints import case_payload, sla_due
 from bot.crm.feedback import file_feedback
 from bot.crm.models import (
@@ -92,6 +92,7 @@ def record_rating(
     webhooks.emit(session, "survey.rated", rated, now=now)
     if case is not None:
         webhooks.emit(session, "complaint.opened", case_payload(customer, case), now=now)
+    churn.refresh_customer(session=session, customer_id=customer.id, now=now)
     return Rated(survey=survey, recovery_case=case)
 
 

@@ -235,7 +235,7 @@ def verify_signature(
 
 def retry_delay(attempts: int) -> timedelta:
     """How long to wait after the `attempts`-th failed try: doubling from 30 s, at most an hour."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+    return min(FIRST_RETRY * int(2 ** max(attempts - 1, 0)), LONGEST_RETRY)
 
 
 def gives_up(attempts: int) -> bool:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 import uvicorn
 
+from bot.bootstrap import bootstrap
 from bot.gateway.app import create_app
-from bot.settings import PROJECT_ROOT, Settings
 
 MAX_WEBSOCKET_FRAME = 256 * 1024  # far above the message limit, so a long message gets a clear answer
 
@@ -30,23 +29,11 @@ def server_config(app: Any, *, host: str, port: int, **overrides: Any) -> uvicor
     return uvicorn.Config(app, **options)
 
 
-def configure_logging(level: str) -> None:
-    """One line per event with the logger's name; chatty HTTP clients only from WARNING."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # request URLs carry the Telegram token
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("telegram").setLevel(max(logging.getLevelName(level), logging.INFO))
-
-
 def main() -> None:
-    from bot.ops.envfile import load_env_file
-
-    load_env_file(PROJECT_ROOT / ".env")
     # Opt in to python-telegram-bot's coming timedelta durations (RetryAfter.retry_after); without
     # it PTB warns on every flood-control answer. telegram_outlet handles both forms.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
-    settings = Settings.from_env()
-    configure_logging(settings.log_level)
+    settings = bootstrap()
     app = create_app(settings)
     uvicorn.Server(server_config(app, host=settings.gateway_host, port=settings.gateway_port)).run()
 

@@ -103,7 +103,7 @@ def build_mailer(settings: Settings, crm: Crm) -> Mailer:
         crm=crm,
         outlet=EmailOutlet(transport, settings.mail_from),
         transport_name=transport.name,
-        policy=Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap),
+        policy=Policy.parse(settings.outreach_quiet_hours, settings.outreach_weekly_cap),
         secret_key=settings.secret_key,
         public_url=settings.public_url,
     )
@@ -147,11 +147,11 @@ def build_gateway(settings: Settings) -> Gateway:
         tracker=TrackerCopy(crm=crm, rasa=rasa, breaker=breaker, conversations=conversations),
         conversations=conversations,
         hub=hub,
-        away_seconds=settings.agent_away_seconds,
+        away_seconds=settings.console_agent_away_seconds,
         max_chars=settings.gateway_max_message_chars,
         hours=settings.opening_hours(),
-        unattended_seconds=settings.unattended_seconds,
-        follow_up=timedelta(minutes=settings.follow_up_minutes),
+        unattended_seconds=settings.handoff_unattended_seconds,
+        follow_up=timedelta(minutes=settings.handoff_follow_up_minutes),
     )
     inbox = Inbox(
         crm=crm,

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.crm.db import rows_changed
 from bot.crm.mail import fill_link
 from bot.crm.models import DeliveryStatus, EmailVerification, MailPurpose, MailStatus, OutboundMail, utcnow
 from bot.gateway.email_outlet import EmailOutlet, OutgoingMail
@@ -69,7 +70,7 @@ def claim(*, session: Session, mail_id: int, now: datetime) -> bool:
         .values(status=MailStatus.SENDING, send_after=now, attempts=OutboundMail.attempts + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return rows_changed(result) == 1
 
 
 def claim_and_decide(

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from functools import partial
+from typing import Any, TypeAlias
 
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -24,6 +25,8 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
+    ExtBot,
+    JobQueue,
     MessageHandler,
     filters,
 )
@@ -44,6 +47,15 @@ BUTTON = re.compile(r"^b:(\d{1,15}):(\d{1,3})$")
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_UPDATE_BYTES = 1_000_000
 RETRY_START_SECONDS = (1, 2, 5, 10, 30, 60)
+# The Application python-telegram-bot's builder makes with its default context types.
+TelegramApp: TypeAlias = Application[
+    ExtBot[None],
+    ContextTypes.DEFAULT_TYPE,
+    dict[Any, Any],
+    dict[Any, Any],
+    dict[Any, Any],
+    JobQueue[ContextTypes.DEFAULT_TYPE],
+]
 
 
 class TelegramChannel:
@@ -56,7 +68,7 @@ class TelegramChannel:
         reception: Reception,
         outlet: TelegramOutlet,
         connection: TelegramConnection,
-        poll_timeout: float = 10.0,
+        poll_timeout: int = 10,  # getUpdates waits whole seconds
     ) -> None:
         assert settings.telegram_bot_token, "TelegramChannel needs TELEGRAM_BOT_TOKEN"
         self.settings, self.inbox, self.crm = settings, inbox, crm
@@ -64,9 +76,9 @@ class TelegramChannel:
         self.mode = "webhook" if settings.telegram_webhook_url else "polling"
         self.poll_timeout = poll_timeout
         self.state = "off"  # off | starting | running | failed
-        self.application: Application | None = None  # type: ignore[type-arg]
+        self.application: TelegramApp | None = None
 
-    def build(self) -> Application:  # type: ignore[type-arg]
+    def build(self) -> TelegramApp:
         """The Application with every handler registered."""
         base = self.settings.telegram_api_base_url
         builder = (
@@ -234,7 +246,7 @@ class TelegramChannel:
         return True
 
 
-def _parse_update(body: bytes, application: Application) -> Update | None:  # type: ignore[type-arg]
+def _parse_update(body: bytes, application: TelegramApp) -> Update | None:
     if len(body) > MAX_UPDATE_BYTES:
         return None
     try:

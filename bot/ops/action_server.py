@@ -16,8 +16,8 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.ops.envfile import load_env_file
-from bot.settings import PROJECT_ROOT, Settings
+from bot.bootstrap import bootstrap
+from bot.settings import Settings
 
 OPEN_PATHS = frozenset({"/health"})  # the supervisor's health check carries no token
 
@@ -54,9 +54,7 @@ def build_app(settings: Settings) -> Sanic:
 
 
 def main() -> None:
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = bootstrap()
     build_app(settings).run("127.0.0.1", settings.action_server_port, workers=1, access_log=False)
 
 

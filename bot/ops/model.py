@@ -139,6 +139,12 @@ def train(target: Path, root: Path = PROJECT_ROOT) -> tuple[float, float]:
             str(target.parent),
             "--fixed-model-name",
             target.name.removesuffix(".tar.gz"),
+            # Rasa trains TensorFlow on one thread unless told otherwise; the machine has more.
+            "--num-threads",
+            str(os.cpu_count() or 1),
+            # `make validate` and `make test` validate the data (with --fail-on-warnings); here it
+            # would only repeat that work before every training.
+            "--skip-validation",
         ],
         cwd=root,
         check=True,
@@ -150,11 +156,9 @@ def train(target: Path, root: Path = PROJECT_ROOT) -> tuple[float, float]:
 
 
 def main() -> None:
-    from bot.ops.envfile import load_env_file
-    from bot.settings import Settings
+    from bot.bootstrap import bootstrap
 
-    load_env_file(PROJECT_ROOT / ".env")
-    ensure_model(Settings.from_env().models_dir)
+    ensure_model(bootstrap(command=True).models_dir)
 
 
 if __name__ == "__main__":

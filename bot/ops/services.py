@@ -94,7 +94,7 @@ def restart_policy(settings: Settings) -> RestartPolicy:
     """How `make run` restarts a service that exits, and when it gives up (SUPERVISOR_* settings)."""
     return RestartPolicy(
         limit=settings.supervisor_restart_limit,
-        window=settings.supervisor_restart_window,
+        window=settings.supervisor_restart_window_seconds,
         backoff=settings.supervisor_backoff_seconds,
         backoff_max=settings.supervisor_backoff_max_seconds,
     )
@@ -124,11 +124,10 @@ def describe(settings: Settings, services: list[Service]) -> str:
 
 
 def main() -> None:
-    from bot.ops.envfile import load_env_file
+    from bot.bootstrap import bootstrap
     from bot.ops.model import model_path
 
-    load_env_file(PROJECT_ROOT / ".env")
-    settings = Settings.from_env()
+    settings = bootstrap(command=True)
     model = model_path(settings.models_dir)
     if not model.exists():
         sys.exit(f"no model at {model}: run `make run` (it trains when the data changed)")

@@ -16,10 +16,10 @@ from bot.crm import mail
 from bot.crm.db import make_engine
 from bot.crm.models import MailPurpose, MailStatus
 from bot.settings import Settings
+from standins.servers import ServerThread
 from tests.browser import browser, page  # noqa: F401 - fixtures
 from tests.console.logins import console_app, console_crm, console_settings, login
 from tests.factories import make_customer
-from tests.gateway.servers import ServerThread
 
 HOSTILE = "<img src=x onerror=alert(1)><script>alert('x')</script>"
 

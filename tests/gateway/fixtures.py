@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.crm.migrate import upgrade
-from tests.gateway.servers import ServerThread
+from standins.servers import ServerThread
 from tests.gateway.standin_rasa import StandInRasa
 
 

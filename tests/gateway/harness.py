@@ -21,7 +21,7 @@ from bot.crm.db import make_engine
 from bot.crm.models import Conversation, Message
 from bot.gateway.app import Gateway, create_app
 from bot.settings import Settings
-from tests.gateway.servers import ServerThread, free_port
+from standins.servers import ServerThread, free_port
 from tests.gateway.standin_rasa import CHANNEL_SECRET, TOKEN
 
 SECRET_KEY = "test-secret-key-0123456789abcdef"

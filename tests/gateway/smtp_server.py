@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.gateway.servers import free_port
+from standins.servers import free_port
 
 
 @dataclass

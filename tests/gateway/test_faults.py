@@ -11,6 +11,7 @@ import pytest
 
 from bot.crm.models import Author, DeliveryStatus, Direction
 from bot.gateway import wording
+from standins.servers import ServerThread, free_port
 from tests.gateway.harness import (
     RunningGateway,
     WebVisitor,
@@ -21,7 +22,6 @@ from tests.gateway.harness import (
     running_gateway,
     wait_until,
 )
-from tests.gateway.servers import ServerThread, free_port
 from tests.gateway.standin_rasa import StandInRasa
 
 pytestmark = pytest.mark.timeout(90)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bot.gateway.rasa_client import MESSAGE_ID_KEY, Button, RasaClient, RasaRefused, RasaUnavailable, Reply
-from tests.gateway.servers import free_port
+from standins.servers import free_port
 from tests.gateway.standin_rasa import CHANNEL_SECRET, TOKEN, StandInRasa
 
 

@@ -124,3 +124,11 @@ def test_nothing_cites_a_document_outside_the_repository(project_root: Path) -> 
         if OUTSIDE_DOCUMENT.search(line)
     }
     assert not citing, sorted(citing)
+
+
+def test_every_doc_is_reachable_from_the_readme(project_root: Path) -> None:
+    linked = {
+        link.partition("#")[0] for link in relative_links((project_root / "README.md").read_text("utf-8"))
+    }
+    unlinked = {f"docs/{doc.name}" for doc in (project_root / "docs").glob("*.md")} - linked
+    assert not unlinked, sorted(unlinked)

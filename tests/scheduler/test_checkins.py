@@ -13,12 +13,13 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from bot.crm.complaints import plan_followup
+from bot.crm.drift import SILENCE_DAYS
 from bot.crm.models import (
     ComplaintStatus,
     Customer,
     Delivery,
     DeliveryStatus,
-    InteractionEvent,
+    DriftEpisode,
     OrderStatus,
     OutreachKind,
     Product,
@@ -28,13 +29,12 @@ from bot.crm.models import (
 )
 from bot.crm.retention import WIN_BACK_AFTER, record_cancellation
 from scheduler.checkins import (
-    SILENCE_DAYS,
     complaint_followups,
     delivery_checks,
+    drift,
     enqueue,
     greetings,
     parse_holidays,
-    silences,
     sweep,
 )
 from tests.factories import NOW, make_complaint, make_customer, make_order
@@ -217,10 +217,17 @@ def test_orders_that_are_not_delivered_are_not_checked(session: Session, status:
     assert deliveries(session, OutreachKind.DELIVERY_CHECK) == []
 
 
-# Silences -------------------------------------------------------------------------------------
+# Silences: the check-in for drifting customers (tests/scheduler/test_drift.py has the rest) ------
 
 
-def test_quiet_customers_hear_from_us_by_segment_threshold(session: Session) -> None:
+def drift_episodes(session: Session) -> dict[int, DriftEpisode]:
+    session.flush()
+    return {e.customer_id: e for e in session.scalars(select(DriftEpisode))}
+
+
+def test_quiet_customers_drift_by_segment_threshold_and_only_standard_ones_hear_from_the_bot(
+    session: Session,
+) -> None:
     expected = set()
     not_expected = set()
     for segment, days in SILENCE_DAYS.items():
@@ -230,22 +237,25 @@ def test_quiet_customers_hear_from_us_by_segment_threshold(session: Session) -> 
         not_yet = engaged(session, segment=segment, last_contact_at=NOW - timedelta(days=days - 1))
         long_gone = engaged(session, segment=segment, last_contact_at=NOW - timedelta(days=2 * days + 1))
         not_expected |= {not_yet.id, long_gone.id}
-    below_zero = [
-        engaged(session, segment=Segment.BZ, last_contact_at=NOW - timedelta(days=quiet))
-        for quiet in (22, 31, 61, 90)
-    ]
-    not_expected |= {c.id for c in below_zero}
 
-    assert silences(session=session, now=NOW) == len(expected)
+    counts = drift(session=session, now=NOW)
 
+    episodes = drift_episodes(session)
+    assert set(episodes) == expected
+    segment_of = {c.id: c.segment for c in session.scalars(select(Customer))}
+    standard = {cid for cid in expected if segment_of[cid] is Segment.STANDARD}
+    assert counts["drift_checkin"] == len(standard) == 2
     queued = by_customer(session, OutreachKind.SILENCE)
-    assert set(queued) == expected
-    assert not set(queued) & not_expected
+    assert set(queued) == standard
     last_contact = {c.id: c.last_contact_at for c in session.scalars(select(Customer))}
     for customer_id, delivery in queued.items():
         since = f"{last_contact[customer_id]:%Y-%m-%d}"
         assert delivery.idempotency_key == f"silence:customer:{customer_id}:since:{since}"
         assert delivery.scheduled_for == NOW
+        assert delivery.payload == {"drift_reason": "lapsed_buyer"}
+    for customer_id, episode in episodes.items():
+        wanted = {Segment.MVC: "task", Segment.MCC: "task", Segment.BZ: "not_chased"}
+        assert episode.action == wanted.get(segment_of[customer_id], "checkin")
 
 
 def test_the_thresholds_differ_by_segment(session: Session) -> None:
@@ -254,35 +264,32 @@ def test_the_thresholds_differ_by_segment(session: Session) -> None:
     engaged(session, segment=Segment.MVC, last_contact_at=quiet_25_days)
     engaged(session, segment=Segment.STANDARD, last_contact_at=quiet_25_days)
 
-    assert silences(session=session, now=NOW) == 1
-    assert set(by_customer(session, OutreachKind.SILENCE)) == {mcc.id}
+    assert drift(session=session, now=NOW)["drift_task"] == 1
+    assert set(drift_episodes(session)) == {mcc.id}
 
 
-def test_only_customers_who_engaged_and_were_not_erased_are_chased(session: Session) -> None:
-    quiet = NOW - timedelta(days=SILENCE_DAYS[Segment.MVC] + 5)
-    talked = make_customer(session, segment=Segment.MVC, last_contact_at=quiet)
-    session.add(InteractionEvent(customer_id=talked.id, kind="message", created_at=quiet))
-    bought = engaged(session, segment=Segment.MVC, last_contact_at=quiet)
-    make_customer(session, segment=Segment.MVC, last_contact_at=quiet)  # never engaged
-    engaged(session, segment=Segment.MVC, last_contact_at=quiet, erased_at=NOW - timedelta(days=1))
-    engaged(session, segment=Segment.MVC, last_contact_at=None)
+def test_only_customers_who_engaged_and_were_not_erased_drift(session: Session) -> None:
+    quiet = NOW - timedelta(days=SILENCE_DAYS[Segment.STANDARD] + 5)
+    bought = engaged(session, segment=Segment.STANDARD, last_contact_at=quiet)
+    engaged(session, segment=Segment.STANDARD, last_contact_at=quiet, erased_at=NOW - timedelta(days=1))
+    make_customer(session, segment=Segment.STANDARD, last_contact_at=None)  # never bought nor wrote
 
-    assert silences(session=session, now=NOW) == 2
-    assert set(by_customer(session, OutreachKind.SILENCE)) == {talked.id, bought.id}
+    assert drift(session=session, now=NOW)["drift_checkin"] == 1
+    assert set(by_customer(session, OutreachKind.SILENCE)) == {bought.id}
 
 
-def test_a_silence_is_queued_once_per_quiet_spell(session: Session) -> None:
+def test_a_silence_is_checked_in_on_once_per_quiet_spell(session: Session) -> None:
     customer = engaged(session, segment=Segment.STANDARD, last_contact_at=NOW - timedelta(days=61))
 
-    assert silences(session=session, now=NOW) == 1
-    assert silences(session=session, now=NOW + timedelta(minutes=1)) == 0
-    assert silences(session=session, now=NOW + timedelta(days=20)) == 0  # next month, same spell
-    assert silences(session=session, now=NOW + timedelta(days=45)) == 0
+    assert drift(session=session, now=NOW)["drift_checkin"] == 1
+    assert drift(session=session, now=NOW + timedelta(minutes=1))["drift_checkin"] == 0
+    assert drift(session=session, now=NOW + timedelta(days=20))["drift_checkin"] == 0  # same spell
+    assert drift(session=session, now=NOW + timedelta(days=45))["drift_checkin"] == 0
     assert len(deliveries(session, OutreachKind.SILENCE)) == 1
 
     customer.last_contact_at = NOW + timedelta(days=50)  # they wrote back, then went quiet again
     session.flush()
-    assert silences(session=session, now=NOW + timedelta(days=50 + 61)) == 1
+    assert drift(session=session, now=NOW + timedelta(days=50 + 61))["drift_checkin"] == 1
     assert len(deliveries(session, OutreachKind.SILENCE)) == 2
 
 
@@ -480,9 +487,9 @@ def test_a_second_sweep_queues_nothing_new(session: Session) -> None:
     first = sweep(session=session, now=NOW, holidays=holidays)
     second = sweep(session=session, now=NOW + timedelta(minutes=1), holidays=holidays)
 
-    assert first == {"complaint_followup": 1, "delivery_check": 1, "silence": 1, "greetings": 2}
-    assert second == {"complaint_followup": 0, "delivery_check": 0, "silence": 0, "greetings": 0}
-    assert len(session.scalars(select(Delivery)).all()) == 5
+    assert first == {"complaint_followup": 1, "delivery_check": 1, "greetings": 2}
+    assert second == {"complaint_followup": 0, "delivery_check": 0, "greetings": 0}
+    assert len(session.scalars(select(Delivery)).all()) == 4
 
 
 # The win-back after a cancellation ------------------------------------------------------------

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.crm.db import make_engine
 from bot.crm.migrate import upgrade
-from bot.crm.models import Customer, Segment, SegmentChange, SegmentRun
+from bot.crm.models import Customer, DriftEpisode, Segment, SegmentChange, SegmentRun
 from scheduler.jobs import Runtime, refresh_customers_once
 from scheduler.service import build_scheduler
 from tests.factories import make_customer, make_order
@@ -52,7 +52,9 @@ def test_the_refresh_runs_once_a_night_and_moves_who_moved(factory: sessionmaker
         make_order(session, small, total="20.00", days_ago=-0.5)
         ids = big.id, small.id
 
-    assert refresh_customers_once(runtime_on(factory), NIGHT) == "day 2026-06-16: 2 customers, 1 moved"
+    assert refresh_customers_once(runtime_on(factory), NIGHT) == (
+        "day 2026-06-16: 2 customers, 1 moved, 0 began drifting, 0 came back, 0 lapsed"
+    )
     assert refresh_customers_once(runtime_on(factory), NIGHT + timedelta(hours=1)) == "already ran"
 
     with factory() as session:
@@ -78,3 +80,26 @@ def test_the_job_is_declared_nightly_in_utc_and_catches_up_after_downtime(tmp_pa
     assert job.trigger.get_next_fire_time(None, NIGHT - timedelta(hours=1)) == NIGHT
     assert job.misfire_grace_time >= 12 * 3600  # a scheduler down at 02:30 still runs it that day
     assert job.func_ref == "scheduler.jobs:refresh_customers"
+
+
+def test_the_night_catches_who_began_drifting(factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        quiet = make_customer(session, created_at=NIGHT - timedelta(days=300))
+        quiet.last_contact_at = NIGHT - timedelta(days=40)
+        make_order(session, quiet, total="20.00", days_ago=41)  # one order: no rhythm yet
+        quiet_id = quiet.id
+
+    assert refresh_customers_once(runtime_on(factory), NIGHT).endswith(
+        "1 began drifting, 0 came back, 0 lapsed"
+    )
+    with factory() as session:
+        episode = session.scalars(select(DriftEpisode)).one()
+        segment = session.scalars(select(Customer.segment).where(Customer.id == quiet_id)).one()
+    # The segment refreshed tonight decides: the only customer is the most valuable one, silent
+    # past MVC's 30 days, so a person calls.
+    assert (episode.customer_id, segment, episode.segment, episode.action) == (
+        quiet_id,
+        Segment.MVC,
+        Segment.MVC,
+        "task",
+    )

@@ -20,9 +20,9 @@ from bot.crm.models import Agent
 from bot.crm.passwords import hash_password
 from bot.gateway.app import Gateway, create_app
 from bot.settings import Settings
+from standins.servers import ServerThread
 from tests.console.conftest import HANDBACK, USERS
 from tests.gateway.harness import RunningGateway, gateway_settings
-from tests.gateway.servers import ServerThread
 from tests.gateway.standin_rasa import StandInRasa
 
 

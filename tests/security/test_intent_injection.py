@@ -17,6 +17,8 @@ import websockets
 from bot.crm.models import Author, Direction, Message
 from bot.gateway.inbox_crm import pending_message
 from bot.gateway.limits import normalise
+from standins.telegram_botapi import TOKEN as BOT_TOKEN
+from standins.telegram_botapi import StandInBotApi
 from tests.e2e.conftest import Stack, stack
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import (
@@ -31,8 +33,6 @@ from tests.gateway.harness import (
 )
 from tests.gateway.standin_rasa import MENU, StandInRasa
 from tests.security.rasa_reading import intents_read, rasa_reads_as_intent
-from tests.telegram.standin_botapi import TOKEN as BOT_TOKEN
-from tests.telegram.standin_botapi import StandInBotApi
 
 __all__ = ["crm_template", "rasa", "stack"]
 
@@ -167,7 +167,7 @@ def test_offered_buttons_and_channel_commands_keep_their_payload() -> None:
 
 @pytest.fixture
 def telegram() -> Iterator[StandInBotApi]:
-    from tests.gateway.servers import ServerThread
+    from standins.servers import ServerThread
 
     standin = StandInBotApi()
     with ServerThread(standin.app()) as server:

@@ -37,6 +37,7 @@ from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
 from bot.settings import PROJECT_ROOT, Settings, SettingsError
+from standins.servers import free_port
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import (
     RunningGateway,
@@ -47,7 +48,6 @@ from tests.gateway.harness import (
     gateway_settings,
     running_gateway,
 )
-from tests.gateway.servers import free_port
 from tests.gateway.standin_rasa import CHANNEL_SECRET, TOKEN, StandInRasa
 
 __all__ = ["crm_template", "rasa"]

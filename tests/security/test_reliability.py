@@ -49,6 +49,7 @@ from bot.gateway.tokens import visitor_of
 from bot.gateway.web import WebOutlet
 from scheduler.policy import KIND_OF_INTENT, Policy, decide
 from scheduler.sender import Gateway, HttpGateway, Sender, SendResult
+from standins.telegram_botapi import StandInBotApi
 from tests.console.conftest import ConsoleClient, console, desk_gateway, hand_off
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import (
@@ -64,7 +65,6 @@ from tests.gateway.harness import (
 from tests.gateway.standin_rasa import StandInRasa
 from tests.scheduler.standin_gateway import StandInGateway
 from tests.telegram.conftest import gateway, gateway_env, telegram
-from tests.telegram.standin_botapi import StandInBotApi
 
 __all__ = ["console", "crm_template", "desk_gateway", "gateway", "gateway_env", "rasa", "telegram"]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from standins.servers import ServerThread
+from standins.telegram_botapi import TOKEN, StandInBotApi
 from tests.gateway.fixtures import crm_template, rasa
 from tests.gateway.harness import (
     RunningGateway,
@@ -18,9 +20,7 @@ from tests.gateway.harness import (
     running_gateway,
     wait_until,
 )
-from tests.gateway.servers import ServerThread
 from tests.gateway.standin_rasa import StandInRasa
-from tests.telegram.standin_botapi import TOKEN, StandInBotApi
 
 __all__ = ["crm_template", "gateway", "gateway_env", "rasa", "telegram"]
 

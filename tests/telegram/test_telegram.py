@@ -16,9 +16,9 @@ from bot.crm.models import (
 )
 from bot.gateway import wording
 from bot.gateway.tokens import link_payload
+from standins.telegram_botapi import StandInBotApi, blocked, flood
 from tests.gateway.harness import RunningGateway, wait_until
 from tests.gateway.standin_rasa import StandInRasa
-from tests.telegram.standin_botapi import StandInBotApi, blocked, flood
 
 pytestmark = pytest.mark.timeout(60)
 

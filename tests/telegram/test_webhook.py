@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from standins.telegram_botapi import TOKEN, StandInBotApi
 from tests.gateway.harness import RunningGateway, copy_crm, gateway_settings, running_gateway, wait_until
 from tests.gateway.standin_rasa import StandInRasa
-from tests.telegram.standin_botapi import TOKEN, StandInBotApi
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -26,8 +26,8 @@ from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Service, Supervisor
 from bot.settings import Settings
+from standins.servers import free_port
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, browser, page
-from tests.gateway.servers import free_port
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "browser", "page"]
 

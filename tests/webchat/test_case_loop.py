@@ -115,7 +115,7 @@ def revisit_three_days_on(live: LiveStack, complaint_id: int) -> str:
         sender = Sender(
             factory,
             gateway,
-            Policy.parse(settings.quiet_hours, settings.outreach_weekly_cap),
+            Policy.parse(settings.outreach_quiet_hours, settings.outreach_weekly_cap),
             clock=lambda: later,
         )
         return sender.process(delivery_id)

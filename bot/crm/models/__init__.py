@@ -17,7 +17,7 @@ from .feedback import (
     FeedbackTheme,
 )
 from .integration import ApiKey, ApiScope
-from .knowledge import SegmentChange, SegmentRun
+from .knowledge import DriftEpisode, SegmentChange, SegmentRun
 from .mail import EmailVerification, MailPurpose, MailStatus, OutboundMail
 from .marketing import Campaign, Delivery
 from .review import NluReview, NluReviewState, ReviewDecision, ReviewReason
@@ -43,6 +43,7 @@ __all__ = [
     "Conversation",
     "Customer",
     "Delivery",
+    "DriftEpisode",
     "EmailVerification",
     "FeedbackEvent",
     "FeedbackEventKind",

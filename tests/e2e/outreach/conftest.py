@@ -26,11 +26,11 @@ from bot.ops.model import ensure_model
 from bot.ops.services import careloop_services
 from bot.ops.supervisor import Supervisor
 from bot.settings import Settings
+from standins.servers import ServerThread, free_port
+from standins.telegram_botapi import TOKEN, StandInBotApi
 from tests.browser import browser
 from tests.console.logins import add_console_users
 from tests.gateway.harness import wait_until
-from tests.gateway.servers import ServerThread, free_port
-from tests.telegram.standin_botapi import TOKEN, StandInBotApi
 
 __all__ = ["browser"]
 

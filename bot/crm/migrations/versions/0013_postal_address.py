@@ -17,7 +17,24 @@ branch_labels = None
 depends_on = None
 
 # bot.crm.models.enums.CountryCode as it was at this revision (stored as its value, no native type).
-COUNTRIES = ("GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "LU", "IT", "ES", "PT", "DK", "SE", "NO", "FI")
+COUNTRIES: tuple[str, ...] = (
+    "GB",
+    "IE",
+    "DE",
+    "AT",
+    "CH",
+    "FR",
+    "BE",
+    "NL",
+    "LU",
+    "IT",
+    "ES",
+    "PT",
+    "DK",
+    "SE",
+    "NO",
+    "FI",
+)
 COUNTRIES += ("PL", "CZ", "US", "CA", "AU", "JP")
 COLUMNS = (
     ("address_line1", sa.String(length=100)),

@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -144,10 +144,10 @@ class StandInBotApi:
             self.calls.append((method, params, time.monotonic()))
         if method == "getUpdates":
             return await self._get_updates(params, request)
-        handler = getattr(self, f"_{method}", None)
+        handler: Callable[[dict[str, Any]], Awaitable[Response]] | None = getattr(self, f"_{method}", None)
         if handler is None:
             return _error(404, "Not Found")
-        return await handler(params)  # type: ignore[no-any-return]
+        return await handler(params)
 
     async def _getMe(self, params: dict[str, Any]) -> Response:
         return _ok(BOT)

@@ -1,4 +1,4 @@
-"""Real HTTP servers for tests: serve an ASGI app with uvicorn on a free port in a thread."""
+"""Real HTTP servers for tests and the benchmark: an ASGI app served by uvicorn in a thread."""
 
 from __future__ import annotations
 
