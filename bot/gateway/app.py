@@ -21,11 +21,14 @@ from bot.api.routes import InboundApi
 from bot.console.app import Console, create_console_app
 from bot.console.desk import desk_routes
 from bot.crm.models import Channel
+from bot.gateway.background import Background
+from bot.gateway.breaker import Breaker
 from bot.gateway.conversations import LocalConversations
+from bot.gateway.delivery import Delivery
 from bot.gateway.desk import ConsoleHub, Desk
 from bot.gateway.email_outlet import EmailOutlet, MailboxTransport, MailTransport, SmtpTransport
 from bot.gateway.hangups import HangUpGuard
-from bot.gateway.inbox import Inbox
+from bot.gateway.inbox import BotAnswers, Inbox
 from bot.gateway.mailer import Mailer
 from bot.gateway.outlets import Outlet
 from bot.gateway.pages import DemoShop
@@ -34,7 +37,8 @@ from bot.gateway.rasa_client import RasaClient
 from bot.gateway.reception import Reception
 from bot.gateway.store import Crm
 from bot.gateway.telegram import TelegramChannel
-from bot.gateway.telegram_outlet import TelegramOutlet
+from bot.gateway.telegram_outlet import TelegramConnection, TelegramOutlet
+from bot.gateway.tracker_copy import TrackerCopy
 from bot.gateway.verify_email import EmailVerificationPages
 from bot.gateway.web import WebChat, WebOutlet
 from bot.ops.status import supervised_services
@@ -66,6 +70,7 @@ class Gateway:
     verify_email: EmailVerificationPages
     api: InboundApi
     shop: DemoShop
+    background: Background
 
     def telegram_state(self) -> str:
         return self.telegram.state if self.telegram else "off"
@@ -116,23 +121,60 @@ def build_gateway(settings: Settings) -> Gateway:
     )
     web_outlet = WebOutlet()
     outlets: dict[Channel, Outlet] = {Channel.WEB: web_outlet}
-    telegram_outlet = TelegramOutlet() if settings.telegram_bot_token else None
+    telegram_connection = TelegramConnection()  # the channel connects it, the outlet sends through it
+    telegram_outlet = TelegramOutlet(telegram_connection) if settings.telegram_bot_token else None
     if telegram_outlet is not None:
         outlets[Channel.TELEGRAM] = telegram_outlet
     conversations = LocalConversations()  # one gateway process: see bot/gateway/conversations.py
-    inbox = Inbox(
+    background = Background()
+    hub = ConsoleHub(background)  # the agents watching conversations live
+    delivery = Delivery(
         crm=crm,
-        rasa=rasa,
         outlets=outlets,
         conversations=conversations,
+        watchers=hub,
+        retry_seconds=settings.gateway_retry_seconds,
+    )
+    breaker = Breaker(settings.gateway_retry_seconds)  # one for every customer's turn in Rasa
+    answers = BotAnswers(crm=crm, rasa=rasa, breaker=breaker, delivery=delivery)
+    # The inbox routes handed-off conversations to the desk; the desk's hand-back asks the bot's
+    # answers directly, not the inbox: so the desk is built first and nothing is wired afterwards.
+    desk = Desk(
+        crm=crm,
+        rasa=rasa,
+        answers=answers,
+        delivery=delivery,
+        tracker=TrackerCopy(crm=crm, rasa=rasa, breaker=breaker, conversations=conversations),
+        conversations=conversations,
+        hub=hub,
+        away_seconds=settings.console_agent_away_seconds,
+        max_chars=settings.gateway_max_message_chars,
+        hours=settings.opening_hours(),
+        unattended_seconds=settings.handoff_unattended_seconds,
+        follow_up=timedelta(minutes=settings.handoff_follow_up_minutes),
+    )
+    inbox = Inbox(
+        crm=crm,
+        answers=answers,
+        desk=desk,
+        delivery=delivery,
+        conversations=conversations,
+        background=background,
+        watchers=hub,
         retry_seconds=settings.gateway_retry_seconds,
     )
     reception = Reception(
-        inbox, max_chars=settings.gateway_max_message_chars, per_minute=settings.gateway_rate_limit_per_minute
+        inbox,
+        crm=crm,
+        max_chars=settings.gateway_max_message_chars,
+        per_minute=settings.gateway_rate_limit_per_minute,
     )
     web = WebChat(
         secret_key=settings.secret_key,
+        crm=crm,
         inbox=inbox,
+        delivery=delivery,
+        watchers=hub,
         reception=reception,
         outlet=web_outlet,
         allowed_origins=settings.webchat_allowed_origins,
@@ -140,27 +182,23 @@ def build_gateway(settings: Settings) -> Gateway:
     )
     telegram = None
     if telegram_outlet is not None:
-        telegram = TelegramChannel(settings, inbox=inbox, reception=reception, outlet=telegram_outlet)
+        telegram = TelegramChannel(
+            settings,
+            inbox=inbox,
+            crm=crm,
+            reception=reception,
+            outlet=telegram_outlet,
+            connection=telegram_connection,
+        )
     internal = InternalApi(
         token=settings.internal_api_token,
         secret_key=settings.secret_key,
-        inbox=inbox,
-        conversations=conversations,
-        channels=list(outlets),
-        weekly_cap=settings.outreach_weekly_cap,
-        telegram_username=lambda: _bot_username(telegram),
-    )
-    desk = Desk(
-        inbox=inbox,
-        conversations=conversations,
         crm=crm,
         rasa=rasa,
-        hub=ConsoleHub(),
-        away_seconds=settings.console_agent_away_seconds,
-        max_chars=settings.gateway_max_message_chars,
-        hours=settings.opening_hours(),
-        unattended_seconds=settings.handoff_unattended_seconds,
-        follow_up=timedelta(minutes=settings.handoff_follow_up_minutes),
+        delivery=delivery,
+        conversations=conversations,
+        weekly_cap=settings.outreach_weekly_cap,
+        telegram_username=lambda: _bot_username(telegram),
     )
     console = Console(settings, Crm(settings.database_url, workers=CONSOLE_WORKERS, name="crm-console"))
     mailer = build_mailer(settings, crm)
@@ -185,6 +223,7 @@ def build_gateway(settings: Settings) -> Gateway:
             identity_secret=settings.widget_identity_secret,
             logins=settings.demo_data and settings.environment != "production",
         ),
+        background=background,
     )
 
 
@@ -255,7 +294,7 @@ async def _lifespan(gateway: Gateway) -> AsyncIterator[None]:
         if gateway.telegram is not None:
             with contextlib.suppress(Exception):  # shutting down: a half-started bot must not block it
                 await gateway.telegram.stop()
-        await gateway.inbox.drain()
+        await gateway.background.drain()
         await gateway.rasa.close()
         gateway.crm.close()
         gateway.console.crm.close()

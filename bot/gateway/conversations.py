@@ -7,7 +7,7 @@ conversation take turns in the order they asked; different conversations never w
 
 No deadlock, by two rules:
 - A hold is not re-entrant. Work that holds a conversation already calls the inner step it needs
-  (e.g. `Inbox.answer_waiting`, not `Inbox.process`); taking the same hold again in the same task
+  (e.g. `BotAnswers.answer_waiting`, not `Inbox.process`); taking the same hold again in the same task
   raises `AlreadyHeld` at once instead of waiting for itself forever.
 - A customer's hold (`hold_customer`: a proactive send's replay check and cap reservation in one
   step) is taken before any of their conversations and never while holding one.

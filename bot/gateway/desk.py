@@ -9,8 +9,9 @@ in a conversation nobody holds.
 A hand-over is closed with the customer: closing sends the agent's resolution through the
 customer's channel like any agent message, and the customer's next message within the follow-up
 window goes to people again (the agent who closed it, if at the console). Handing back makes the
-bot answer the customer's last unanswered message first, through the inbox like any message; the
-rating comes after, and only when that answer left no question open."""
+bot answer the customer's last unanswered message first, as the inbox answers any message
+(`BotAnswers`, bot/gateway/inbox.py); the rating comes after, and only when that answer left no
+question open."""
 
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.gateway import wording
+from bot.gateway.background import Background
 from bot.gateway.conversations import Conversations
-from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, store_bot_replies
+from bot.gateway.delivery import Delivery
+from bot.gateway.inbound import ConversationRef, PendingMessage
+from bot.gateway.inbox import BotAnswers
+from bot.gateway.inbox_crm import store_bot_replies
 from bot.gateway.limits import screen
 from bot.gateway.outlets import Outbound
 from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable
@@ -89,7 +94,8 @@ class Ended:
 class ConsoleHub:
     """The agent console's open websockets, and what each one watches."""
 
-    def __init__(self) -> None:
+    def __init__(self, background: Background) -> None:
+        self.background = background  # refreshes go out without holding up the change itself
         self._agents: dict[WebSocket, int] = {}
         self._watching: dict[WebSocket, str] = {}  # socket -> sender id of the chat on screen
 
@@ -112,6 +118,16 @@ class ConsoleHub:
 
     def watched(self, sender_id: str) -> bool:
         return sender_id in self._watching.values()
+
+    def changed(self, sender_id: str) -> None:
+        """Something in this conversation changed: the agents watching it refresh."""
+        if self.watched(sender_id):
+            self.background.spawn(self.conversation_changed(sender_id))
+
+    async def customer_typing(self, sender_id: str, on: bool) -> None:
+        """The customer is typing: shown to the agents watching the conversation."""
+        if self.watched(sender_id):
+            await self.typing(sender_id, on)
 
     async def queue_changed(self) -> None:
         await self._send(list(self._agents), {"type": "queue"})
@@ -142,10 +158,12 @@ class Desk:
     def __init__(
         self,
         *,
-        inbox: Inbox,
-        conversations: Conversations,
         crm: Crm,
         rasa: RasaClient,
+        answers: BotAnswers,
+        delivery: Delivery,
+        tracker: TrackerCopy,
+        conversations: Conversations,
         hub: ConsoleHub,
         away_seconds: float,
         max_chars: int,
@@ -156,7 +174,10 @@ class Desk:
         poll_seconds: float = 1.0,
     ) -> None:
         # `crm` is the customers' lane the inbox writes on: a chat's changes stay in order with its messages.
-        self.inbox, self.crm, self.rasa, self.hub = inbox, crm, rasa, hub
+        self.crm, self.rasa, self.hub = crm, rasa, hub
+        # The bot's answers for a hand-back (the inbox routes to the desk, so the desk does not
+        # route back through the inbox), and the delivery every sent message goes through.
+        self.answers, self.delivery = answers, delivery
         self.conversations = conversations
         self.away_seconds, self.max_chars, self.clock = away_seconds, max_chars, clock
         self.hours, self.unattended_seconds = hours, unattended_seconds
@@ -164,8 +185,7 @@ class Desk:
         self.poll_seconds = poll_seconds
         self.sweep_seconds = min(10.0, away_seconds / 4)
         self._queue_seen: object = None
-        self.tracker = TrackerCopy(inbox, conversations)
-        inbox.desk = self
+        self.tracker = tracker
 
     # ---- customer side -------------------------------------------------------------------------
 
@@ -176,9 +196,8 @@ class Desk:
         await self.crm.run(partial(_mark_routed, message_ids=[m.id for m in pending]))
         log.info("routed to the agent conversation=%s messages=%s", conversation.id, [m.id for m in pending])
         self.changed(conversation.sender_id)
-        outlet = self.inbox.outlets.get(conversation.channel)
-        if live and outlet is not None:
-            await outlet.typing(conversation.sender_id, False)  # no bot answer is coming
+        if live:  # no bot answer is coming
+            await self.delivery.typing(conversation.channel, conversation.sender_id, False)
         for message in pending:
             if await self.tracker.give(conversation, message):  # Rasa was not paused (a pause was lost)
                 log.warning(
@@ -192,12 +211,7 @@ class Desk:
 
     def changed(self, sender_id: str) -> None:
         """Something in this conversation changed: the agents watching it refresh."""
-        if self.hub.watched(sender_id):
-            self.inbox.spawn(self.hub.conversation_changed(sender_id))
-
-    async def customer_typing(self, sender_id: str, on: bool) -> None:
-        if self.hub.watched(sender_id):
-            await self.hub.typing(sender_id, on)
+        self.hub.changed(sender_id)
 
     async def follow_up(self, conversation: ConversationRef) -> ConversationRef:
         """The customer wrote soon after a person closed the chat: people have it again (the agent
@@ -222,7 +236,7 @@ class Desk:
             item.claimed,
         )
         await self._pause(conversation.sender_id)
-        await self.inbox.deliver(conversation.channel, [notice])
+        await self.delivery.deliver(conversation.channel, [notice])
         if item.claimed:
             await self.hub.tell_agent(
                 item.agent_id,
@@ -250,7 +264,7 @@ class Desk:
                 await self._pause(chat.sender_id)  # the bot was still helping: a person takes over
             if joined is not None:
                 log.info("handoff=%s claimed by agent=%s", handoff_id, agent_id)
-                await self.inbox.deliver(chat.channel, [joined])
+                await self.delivery.deliver(chat.channel, [joined])
         await self.hub.queue_changed()
         return chat
 
@@ -268,15 +282,13 @@ class Desk:
             outbound = await self.crm.run(
                 partial(_store_agent_message, handoff_id=handoff_id, agent_id=agent_id, text=text)
             )
-            (status,) = await self.inbox.deliver(chat.channel, [outbound])
+            (status,) = await self.delivery.deliver(chat.channel, [outbound])
         log.info("agent=%s message=%s handoff=%s status=%s", agent_id, outbound.id, handoff_id, status.value)
         return Said(outbound.id, status)
 
     async def agent_typing(self, handoff_id: int, agent_id: int, on: bool) -> None:
         chat = await self.crm.run(partial(desk.held_chat, handoff_id=handoff_id, agent_id=agent_id))
-        outlet = self.inbox.outlets.get(chat.channel)
-        if outlet is not None:
-            await outlet.typing(chat.sender_id, on, who="agent")
+        await self.delivery.typing(chat.channel, chat.sender_id, on, who="agent")
 
     async def transfer(self, handoff_id: int, agent_id: int, to_agent_id: int) -> str:
         chat, target = await self.crm.run(
@@ -300,7 +312,8 @@ class Desk:
 
     async def hand_back(self, handoff_id: int, agent_id: int) -> Ended:
         """Give the conversation back to the bot: it answers the customer's last unanswered message
-        first (through the inbox, like any message), then asks for a rating."""
+        first (as the inbox answers any message; the conversation is the bot's again, and held, so
+        no follow-up or routing to a person applies), then asks for a rating."""
         async with self._chat(handoff_id) as chat:
             chat, waiting = await self._end(
                 chat,
@@ -309,7 +322,7 @@ class Desk:
             )
             answered = None
             if waiting is not None:
-                answered = await self.inbox.answer_waiting(chat.conversation_id, live=True)
+                answered = await self.answers.answer_waiting(chat.conversation_id, live=True)
             followed_up = answered is not False and await self._rating_after(chat)
         await self.hub.queue_changed()
         self.changed(chat.sender_id)
@@ -328,7 +341,7 @@ class Desk:
                     _close_telling, handoff_id=handoff_id, agent_id=agent_id, text=text, now=self.clock()
                 ),
             )
-            (status,) = await self.inbox.deliver(chat.channel, [told])
+            (status,) = await self.delivery.deliver(chat.channel, [told])
         log.info("handoff=%s resolution message=%s status=%s", handoff_id, told.id, status.value)
         await self.hub.queue_changed()
         self.changed(chat.sender_id)
@@ -372,7 +385,7 @@ class Desk:
             log.warning("handback follow-up not sent handoff=%s: %s", chat.handoff_id, error)
             return False
         stored = await self.crm.run(partial(_store_follow_up, chat=chat, replies=replies))
-        statuses = await self.inbox.deliver(chat.channel, stored)
+        statuses = await self.delivery.deliver(chat.channel, stored)
         return all(s != OutboundStatus.FAILED for s in statuses)
 
     async def _pause(self, sender_id: str) -> None:
@@ -389,7 +402,7 @@ class Desk:
         requeued = await self.crm.run(partial(_requeue, now=self.clock(), away_seconds=self.away_seconds))
         for item, notice in requeued:
             log.info("handoff=%s back in the queue: agent=%s away", item.chat.handoff_id, item.agent_id)
-            await self.inbox.deliver(item.chat.channel, [notice])
+            await self.delivery.deliver(item.chat.channel, [notice])
             await self.hub.tell_agent(item.agent_id, desk.requeue_notice("you"))
             self.changed(item.chat.sender_id)
         if requeued:
@@ -416,7 +429,7 @@ class Desk:
                     await self._pause(chat.sender_id)
                     continue
                 log.info("handoff=%s unattended: now a callback", handoff_id)
-                await self.inbox.deliver(chat.channel, [notice])
+                await self.delivery.deliver(chat.channel, [notice])
                 self.changed(chat.sender_id)
                 changed.append(handoff_id)
         if changed:

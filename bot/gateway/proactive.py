@@ -27,9 +27,12 @@ from bot.crm.models import Channel, Conversation, Customer, Message, utcnow
 from bot.crm.queries import InvalidSenderId, ensure_conversation, find_identity, parse_sender_id
 from bot.gateway import tokens
 from bot.gateway.conversations import Conversations
-from bot.gateway.inbox import ConversationRef, Inbox, conversation_ref, store_bot_replies
+from bot.gateway.delivery import Delivery
+from bot.gateway.inbound import ConversationRef
+from bot.gateway.inbox_crm import conversation_ref, store_bot_replies
 from bot.gateway.outlets import Outbound
-from bot.gateway.rasa_client import RasaRefused, RasaUnavailable, Reply
+from bot.gateway.rasa_client import RasaClient, RasaRefused, RasaUnavailable, Reply
+from bot.gateway.store import Crm
 from scheduler.policy import FrequencyCap, release_contact, reserve_contact
 
 log = logging.getLogger(__name__)
@@ -85,15 +88,17 @@ class InternalApi:
         *,
         token: str,
         secret_key: str,
-        inbox: Inbox,
+        crm: Crm,
+        rasa: RasaClient,
+        delivery: Delivery,
         conversations: Conversations,
-        channels: Sequence[Channel],
         weekly_cap: int,
         telegram_username: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._token, self._secret_key = token.encode(), secret_key
-        self.inbox, self.conversations, self.weekly_cap = inbox, conversations, weekly_cap
-        self.channels = tuple(channels)  # the channels this gateway runs
+        self.crm, self.rasa, self.delivery = crm, rasa, delivery
+        self.conversations, self.weekly_cap = conversations, weekly_cap
+        self.channels = delivery.channels  # the channels this gateway runs
         self.telegram_username = telegram_username  # the bot's @name once Telegram is connected
 
     def authorised(self, request: Request) -> bool:
@@ -128,33 +133,29 @@ class InternalApi:
             return JSONResponse({"error": "internal_error"}, status_code=500)
 
     async def send(self, ask: ProactiveRequest, *, actor: str = "internal") -> dict[str, Any]:
-        customer_id = await self.inbox.crm.run(partial(_customer_of, ask=ask))
+        customer_id = await self.crm.run(partial(_customer_of, ask=ask))
         async with self.conversations.hold_customer(customer_id):
             if ask.idempotency_key is not None:
-                earlier = await self.inbox.crm.run(
+                earlier = await self.crm.run(
                     partial(_earlier_result, customer_id=customer_id, key=ask.idempotency_key)
                 )
                 if earlier is not None:
                     log.info("proactive replayed customer=%s intent=%s", customer_id, ask.intent)
                     return {**earlier, "replayed": True}
-            conversation = await self.inbox.crm.run(
+            conversation = await self.crm.run(
                 partial(_conversation_for, ask=ask, customer_id=customer_id, channels=self.channels)
             )
-            reserved = await self.inbox.crm.run(
+            reserved = await self.crm.run(
                 partial(_reserve, customer_id=customer_id, ask=ask, weekly_cap=self.weekly_cap)
             )
             async with self.conversations.hold(conversation.id):
                 try:
-                    replies = await self.inbox.rasa.trigger_intent(
-                        conversation.sender_id, ask.intent, ask.entities
-                    )
+                    replies = await self.rasa.trigger_intent(conversation.sender_id, ask.intent, ask.entities)
                 except (RasaUnavailable, RasaRefused) as error:
                     if reserved is not None:
-                        await self.inbox.crm.run(
-                            partial(release_contact, delivery_id=reserved, error=str(error))
-                        )
+                        await self.crm.run(partial(release_contact, delivery_id=reserved, error=str(error)))
                     raise
-                stored = await self.inbox.crm.run(
+                stored = await self.crm.run(
                     partial(
                         _store,
                         conversation=conversation,
@@ -164,7 +165,7 @@ class InternalApi:
                         actor=actor,
                     )
                 )
-                statuses = await self.inbox.deliver(conversation.channel, stored)
+                statuses = await self.delivery.deliver(conversation.channel, stored)
         log.info(
             "proactive sent customer=%s conversation=%s intent=%s messages=%s",
             customer_id,
@@ -193,7 +194,7 @@ class InternalApi:
         username = self.telegram_username()
         if username is None:
             return JSONResponse({"error": "telegram_not_running"}, status_code=409)
-        if not await self.inbox.crm.run(lambda session: session.get(Customer, customer_id) is not None):
+        if not await self.crm.run(lambda session: session.get(Customer, customer_id) is not None):
             return JSONResponse({"error": "unknown_customer"}, status_code=404)
         payload = tokens.link_payload(self._secret_key, customer_id)
         return JSONResponse({"url": f"https://t.me/{username}?start={payload}", "payload": payload})

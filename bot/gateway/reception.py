@@ -13,8 +13,10 @@ from bot.crm import transcript
 from bot.crm.queries import InvalidSenderId
 from bot.crm.transcript import Profile
 from bot.gateway import wording
-from bot.gateway.inbox import Accepted, Inbound, Inbox
+from bot.gateway.inbound import Accepted, Inbound
+from bot.gateway.inbox import Inbox
 from bot.gateway.limits import RateLimiter, Refusal, Verdict, for_rasa, names_external_intent, screen
+from bot.gateway.store import Crm
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,8 @@ class Receipt:
 
 
 class Reception:
-    def __init__(self, inbox: Inbox, *, max_chars: int, per_minute: int) -> None:
-        self.inbox = inbox
+    def __init__(self, inbox: Inbox, *, crm: Crm, max_chars: int, per_minute: int) -> None:
+        self.inbox, self.crm = inbox, crm
         self.max_chars = max_chars
         self.limiter = RateLimiter(per_minute)
 
@@ -60,7 +62,7 @@ class Reception:
         conversation count (`transcript.offered_button`), and none naming an `EXTERNAL_*` intent:
         those are the scheduler's, whatever a reply happened to offer."""
         try:
-            button = await self.inbox.crm.run(
+            button = await self.crm.run(
                 partial(_offered_button, sender_id=sender_id, message_id=message_id, index=index)
             )
         except SQLAlchemyError:

@@ -36,7 +36,8 @@ from bot.crm.transcript import Profile
 from bot.gateway import tokens, wording
 from bot.gateway.inbox import Inbox
 from bot.gateway.reception import Receipt, Reception
-from bot.gateway.telegram_outlet import TelegramOutlet
+from bot.gateway.store import Crm
+from bot.gateway.telegram_outlet import TelegramConnection, TelegramOutlet
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,12 +64,15 @@ class TelegramChannel:
         settings: Settings,
         *,
         inbox: Inbox,
+        crm: Crm,
         reception: Reception,
         outlet: TelegramOutlet,
+        connection: TelegramConnection,
         poll_timeout: int = 10,  # getUpdates waits whole seconds
     ) -> None:
         assert settings.telegram_bot_token, "TelegramChannel needs TELEGRAM_BOT_TOKEN"
-        self.settings, self.inbox, self.reception, self.outlet = settings, inbox, reception, outlet
+        self.settings, self.inbox, self.crm = settings, inbox, crm
+        self.reception, self.outlet, self.connection = reception, outlet, connection
         self.mode = "webhook" if settings.telegram_webhook_url else "polling"
         self.poll_timeout = poll_timeout
         self.state = "off"  # off | starting | running | failed
@@ -129,7 +133,7 @@ class TelegramChannel:
             await application.updater.start_polling(
                 timeout=self.poll_timeout, allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False
             )
-        self.outlet.bot = application.bot
+        self.connection.connect(application.bot)
         log.info("Telegram connected as @%s mode=%s", application.bot.username, self.mode)
 
     async def _discard(self) -> None:
@@ -142,7 +146,8 @@ class TelegramChannel:
 
     async def stop(self) -> None:
         """Stop polling and the Application (a webhook stays set, so Telegram keeps the updates)."""
-        application, self.application, self.outlet.bot = self.application, None, None
+        application, self.application = self.application, None
+        self.connection.disconnect()
         if application is None:
             return
         if application.updater is not None and application.updater.running:
@@ -231,9 +236,7 @@ class TelegramChannel:
             log.info("telegram link refused sender=%s: invalid or expired", sender_id)
             return False
         try:
-            await self.inbox.crm.run(
-                partial(_link, sender_id=sender_id, customer_id=customer_id, profile=profile)
-            )
+            await self.crm.run(partial(_link, sender_id=sender_id, customer_id=customer_id, profile=profile))
         except NoResultFound:
             return False
         except SQLAlchemyError:

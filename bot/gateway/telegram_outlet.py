@@ -1,7 +1,7 @@
 """Delivering the bot's messages to Telegram: plain text split at Telegram's limit, buttons as an
 inline keyboard, flood control honoured, and a chat that blocked the bot marked unreachable.
 Anything else `deliver` raises (e.g. an answer python-telegram-bot cannot parse) is caught where
-the inbox calls every outlet, recorded on the message and retried (bot/gateway/inbox.py)."""
+delivery calls every outlet, recorded on the message and retried (bot/gateway/delivery.py)."""
 
 from __future__ import annotations
 
@@ -74,18 +74,42 @@ def chat_id_of(sender_id: str) -> int | None:
         return None
 
 
+class TelegramConnection:
+    """The running Application's bot, once Telegram is connected. The channel (bot/gateway/telegram.py)
+    connects it when Telegram answers, long after the gateway was built; the outlet sends through
+    it. Both are given this one object when they are made, so neither sets the other's attributes."""
+
+    def __init__(self) -> None:
+        self._bot: Bot | None = None
+
+    @property
+    def bot(self) -> Bot | None:
+        return self._bot
+
+    def connect(self, bot: Bot) -> None:
+        self._bot = bot
+
+    def disconnect(self) -> None:
+        self._bot = None
+
+
 class TelegramOutlet:
-    """Sends through the running Application's bot (set once Telegram is connected)."""
+    """Sends through the running Application's bot (none until Telegram is connected)."""
 
     def __init__(
         self,
+        connection: TelegramConnection,
         *,
         max_tries: int = 3,
         max_wait: float = 30.0,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self.bot: Bot | None = None
+        self.connection = connection
         self.max_tries, self.max_wait, self._sleep = max_tries, max_wait, sleep
+
+    @property
+    def bot(self) -> Bot | None:
+        return self.connection.bot
 
     async def deliver(self, message: Outbound) -> DeliveryResult:
         chat_id = chat_id_of(message.sender_id)

@@ -18,9 +18,12 @@ from sqlalchemy.orm import Session
 
 from bot.crm import transcript
 from bot.crm.models import Author, Conversation, ConversationStatus, Message
+from bot.gateway.breaker import Breaker
 from bot.gateway.conversations import Conversations
-from bot.gateway.inbox import ConversationRef, Inbox, PendingMessage, pending_message
-from bot.gateway.rasa_client import COPY_KEY, RasaRefused, RasaUnavailable
+from bot.gateway.inbound import ConversationRef, PendingMessage
+from bot.gateway.inbox_crm import pending_message
+from bot.gateway.rasa_client import COPY_KEY, RasaClient, RasaRefused, RasaUnavailable
+from bot.gateway.store import Crm
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +32,16 @@ CATCH_UP_BATCH = 100  # conversations per sweep
 
 
 class TrackerCopy:
-    def __init__(self, inbox: Inbox, conversations: Conversations) -> None:
-        self.inbox, self.crm, self.rasa = inbox, inbox.crm, inbox.rasa
-        self.conversations = conversations
+    def __init__(self, *, crm: Crm, rasa: RasaClient, breaker: Breaker, conversations: Conversations) -> None:
+        self.crm, self.rasa, self.conversations = crm, rasa, conversations
+        self.breaker = breaker  # the inbox's: Rasa down for one is down for both
         # Whether the CRM may hold missed messages: at start (a restart may have left some) and
         # after a miss. The sweep looks only then, not every few seconds.
         self._maybe_missed = True
 
     async def give(self, conversation: ConversationRef, message: PendingMessage) -> bool:
         """Send a routed message to Rasa's tracker; True if Rasa answered it (it was not paused)."""
-        if not self.inbox.breaker.allows():
+        if not self.breaker.allows():
             await self._missed(message, "Rasa was unavailable")
             return False
         try:
@@ -50,13 +53,13 @@ class TrackerCopy:
                 metadata={**conversation.metadata, COPY_KEY: True},
             )
         except RasaUnavailable as error:
-            self.inbox.breaker.trip()
+            self.breaker.trip()
             await self._missed(message, str(error))
             return False
         except RasaRefused as error:
             await self._missed(message, str(error))
             return False
-        self.inbox.breaker.reset()
+        self.breaker.reset()
         return bool(replies)
 
     async def catch_up(self, conversation_id: int) -> int:
@@ -79,7 +82,7 @@ class TrackerCopy:
     async def sweep(self) -> None:
         """Part of the inbox's sweep: once Rasa answers again, catch the trackers up. A conversation
         Rasa refuses (4xx) is tried again after the next miss or restart, not every sweep."""
-        if not self._maybe_missed or not self.inbox.breaker.allows():
+        if not self._maybe_missed or not self.breaker.allows():
             return
         self._maybe_missed = False  # a miss from now on sets it again
         try:
@@ -92,7 +95,7 @@ class TrackerCopy:
                     log.warning("tracker catch-up conversation=%s refused: %s", conversation_id, error)
         except RasaUnavailable as error:
             self._maybe_missed = True
-            self.inbox.breaker.trip()
+            self.breaker.trip()
             log.warning("tracker catch-up stopped: %s", error)
             return
         except BaseException:

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -34,11 +34,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bot.crm import identity, transcript
 from bot.crm.models import Channel, Direction, Message, OutboundStatus
 from bot.gateway import tokens, wording
+from bot.gateway.delivery import Delivery, Watchers
 from bot.gateway.inbox import Inbox
 from bot.gateway.limits import RateLimiter, Verdict
 from bot.gateway.outlets import DeliveryResult, Outbound
 from bot.gateway.reception import Receipt, Reception
 from bot.gateway.sockets import send_frame
+from bot.gateway.store import Crm
 from bot.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,14 @@ def history_view(message: Message) -> dict[str, Any]:
     return view
 
 
+class AgentsWatching(Watchers, Protocol):
+    """The agents watching conversations (the console's hub, bot/gateway/desk.py)."""
+
+    async def customer_typing(self, sender_id: str, on: bool) -> None:
+        """Show the agents watching the conversation that the customer is typing."""
+        ...
+
+
 class WebChat:
     """The web channel's endpoints."""
 
@@ -180,13 +190,17 @@ class WebChat:
         self,
         *,
         secret_key: str,
+        crm: Crm,
         inbox: Inbox,
+        delivery: Delivery,
+        watchers: AgentsWatching,
         reception: Reception,
         outlet: WebOutlet,
         allowed_origins: Sequence[str],
         identity_secret: str,
     ) -> None:
-        self.secret_key, self.inbox, self.reception, self.outlet = secret_key, inbox, reception, outlet
+        self.secret_key, self.crm, self.inbox, self.delivery = secret_key, crm, inbox, delivery
+        self.watchers, self.reception, self.outlet = watchers, reception, outlet
         self.identity_secret = identity_secret
         self.allowed_origins = tuple(allowed_origins)
         self.session_limiter = RateLimiter(30)  # new visitor sessions per client address per minute
@@ -224,7 +238,7 @@ class WebChat:
         visit = tokens.visit_of(self.secret_key, token) if scheme.lower() == "bearer" else None
         if visit is None:
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        messages = await self.inbox.crm.run(partial(_history, sender_id=f"web:{visit.visitor_id}"))
+        messages = await self.crm.run(partial(_history, sender_id=f"web:{visit.visitor_id}"))
         body: dict[str, Any] = {"visitor_id": visit.visitor_id, "messages": messages}
         if visit.renewed:
             body["token"] = visit.renewed
@@ -282,7 +296,7 @@ class WebChat:
             return False
         assert isinstance(external_id, str)
         try:
-            outcome, customer_id = await self.inbox.crm.run(
+            outcome, customer_id = await self.crm.run(
                 partial(identity.attach_web_visitor, sender_id=sender_id, external_id=external_id)
             )
         except SQLAlchemyError:
@@ -297,12 +311,12 @@ class WebChat:
     async def _deliver_waiting(self, sender_id: str) -> None:
         """Messages queued while the visitor was away (proactive, agent, late answers)."""
         try:
-            waiting = await self.inbox.crm.run(partial(_waiting, sender_id=sender_id))
+            waiting = await self.crm.run(partial(_waiting, sender_id=sender_id))
         except SQLAlchemyError:
             log.exception("CRM unavailable: waiting messages not delivered sender=%s", sender_id)
             return
         if waiting:
-            await self.inbox.deliver(Channel.WEB, waiting)
+            await self.delivery.deliver(Channel.WEB, waiting)
 
     async def _serve(self, socket: WebSocket, writer: SocketWriter, sender_id: str) -> None:
         while True:
@@ -330,8 +344,8 @@ class WebChat:
             writer.put({"type": "pong"})
             return
         elif kind == "typing" and isinstance(frame.get("on"), bool):
-            if self.inbox.desk is not None:  # shown to the agent of a handed-off conversation
-                await self.inbox.desk.customer_typing(sender_id, frame["on"])
+            # shown to the agent of a handed-off conversation
+            await self.watchers.customer_typing(sender_id, frame["on"])
             return
         else:
             writer.put(_notice("invalid", wording.INVALID, client_id=client_id))
@@ -351,11 +365,11 @@ class WebChat:
 
     async def _received(self, sender_id: str, ids: list[int]) -> None:
         try:
-            await self.inbox.crm.run(partial(_mark_delivered, sender_id=sender_id, ids=ids))
+            await self.crm.run(partial(_mark_delivered, sender_id=sender_id, ids=ids))
         except SQLAlchemyError:
             log.warning("CRM unavailable: delivery receipts dropped sender=%s", sender_id)
             return
-        self.inbox.changed(sender_id)  # an agent watching sees "delivered"
+        self.watchers.changed(sender_id)  # an agent watching sees "delivered"
 
     def _origin_allowed(self, socket: WebSocket) -> bool:
         origin = socket.headers.get("origin")

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from bot.crm import cases
 from bot.crm.models import Complaint, ComplaintStatus, Customer, Delivery, DeliveryStatus, Message
-from bot.gateway.inbox import Inbound, PendingMessage, _store_inbound, pending_message
+from bot.gateway.inbound import Inbound, PendingMessage
+from bot.gateway.inbox_crm import pending_message, store_inbound
 from bot.gateway.limits import reads_as_intent
 from tests.crm.test_cases import make_case, make_person
 
@@ -36,7 +37,7 @@ def _asked(session: Session, *, delivered: bool) -> tuple[int, str]:
 
 
 def _pending(session: Session, sender_id: str, text: str) -> PendingMessage:
-    accepted = _store_inbound(session, inbound=Inbound(sender_id, text))
+    accepted = store_inbound(session, inbound=Inbound(sender_id, text))
     return pending_message(session.get_one(Message, accepted.message_id))
 
 

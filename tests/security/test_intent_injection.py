@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from bot.crm.models import Author, Direction, Message
-from bot.gateway.inbox import pending_message
+from bot.gateway.inbox_crm import pending_message
 from bot.gateway.limits import normalise
 from standins.telegram_botapi import TOKEN as BOT_TOKEN
 from standins.telegram_botapi import StandInBotApi

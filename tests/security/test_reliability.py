@@ -45,7 +45,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.gateway import web
-from bot.gateway.inbox import CASE_ANSWER_INTENT
+from bot.gateway.inbound import CASE_ANSWER_INTENT
 from bot.gateway.outlets import Outbound
 from bot.gateway.tokens import visitor_of
 from bot.gateway.web import WebOutlet
