@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session
 
 from bot.crm import reachability, transcript
-from bot.crm.models import Channel, OutboundStatus, Message, utcnow
+from bot.crm.models import Channel, Message, OutboundStatus, utcnow
 from bot.gateway.conversations import Conversations
 from bot.gateway.outlets import DeliveryResult, Outbound, Outlet
 from bot.gateway.store import Crm
