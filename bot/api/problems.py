@@ -87,12 +87,6 @@ def problem_response(problem: Problem) -> Response:
     )
 
 
-def invalid(field_name: str, reason: str, detail: str | None = None) -> Problem:
-    return Problem(
-        "invalid", detail or f"{field_name or 'The request'} {reason}.", [FieldError(field_name, reason)]
-    )
-
-
 def path_of(loc: Iterable[int | str], prefix: str = "") -> str:
     """`("lines", 0, "quantity")` as `lines[0].quantity`."""
     text = prefix

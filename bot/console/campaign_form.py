@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from bot.crm.labels import label
 from bot.crm.models import Campaign, Channel, Segment, Temperament
 from bot.gateway.limits import reads_as_intent
 from scheduler.audience import PLACEHOLDERS, InvalidAudience
@@ -225,11 +224,6 @@ def _is_fraction(text: str) -> bool:
         return 0.0 <= float(text) <= 1.0
     except ValueError:
         return False
-
-
-def segment_words() -> dict[str, str]:
-    """Each segment as a marketer reads it on the form."""
-    return {s.value: label(s) for s in Segment}
 
 
 def _text(value: object) -> str:

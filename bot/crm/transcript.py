@@ -165,15 +165,6 @@ def mark_processed(*, session: Session, message_id: int) -> None:
     message.error = None
 
 
-def record_failed_attempt(*, session: Session, message_id: int, error: str, give_up: bool = False) -> None:
-    """Count a failed try at processing or delivering; `give_up` marks the message failed for good."""
-    message = session.get_one(Message, message_id)
-    message.attempts += 1
-    message.error = error[:MAX_ERROR]
-    if give_up:
-        message.delivery_status = InboundStatus.FAILED
-
-
 def store_outbound(
     *,
     session: Session,

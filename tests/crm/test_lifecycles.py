@@ -21,6 +21,7 @@ from bot.crm.models import (
     OutboundStatus,
     OutreachKind,
 )
+from bot.gateway import inbox_crm
 from tests.factories import NOW, make_customer
 
 LIFECYCLES = (InboundStatus, OutboundStatus, DeliveryStatus)
@@ -44,7 +45,7 @@ def test_a_message_reads_back_in_its_own_lifecycle(session: Session) -> None:
     outbound = transcript.store_outbound(
         session=session, conversation_id=inbound.conversation_id, author=Author.BOT, text="hello"
     )
-    transcript.record_failed_attempt(session=session, message_id=inbound.id, error="x", give_up=True)
+    inbox_crm.record_failed_try(session, message_id=inbound.id, error="x", give_up=True)
     session.flush()
     session.expire_all()
 

@@ -21,6 +21,7 @@ from bot.crm.models import (
     utcnow,
 )
 from bot.crm.transcript import Profile
+from bot.gateway import inbox_crm
 from tests.factories import NOW, make_customer
 
 
@@ -100,9 +101,10 @@ def test_the_inbox_lists_unanswered_messages_in_order(session: Session) -> None:
         a1.id,
         a2.id,
     ]
-    transcript.record_failed_attempt(session=session, message_id=a1.id, error="Rasa is unreachable" * 50)
+    inbox_crm.begin_try(session, message_id=a1.id)
+    inbox_crm.record_failed_try(session, message_id=a1.id, error="Rasa is unreachable" * 50)
     assert (a1.attempts, len(a1.error or ""), a1.delivery_status) == (1, 300, InboundStatus.RECEIVED)
-    transcript.record_failed_attempt(session=session, message_id=a2.id, error="refused", give_up=True)
+    inbox_crm.record_failed_try(session, message_id=a2.id, error="refused", give_up=True)
     assert a2.delivery_status == InboundStatus.FAILED
 
 
