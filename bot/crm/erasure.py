@@ -207,7 +207,7 @@ ERASURE: dict[str, Declaration] = {
             "text": NULL,
             "payload": NULL,  # buttons' titles, the customer's typed payloads, attachments
             "external_id": NULL,  # the channel's message id, a handle on the chat
-            "delivery_status": KEEP,
+            "delivery_status": Code(WORD),  # a state of our code (InboundStatus or OutboundStatus)
             "error": NULL,  # a channel's error can quote the address or the text
             "attempts": KEEP,
             "created_at": KEEP,

@@ -81,7 +81,7 @@ from bot.crm.models import (
     Survey,
 )
 from bot.crm.models.enums import Role, Segment
-from bot.crm.models.knowledge import SegmentChange
+from bot.crm.models.knowledge import DriftEpisode, SegmentChange
 from bot.crm.models.review import NluReview
 from bot.crm.models.webhook import WebhookDelivery, WebhookSubscription
 from bot.crm.privacy import UndecidedErasure, customer_rows, erase_customer, export_customer, forget
@@ -263,9 +263,19 @@ def a_customer_everywhere(session: Session, key: str) -> dict[str, list[int]]:
     rows.append(delivery)
     # Their segment's history (segments that follow the customer).
     move = SegmentChange(customer_id=customer.id, to_segment=Segment.MVC, rule="top_value", trigger="nightly")
-    session.add(move)
+    episode = DriftEpisode(
+        key=f"drift:customer:{customer.id}:since:2026-11-01",
+        customer_id=customer.id,
+        segment=Segment.MVC,
+        reason="lapsed",
+        reasons=[{"factor": "overdue", "text": "no order for 74 days, usually every 21"}],
+        last_active_at=NOW - timedelta(days=74),
+        action="task",
+        task_note="called, left a message",
+    )
+    session.add_all([move, episode])
     session.flush()
-    rows.append(move)
+    rows.extend([move, episode])
     owned: dict[str, list[int]] = {}
     for row in [customer, identity, conversation, order, refund, complaint, subscription, handoff, *rows]:
         owned.setdefault(row.__table__.name, []).append(row.id)  # type: ignore[attr-defined]
