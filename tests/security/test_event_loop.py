@@ -32,6 +32,8 @@ from bot.crm import webhooks
 from bot.crm.complaints import file_complaint
 from bot.crm.feedback import file_feedback
 from bot.crm.models import Agent, ApiKey, Campaign, CannedReply, ComplaintCategory, Customer, FeedbackSource
+from bot.crm.models.enums import Segment
+from bot.crm.models.knowledge import DriftEpisode
 from bot.crm.models.review import NluReview
 from bot.crm.models.webhook import WebhookDelivery, WebhookSubscription
 from tests.console.conftest import ConsoleClient, hand_off
@@ -384,8 +386,18 @@ def drive_cases(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient,
             order=None,
             angry=False,
         )
+        episode = DriftEpisode(
+            key=f"drift:customer:{customer.id}:since:2026-11-01",
+            customer_id=customer.id,
+            segment=Segment.MVC,
+            reason="lapsed",
+            last_active_at=datetime.now(timezone.utc) - timedelta(days=65),
+            action="task",
+        )
+        crm.add(episode)
         crm.commit()
         page = f"/cases/{filed.complaint.id}"
+        drift_done = f"/cases/drift/{episode.id}/done"
     drive(watch, "GET", "/cases", alex, "/cases?state=open&clock=at_risk")
     drive(watch, "GET", "/cases.json", alex, "/cases.json")
     drive(watch, "GET", "/cases/{case_id:int}", alex, page)
@@ -399,6 +411,8 @@ def drive_cases(watch: ThreadWatch, gateway: RunningGateway, ada: ConsoleClient,
     drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=empty, status=(400,))
     resolved = {"resolution": "Sorted", "remedy": "none"}
     drive(watch, "POST", "/cases/{case_id:int}/resolve", alex, f"{page}/resolve", data=resolved)
+    # a drifting customer's task, called and marked done (admins see the care team's tasks)
+    drive(watch, "POST", "/cases/drift/{episode_id:int}/done", ada, drift_done, data={"note": "Called"})
     # the SLA clock's notices: the page, the header's count, marking them read
     drive(watch, "GET", "/notices", alex, "/notices")
     drive(watch, "GET", "/notices.json", alex, "/notices.json")
