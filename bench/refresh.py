@@ -356,23 +356,25 @@ def nightly_refresh(factory: sessionmaker[Session], counter: StatementCounter, n
     """`scheduler.jobs.refresh_customers_once`'s two calls in its one transaction, each timed and
     its statements counted (the COMMIT goes with the drift step's)."""
     night = Night(now)
-    began = time.monotonic()
+    began = start = time.monotonic()
+    before, step = counter.count, "knowledge"
     try:
         with factory.begin() as session:
-            start, before = time.monotonic(), counter.count
             run = knowledge.refresh_everybody(session=session, now=now)
             night.knowledge_seconds = time.monotonic() - start
             night.statements_knowledge = counter.count - before
             if run is None:
                 raise RuntimeError(f"the refresh for {now:%Y-%m-%d} had already run")
             night.customers, night.moved = run.customers, run.changed
-            start, before = time.monotonic(), counter.count
+            start, before, step = time.monotonic(), counter.count, "drift"
             night.drift = checkins.drift(session=session, now=now)
             night.drift_seconds = time.monotonic() - start
         night.statements_drift = counter.count - before
         night.commit_seconds = time.monotonic() - began - night.knowledge_seconds - night.drift_seconds
-    except OverBudget:
+    except OverBudget:  # rolled back: what the unfinished step had done until then
         night.stopped_by_budget = True
+        setattr(night, f"{step}_seconds", time.monotonic() - start)
+        setattr(night, f"statements_{step}", counter.count - before)
     night.statements_by_verb = dict(counter.by_verb)
     counter.by_verb.clear()
     return night

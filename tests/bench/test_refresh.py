@@ -40,3 +40,12 @@ def test_the_nightly_refresh_reads_in_batches_whatever_the_population(tmp_path: 
     )
     assert len(rows) == 5 and all(row[0] == "nightly refresh (sqlite)" for row in rows)
     assert refresh_rows(None)[0][2] == "not measured (--refresh-customers 0)"
+
+
+def test_a_refresh_past_its_budget_stops_and_says_so(tmp_path: Path) -> None:
+    result = measure_refresh(f"sqlite:///{tmp_path / 'crm.db'}", customers=50, budget=0.0)
+
+    assert result["stopped_by_budget"] and len(result["nights"]) == 1  # the second night never starts
+    night = result["nights"][0]
+    assert night["stopped_by_budget"] and (night["customers"], night["statements"]) == (0, 1)
+    assert "stopped by the 0-s budget" in refresh_rows({"database": "sqlite", **result})[1][2]
