@@ -27,6 +27,12 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         "--backfill-orders", type=int, default=defaults.backfill_orders, help="orders to import (0: skip)"
     )
     parser.add_argument(
+        "--refresh-customers",
+        type=int,
+        default=defaults.refresh_customers,
+        help="customers in the nightly refresh's CRM (0: skip)",
+    )
+    parser.add_argument(
         "--budget-minutes",
         type=float,
         default=defaults.budget_minutes,
@@ -47,6 +53,7 @@ def parse_args(argv: list[str] | None) -> BenchConfig:
         direct_triggers=args.direct_triggers,
         heldout=not args.no_heldout,
         backfill_orders=args.backfill_orders,
+        refresh_customers=args.refresh_customers,
         database_setup=not args.no_database_setup,
         budget_minutes=args.budget_minutes,
         var_dir=args.out.resolve(),

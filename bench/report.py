@@ -12,7 +12,11 @@ Row = tuple[str, str, str]
 def table_rows(result: dict[str, Any]) -> list[Row]:
     """The figures a reader needs, as (area, figure, value) rows."""
     return [*_chat_rows(result["chat"]), *_fanout_rows(result["fanout"]), *_nlu_rows(result["nlu"])] + (
-        [*import_rows(result.get("backfill")), *_cost_rows(result["cost"])]
+        [
+            *import_rows(result.get("backfill")),
+            *refresh_rows(result.get("refresh")),
+            *_cost_rows(result["cost"]),
+        ]
         + fresh_clone_rows(result.get("fresh_clone"))
     )
 
@@ -51,6 +55,52 @@ def import_rows(backfill: dict[str, Any] | None) -> list[Row]:
             f" {_num(api['cpu_seconds'])} CPU-s), {api['failed']} failed",
         ),
     ]
+
+
+def refresh_rows(refresh: dict[str, Any] | None) -> list[Row]:
+    """The nightly refresh of every customer, as the scheduler runs it (bench/refresh.py)."""
+    area = "nightly refresh"
+    if refresh is None:
+        return [
+            (area, "segments, churn risk and drift for everybody", "not measured (--refresh-customers 0)")
+        ]
+    area = f"nightly refresh ({refresh['database']})"
+    rows: list[Row] = [
+        (
+            area,
+            "the CRM: customers / orders (generated in)",
+            f"{refresh['customers']:,} / {refresh['orders']:,} ({_num(refresh['generation_seconds'])} s)",
+        )
+    ]
+    for number, night in enumerate(refresh["nights"]):
+        label = "first night (every first segment is history)" if number == 0 else "next night"
+        stopped = (
+            f", stopped by the {_num(refresh['budget_seconds'], 0)}-s budget"
+            if night["stopped_by_budget"]
+            else ""
+        )
+        rows.append(
+            (
+                area,
+                f"{label}: segments + churn / drift / commit",
+                f"{_num(night['seconds'])} s = {_num(night['knowledge_seconds'])}"
+                f" + {_num(night['drift_seconds'])} + {_num(night['commit_seconds'])} s,"
+                f" {_num(night['customers_per_second'], 0)} customers/s"
+                f" ({night['customers']:,} refreshed, {night['moved']:,} moved){stopped}",
+            )
+        )
+        drift = night["drift"]
+        began = sum(drift.get(f"drift_{action}", 0) for action in ("task", "checkin", "not_chased"))
+        rows.append(
+            (
+                area,
+                f"{label}: SQL statements (segments + churn / drift); drift began / ended",
+                f"{night['statements']:,} ({night['statements_knowledge']:,}"
+                f" / {night['statements_drift']:,});"
+                f" {began:,} / {drift.get('came_back', 0) + drift.get('lapsed', 0):,}",
+            )
+        )
+    return rows
 
 
 def _chat_rows(chat: dict[str, Any]) -> list[Row]:

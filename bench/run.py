@@ -1,7 +1,8 @@
-"""One bench run, phase by phase: NLU scores (before the stack, so nothing competes with it),
-`make db`'s migrations and demo data into a scratch CRM (for the fresh-clone figure), the bench
-CRM, cold start, parse times, chat load at each concurrency through the gateway and straight to
-Rasa, the proactive fan-out, the loss audits, and peak memory."""
+"""One bench run, phase by phase: NLU scores, the backfill and the nightly refresh at scale
+(before the stack, so nothing competes with them), `make db`'s migrations and demo data into a
+scratch CRM (for the fresh-clone figure), the bench CRM, cold start, parse times, chat load at each
+concurrency through the gateway and straight to Rasa, the proactive fan-out, the loss audits, and
+peak memory."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bench import chat_load, fanout, fresh_clone, importing, nlu
+from bench import chat_load, fanout, fresh_clone, importing, nlu, refresh
 from bench.action_timer import ActionCall, action_share, own_overhead_ms
 from bench.chat_load import LevelResult, WebChatCustomer
 from bench.conversations import Script, script_for
@@ -57,6 +58,7 @@ class BenchConfig:
     direct_triggers: int = 1_000  # trigger_intent calls straight at Rasa, for the ratio
     heldout: bool = True  # run `rasa test nlu` on the held-out set
     backfill_orders: int = importing.ORDERS  # orders in the importer's CSV; 0: no backfill figures
+    refresh_customers: int = refresh.CUSTOMERS  # in the nightly refresh's CRM; 0: no refresh figures
     database_setup: bool = True  # time `make db` (migrations, demo data) for the fresh-clone figure
     database_customers: int = fresh_clone.DEMO_CUSTOMERS  # demo customers it loads, as `make db` does
     parse_messages: int | None = None  # held-out messages to time /model/parse on (None: all)
@@ -91,6 +93,10 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
     if config.backfill_orders:
         echo(f"backfill: importing {config.backfill_orders:,} orders from CSV, then the API's batches ...")
         backfill = importing.backfill(config.var_dir / "import", orders=config.backfill_orders)
+    nightly = None
+    if config.refresh_customers:
+        echo(f"nightly refresh: {config.refresh_customers:,} customers, two nights ...")
+        nightly = refresh.refresh(config.var_dir / "refresh", customers=config.refresh_customers)
     database = None
     if config.database_setup:
         echo(f"fresh clone: timing `make db` ({config.database_customers} demo customers) ...")
@@ -120,6 +126,7 @@ def run(config: BenchConfig, echo: Echo = echo_stderr) -> dict[str, Any]:
         **measured,
         "nlu": {"heldout": heldout, "parse": measured.pop("parse")},
         "backfill": backfill,
+        "refresh": nightly,
     }
     result["cost"]["training"] = training_record(model)
     result["cost"]["model"] = model.name

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, extract, or_, select
+from sqlalchemy import and_, extract, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from bot.crm.models import (
 from bot.crm.zones import zone_named
 from scheduler.policy import zone_of
 
+CHUNK = 500  # keys per IN (...) list, rows per INSERT
 GREETING_HOUR = time(10, 0)  # local time for birthday and holiday greetings
 DELIVERY_CHECK_AFTER = timedelta(days=2)
 # Up to this long after arrival the check is still about the delivery: a scheduler that was down
@@ -141,9 +142,60 @@ def drift(*, session: Session, now: datetime) -> dict[str, int]:
     counts = {"drift_task": 0, "drift_checkin": 0, "drift_not_chased": 0, **ended}
     for episode in opened:
         counts[f"drift_{episode.action}"] += 1
-        if episode.action == "checkin":
-            queue_checkin(session=session, episode=episode, now=now)
+    queue_checkins(session=session, episodes=[e for e in opened if e.action == "checkin"], now=now)
     return counts
+
+
+def queue_checkins(*, session: Session, episodes: Sequence[DriftEpisode], now: datetime) -> None:
+    """`queue_checkin` for many episodes in a few statements: the keys that exist are read once per
+    chunk, the new deliveries written in one INSERT per chunk and linked from their episodes. Should
+    another process write one of the keys meanwhile, the batch is undone and each goes on its own."""
+    if not episodes:
+        return
+    keys = [drift_rules.checkin_key(episode) for episode in episodes]
+    ids: dict[str, int] = {}
+    for start in range(0, len(keys), CHUNK):
+        ids.update(
+            session.execute(
+                select(Delivery.idempotency_key, Delivery.id).where(
+                    Delivery.idempotency_key.in_(keys[start : start + CHUNK])
+                )
+            )
+            .tuples()
+            .all()
+        )
+    rows = {
+        key: {
+            "idempotency_key": key,
+            "kind": OutreachKind.SILENCE,
+            "customer_id": episode.customer_id,
+            "status": DeliveryStatus.QUEUED,
+            "scheduled_for": now,
+            "payload": {"drift_reason": episode.reason},
+        }
+        for key, episode in zip(keys, episodes, strict=True)
+        if key not in ids
+    }
+    new = list(rows.values())
+    try:
+        with session.begin_nested():
+            for start in range(0, len(new), CHUNK):
+                session.execute(insert(Delivery), new[start : start + CHUNK])
+    except IntegrityError:  # another process queued one of them between our look-up and insert
+        for episode in episodes:
+            queue_checkin(session=session, episode=episode, now=now)
+        return
+    for start in range(0, len(new), CHUNK):
+        chunk = [row["idempotency_key"] for row in new[start : start + CHUNK]]
+        ids.update(
+            session.execute(
+                select(Delivery.idempotency_key, Delivery.id).where(Delivery.idempotency_key.in_(chunk))
+            )
+            .tuples()
+            .all()
+        )
+    for key, episode in zip(keys, episodes, strict=True):
+        episode.delivery_id = ids.get(key)
 
 
 def queue_checkin(*, session: Session, episode: DriftEpisode, now: datetime) -> None:

@@ -14,15 +14,15 @@ ends when the customer comes back (an order or a message within `RETURN_DAYS`) o
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from bot.crm.churn import COUNTED_ORDER_STATUSES, RULES, Signals, collect_signals, usual_interval
-from bot.crm.clock import aggregate_time
 from bot.crm.models import (
     CaseEvent,
     CaseEventKind,
@@ -47,6 +47,8 @@ NOT_CHASED = frozenset({Segment.BZ})  # they cost more than they bring: recorded
 # The check-in's wording (the drift_reason slot in domain.yml), strongest first.
 REASON_WORDS = ("bad_case", "idle_member", "lapsed_buyer", "quiet")
 MEMBER_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED)
+CHUNK = 500  # ids per IN (...) list
+T = TypeVar("T")
 BAD_RATING = 2  # a case rated this or lower ended badly
 CASE_MEMORY_DAYS = 180  # an older case no longer explains a silence
 
@@ -243,24 +245,35 @@ def open_episodes(
             )
         )
     )
-    created = []
+    rows = []
     for drift in found:
         if drift.key in known or drift.customer_id in recent:
             continue
-        episode = DriftEpisode(
-            key=drift.key,
-            customer_id=drift.customer_id,
-            segment=drift.segment,
-            reason=drift.reason,
-            reasons=drift.reasons,
-            last_active_at=drift.last_active_at,
-            started_at=now,
-            action=action_for(drift.segment),
+        known.add(drift.key)
+        rows.append(
+            {
+                "key": drift.key,
+                "customer_id": drift.customer_id,
+                "segment": drift.segment,
+                "reason": drift.reason,
+                "reasons": drift.reasons,
+                "last_active_at": drift.last_active_at,
+                "started_at": now,
+                "action": action_for(drift.segment),
+            }
         )
-        session.add(episode)
-        created.append(episode)
-    session.flush()
-    return created
+    # One INSERT per chunk, then the episodes read back by key: the ORM's flush wrote them one
+    # statement each on SQLite (it must return each new id, and SQLite gives no order for them).
+    for chunk in _chunks(rows):
+        session.execute(insert(DriftEpisode), chunk)
+    new_keys = [str(row["key"]) for row in rows]
+    by_key: dict[str, DriftEpisode] = {}
+    for chunk_keys in _chunks(new_keys):
+        by_key.update(
+            (episode.key, episode)
+            for episode in session.scalars(select(DriftEpisode).where(DriftEpisode.key.in_(chunk_keys)))
+        )
+    return [by_key[key] for key in new_keys]
 
 
 def action_for(segment: Segment) -> str:
@@ -275,9 +288,10 @@ def action_for(segment: Segment) -> str:
 def close_episodes(*, session: Session, now: datetime) -> dict[str, int]:
     """End the open episodes whose customer came back, or whose time to come back is over."""
     ended = {"came_back": 0, "lapsed": 0}
-    for episode in session.scalars(select(DriftEpisode).where(DriftEpisode.ended_at.is_(None))).all():
-        deadline = episode.started_at + timedelta(days=RETURN_DAYS)
-        back = came_back(session=session, episode=episode, until=min(now, deadline))
+    episodes = session.scalars(select(DriftEpisode).where(DriftEpisode.ended_at.is_(None))).all()
+    deadlines = [episode.started_at + timedelta(days=RETURN_DAYS) for episode in episodes]
+    backs = _came_back_all(session, [(e, min(now, d)) for e, d in zip(episodes, deadlines, strict=True)])
+    for episode, deadline, back in zip(episodes, deadlines, backs, strict=True):
         if back is not None:
             episode.outcome, episode.came_back_by, episode.ended_at = "came_back", back[0], back[1]
         elif now >= deadline:
@@ -291,25 +305,51 @@ def close_episodes(*, session: Session, now: datetime) -> dict[str, int]:
 
 def came_back(*, session: Session, episode: DriftEpisode, until: datetime) -> tuple[str, datetime] | None:
     """How and when the customer came back after the episode began ("order" or "message"), if they did."""
-    ordered = aggregate_time(
-        session.scalar(
-            select(func.min(Order.placed_at)).where(
-                Order.customer_id == episode.customer_id,
+    return _came_back_all(session, [(episode, until)])[0]
+
+
+def _came_back_all(
+    session: Session, windows: Sequence[tuple[DriftEpisode, datetime]]
+) -> list[tuple[str, datetime] | None]:
+    """`came_back` for each (episode, until), two queries per 500 customers."""
+    if not windows:
+        return []
+    orders: dict[int, list[datetime]] = {}
+    wrote: dict[int, datetime | None] = {}
+    customer_ids = sorted({episode.customer_id for episode, _ in windows})
+    earliest = min(episode.started_at for episode, _ in windows)
+    latest = max(until for _, until in windows)
+    for chunk in _chunks(customer_ids):
+        for cid, placed in session.execute(
+            select(Order.customer_id, Order.placed_at).where(
+                Order.customer_id.in_(chunk),
                 Order.status.in_(COUNTED_ORDER_STATUSES),
-                Order.placed_at > episode.started_at,
-                Order.placed_at <= until,
+                Order.placed_at > earliest,
+                Order.placed_at <= latest,
             )
+        ):
+            orders.setdefault(cid, []).append(placed)
+        # last_contact_at moves only for the customer's own messages (bot/crm/queries.started_by_us).
+        wrote.update(
+            session.execute(select(Customer.id, Customer.last_contact_at).where(Customer.id.in_(chunk)))
+            .tuples()
+            .all()
         )
-    )
-    customer = session.get(Customer, episode.customer_id)
-    wrote = customer.last_contact_at if customer is not None else None
-    # last_contact_at moves only for the customer's own messages (bot/crm/queries.started_by_us).
-    wrote = wrote if wrote is not None and episode.started_at < wrote <= until else None
-    options = [(when, how) for how, when in (("order", ordered), ("message", wrote)) if when is not None]
-    if not options:
-        return None
-    when, how = min(options)
-    return how, when
+    found: list[tuple[str, datetime] | None] = []
+    for episode, until in windows:
+        inside = [p for p in orders.get(episode.customer_id, ()) if episode.started_at < p <= until]
+        ordered = min(inside) if inside else None
+        message = wrote.get(episode.customer_id)
+        message = message if message is not None and episode.started_at < message <= until else None
+        options = [
+            (when, how) for how, when in (("order", ordered), ("message", message)) if when is not None
+        ]
+        if not options:
+            found.append(None)
+            continue
+        when, how = min(options)
+        found.append((how, when))
+    return found
 
 
 def link_delivery(*, session: Session, episode: DriftEpisode, key: str) -> None:
@@ -393,3 +433,8 @@ def finish_task(
     episode.task_done_at, episode.task_agent_id, episode.task_note = now, agent_id, note or None
     session.flush()
     return episode
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]

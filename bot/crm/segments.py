@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -364,6 +365,7 @@ def _store(
     ).all()
     moves: dict[Segment, list[int]] = {}
     history = []
+    moved: list[dict[str, Any]] = []
     for cid, was, computed_at, external_id in current:
         if cid not in decided:
             continue
@@ -382,13 +384,15 @@ def _store(
         )
         if was is not segment:
             moves.setdefault(segment, []).append(cid)
-            moved = {  # webhooks.customer_ref's keys, from the row already read
-                "customer_id": cid,
-                "customer_external_id": external_id,
-                "from": was.value if was else None,
-                "to": segment.value,
-            }
-            webhooks.emit(session, "customer.segment_changed", moved, now=now)
+            moved.append(
+                {  # webhooks.customer_ref's keys, from the row already read
+                    "customer_id": cid,
+                    "customer_external_id": external_id,
+                    "from": was.value if was else None,
+                    "to": segment.value,
+                }
+            )
+    webhooks.emit_many(session, "customer.segment_changed", moved, now=now)  # the subscriptions read once
     for segment, ids in moves.items():
         for chunk in _chunks(ids):
             session.execute(

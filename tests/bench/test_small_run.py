@@ -29,6 +29,7 @@ CONFIG = BenchConfig(
     heldout=False,  # `rasa test nlu` is make nlu-eval's; here it would only add two minutes
     parse_messages=12,
     database_customers=5,  # `make db` loads 500; the figure's shape needs only a few
+    refresh_customers=200,  # the nightly refresh of 100,000; here its shape and its statement count
 )
 
 
@@ -111,6 +112,17 @@ def test_the_fresh_clone_figure_has_every_part_and_measures_make_db_and_the_star
     assert fresh["missing"] == [name for name, seconds in fresh["parts_s"].items() if seconds is None]
 
 
+def test_the_nightly_refresh_reaches_every_customer_in_far_fewer_statements(result: dict[str, Any]) -> None:
+    refresh = result["refresh"]
+    assert refresh["customers"] == CONFIG.refresh_customers and not refresh["stopped_by_budget"]
+    assert [night["customers"] for night in refresh["nights"]] == [CONFIG.refresh_customers] * 2
+    for night in refresh["nights"]:
+        assert 0 < night["statements"] < CONFIG.refresh_customers
+        assert night["seconds"] >= night["knowledge_seconds"] + night["drift_seconds"] - 0.2
+    rows = [row for row in result["table"] if row[0] == "nightly refresh (sqlite)"]
+    assert len(rows) == 5
+
+
 def test_one_table_with_cores_and_commit_and_the_same_as_json(result: dict[str, Any], tmp_path: Path) -> None:
     machine = result["machine"]
     assert machine["cores"] == os.cpu_count() and len(machine["commit"]) == 40
@@ -128,6 +140,7 @@ def test_one_table_with_cores_and_commit_and_the_same_as_json(result: dict[str, 
         "NLU",
         "cost",
         "fresh clone",
+        "nightly refresh (sqlite)",
     } <= areas
     path = write_json(result, tmp_path)
     assert json.loads(path.read_text()) == json.loads((tmp_path / "latest.json").read_text())
