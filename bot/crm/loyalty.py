@@ -194,6 +194,7 @@ class Series:
     name: str
     values: tuple[float | None, ...]
     target: bool = False  # a target line, drawn dashed and not a measurement
+    secondary: bool = False  # a count beside a rate: drawn against its own axis
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ class Dashboard:
 def dashboard(*, session: Session, filters: Filters, now: datetime, with_agents: bool = False) -> Dashboard:
     """Every chart of the dashboard for these filters; CSAT per agent only `with_agents` (admins)."""
     w = window(filters.months, now=now)
-    pick = _Picker(session, filters)
+    pick = Picker(session, filters)
     service = [sla_by_month(session, pick, w), times_by_team(session, pick, w)]
     if with_agents:
         service.append(csat_by_agent(session, pick, w))
@@ -284,7 +285,7 @@ def dashboard(*, session: Session, filters: Filters, now: datetime, with_agents:
     )
 
 
-class _Picker:
+class Picker:
     """The customers the filters keep: as a WHERE clause on a customer id column, and as a test."""
 
     def __init__(self, session: Session, filters: Filters) -> None:
@@ -325,7 +326,7 @@ class _Picker:
 # ----- churn -----
 
 
-def _last_activity(session: Session, pick: _Picker, *, channel_only: bool = False) -> dict[int, datetime]:
+def _last_activity(session: Session, pick: Picker, *, channel_only: bool = False) -> dict[int, datetime]:
     """Each customer's latest own order or inbound message (one GROUP BY each)."""
     keep = pick.where_channel if channel_only else pick.where
     found: dict[int, datetime] = {}
@@ -351,7 +352,7 @@ def _last_activity(session: Session, pick: _Picker, *, channel_only: bool = Fals
     return found
 
 
-def lost_customers(session: Session, pick: _Picker, *, now: datetime) -> dict[int, tuple[datetime, str]]:
+def lost_customers(session: Session, pick: Picker, *, now: datetime) -> dict[int, tuple[datetime, str]]:
     """Every lost customer: when they were lost and how (cancelled, or went silent)."""
     lost: dict[int, tuple[datetime, str]] = {}
     for cid, at in session.execute(
@@ -375,7 +376,7 @@ def lost_customers(session: Session, pick: _Picker, *, now: datetime) -> dict[in
     return lost
 
 
-def lost_by_segment(session: Session, pick: _Picker, w: Window) -> Chart:
+def lost_by_segment(session: Session, pick: Picker, w: Window) -> Chart:
     lost = {cid: v for cid, v in lost_customers(session, pick, now=w.end).items() if v[0] >= w.start}
     segments = segments_at(session=session, moments={cid: at for cid, (at, _) in lost.items()})
     counts: Counter[tuple[str, Segment]] = Counter()
@@ -399,7 +400,7 @@ def lost_by_segment(session: Session, pick: _Picker, w: Window) -> Chart:
     )
 
 
-def cohort_retention(session: Session, pick: _Picker, w: Window) -> Chart:
+def cohort_retention(session: Session, pick: Picker, w: Window) -> Chart:
     joined = _month(session, Customer.created_at)
     sizes = dict(
         session.execute(
@@ -460,7 +461,7 @@ def cohort_retention(session: Session, pick: _Picker, w: Window) -> Chart:
 # ----- value -----
 
 
-def _revenue(session: Session, pick: _Picker, start: datetime, end: datetime) -> ColumnElement[bool]:
+def _revenue(session: Session, pick: Picker, start: datetime, end: datetime) -> ColumnElement[bool]:
     return (
         Order.status.in_(COUNTED_ORDER_STATUSES)
         & (Order.placed_at >= start)
@@ -469,7 +470,7 @@ def _revenue(session: Session, pick: _Picker, start: datetime, end: datetime) ->
     )
 
 
-def revenue_share(session: Session, pick: _Picker, w: Window) -> Chart:
+def revenue_share(session: Session, pick: Picker, w: Window) -> Chart:
     revenue = {
         seg: Decimal(str(total or 0))
         for seg, total in session.execute(
@@ -528,7 +529,7 @@ def _segment_history(session: Session) -> dict[int, list[tuple[datetime, Segment
     return history
 
 
-def mvc_over_time(session: Session, pick: _Picker, w: Window) -> Chart:
+def mvc_over_time(session: Session, pick: Picker, w: Window) -> Chart:
     """MVC customers at each month's end (segment history, as `segments_at` reads it) and their revenue."""
     history = _segment_history(session)
     today = dict(
@@ -566,13 +567,16 @@ def mvc_over_time(session: Session, pick: _Picker, w: Window) -> Chart:
         kind="line",
         unit="customers / revenue",
         labels=w.months,
-        series=(Series("MVC customers (month end)", tuple(counts)), Series("revenue from MVC", tuple(money))),
+        series=(
+            Series("MVC customers (month end)", tuple(counts)),
+            Series("revenue from MVC", tuple(money), secondary=True),
+        ),
         summary=f"MVC customers went from {counts[0]:.0f} to {counts[-1]:.0f}; they brought "
         f"{sum(v or 0 for v in money):,.0f} in revenue over the period.",
     )
 
 
-def segment_moves(session: Session, pick: _Picker, w: Window) -> Chart:
+def segment_moves(session: Session, pick: Picker, w: Window) -> Chart:
     month = _month(session, SegmentChange.changed_at)
     rows = session.execute(
         select(month, SegmentChange.from_segment, SegmentChange.to_segment, func.count())
@@ -614,14 +618,14 @@ def segment_moves(session: Session, pick: _Picker, w: Window) -> Chart:
 # ----- saves -----
 
 
-def _leavers_by_month(session: Session, pick: _Picker, w: Window) -> dict[str, list[Leaver]]:
+def _leavers_by_month(session: Session, pick: Picker, w: Window) -> dict[str, list[Leaver]]:
     return {
         m: [x for x in leavers(session=session, period=w.period(m)) if pick.keeps(x.customer_id)]
         for m in w.months
     }
 
 
-def save_rate_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
+def save_rate_by_month(session: Session, pick: Picker, w: Window) -> Chart:
     rows = [tally(m, found) for m, found in _leavers_by_month(session, pick, w).items()]
     asked, stayed, left = (sum(getattr(r, f) for r in rows) for f in ("asked", "stayed", "left"))
     return Chart(
@@ -633,14 +637,14 @@ def save_rate_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=w.months,
         series=(
             Series("save rate", tuple(None if r.rate is None else round(100 * r.rate, 1) for r in rows)),
-            Series("asked to leave", tuple(float(r.asked) for r in rows)),
+            Series("asked to leave", tuple(float(r.asked) for r in rows), secondary=True),
         ),
         summary=f"{asked} customers asked to leave; {stayed} stayed and {left} left"
         + (f" (save rate {100 * stayed / (stayed + left):.0f}%)." if stayed + left else "."),
     )
 
 
-def saves_by_reason(session: Session, pick: _Picker, w: Window) -> Chart:
+def saves_by_reason(session: Session, pick: Picker, w: Window) -> Chart:
     found = [x for x in leavers(session=session, period=w.period()) if pick.keeps(x.customer_id)]
     groups: list[tuple[object, str]] = [(r, label(r)) for r in LeaveReason] + [(None, NO_REASON)]
     rows = [(name, tally(name, [x for x in found if x.reason is reason])) for reason, name in groups]
@@ -654,14 +658,14 @@ def saves_by_reason(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=tuple(name for name, _ in rows),
         series=(
             Series("save rate", tuple(None if r.rate is None else round(100 * r.rate, 1) for _, r in rows)),
-            Series("asked to leave", tuple(float(r.asked) for _, r in rows)),
+            Series("asked to leave", tuple(float(r.asked) for _, r in rows), secondary=True),
         ),
         summary="; ".join(f"{name}: {r.stayed} of {r.stayed + r.left} decided stayed" for name, r in rows)
         or "Nobody asked to leave in the period.",
     )
 
 
-def saves_by_offer(session: Session, pick: _Picker, w: Window) -> Chart:
+def saves_by_offer(session: Session, pick: Picker, w: Window) -> Chart:
     rows = session.execute(
         select(Offer.title, RetentionAttempt.outcome, func.count())
         .join(Offer, Offer.id == RetentionAttempt.offer_id)
@@ -695,7 +699,7 @@ def saves_by_offer(session: Session, pick: _Picker, w: Window) -> Chart:
     )
 
 
-def lasting_saves(session: Session, pick: _Picker, w: Window) -> Chart:
+def lasting_saves(session: Session, pick: Picker, w: Window) -> Chart:
     """Saves by the month of the yes: still active 90 days on, not, or too recent to tell."""
     yes = session.execute(
         select(RetentionAttempt.customer_id, func.max(RetentionAttempt.decided_at))
@@ -742,7 +746,7 @@ def lasting_saves(session: Session, pick: _Picker, w: Window) -> Chart:
     )
 
 
-def win_back(session: Session, pick: _Picker, w: Window) -> Chart:
+def win_back(session: Session, pick: Picker, w: Window) -> Chart:
     month = _month(session, DriftEpisode.started_at)
     counts: Counter[tuple[str, str | None]] = Counter()
     for m, outcome, n in session.execute(
@@ -763,7 +767,7 @@ def win_back(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=w.months,
         series=(
             Series("win-back rate", tuple(_pct(b, b + lap) for b, lap in zip(back, lapsed, strict=True))),
-            Series("began drifting", tuple(float(n) for n in began)),
+            Series("began drifting", tuple(float(n) for n in began), secondary=True),
         ),
         summary=f"{sum(began)} drift episodes began; {sum(back)} came back, {sum(lapsed)} lapsed"
         + (
@@ -777,7 +781,7 @@ def win_back(session: Session, pick: _Picker, w: Window) -> Chart:
 # ----- satisfaction → loyalty -----
 
 
-def csat_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
+def csat_by_month(session: Session, pick: Picker, w: Window) -> Chart:
     month = _month(session, Survey.created_at)
     found = {
         m: (n, avg)
@@ -798,7 +802,9 @@ def csat_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=w.months,
         series=(
             Series("average rating", tuple(averages)),
-            Series("ratings", tuple(float(found[m][0]) if m in found else 0.0 for m in w.months)),
+            Series(
+                "ratings", tuple(float(found[m][0]) if m in found else 0.0 for m in w.months), secondary=True
+            ),
         ),
         summary=f"{ratings} ratings in the period"
         + (
@@ -814,7 +820,7 @@ def _rating_group(score: int) -> str:
     return "5" if score >= 5 else "4" if score == 4 else "3 or less"
 
 
-def repeat_by_rating(session: Session, pick: _Picker, w: Window) -> Chart:
+def repeat_by_rating(session: Session, pick: Picker, w: Window) -> Chart:
     """Customers by their latest rating in the period: the share who ordered within 60 days of it."""
     cutoff = w.end - REPEAT_WITHIN
     latest = (
@@ -866,7 +872,7 @@ def repeat_by_rating(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=tuple(f"rated {g}" for g in RATING_GROUPS),
         series=(
             Series("ordered again within 60 days", tuple(shares)),
-            Series("customers", tuple(float(rated[g]) for g in RATING_GROUPS)),
+            Series("customers", tuple(float(rated[g]) for g in RATING_GROUPS), secondary=True),
         ),
         summary="; ".join(
             f"rated {g}: {repeat[g]} of {rated[g]} ordered again" for g in RATING_GROUPS if rated[g]
@@ -878,7 +884,7 @@ def repeat_by_rating(session: Session, pick: _Picker, w: Window) -> Chart:
 # ----- service -----
 
 
-def sla_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
+def sla_by_month(session: Session, pick: Picker, w: Window) -> Chart:
     month = _month(session, Complaint.resolved_at)
     met = func.sum(case((Complaint.resolved_at <= Complaint.sla_due_at, 1), else_=0))
     found = {
@@ -905,14 +911,18 @@ def sla_by_month(session: Session, pick: _Picker, w: Window) -> Chart:
             Series(
                 "SLA met", tuple(_pct(found[m][1], found[m][0]) if m in found else None for m in w.months)
             ),
-            Series("cases resolved", tuple(float(found[m][0]) if m in found else 0.0 for m in w.months)),
+            Series(
+                "cases resolved",
+                tuple(float(found[m][0]) if m in found else 0.0 for m in w.months),
+                secondary=True,
+            ),
         ),
         summary=f"{kept} of {total} cases resolved in the period were resolved in the promised time"
         + (f" ({_pct(kept, total):.0f}%)." if total else "."),
     )
 
 
-def times_by_team(session: Session, pick: _Picker, w: Window) -> Chart:
+def times_by_team(session: Session, pick: Picker, w: Window) -> Chart:
     rows = session.execute(
         select(
             Complaint.team, Complaint.created_at, Complaint.first_response_at, Complaint.resolved_at
@@ -954,7 +964,7 @@ def _hours(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def csat_by_agent(session: Session, pick: _Picker, w: Window) -> Chart:
+def csat_by_agent(session: Session, pick: Picker, w: Window) -> Chart:
     """Ratings after a chat an agent handled or about a case they owned (the chat first)."""
     agent = func.coalesce(Handoff.agent_id, Complaint.owner_id)
     rows = session.execute(
@@ -982,7 +992,7 @@ def csat_by_agent(session: Session, pick: _Picker, w: Window) -> Chart:
         labels=tuple(name for name, _, _ in found),
         series=(
             Series("average rating", tuple(avg for _, _, avg in found)),
-            Series("ratings", tuple(float(n) for _, n, _ in found)),
+            Series("ratings", tuple(float(n) for _, n, _ in found), secondary=True),
         ),
         summary="; ".join(f"{name}: {avg:.2f} from {n}" for name, n, avg in found)
         or "No ratings about an agent's chat or case in the period.",
