@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.console import admin, campaigns, integrations, nlu_review, notices, outbox, reports
+from bot.console import admin, campaigns, integrations, loyalty, nlu_review, notices, outbox, reports
 from bot.console import cases as case_desk
 from bot.console import feedback as feedback_desk
 from bot.console.auth import (
@@ -207,6 +207,7 @@ def create_console_app(console: Console, extra_routes: Sequence[BaseRoute] = ())
             *routes(console),
             *campaigns.routes(console),
             *reports.routes(console),
+            *loyalty.routes(console),
             *admin.routes(console),
             *case_desk.routes(console),
             *feedback_desk.routes(console),

@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "campaigns": frozenset({Role.MARKETER, Role.ADMIN}),
     # loyalty and campaign figures for marketers; how the teams keep their promises for leads
     "reports": frozenset({Role.MARKETER, Role.LEAD, Role.ADMIN}),
+    "loyalty": frozenset({Role.MARKETER, Role.ADMIN}),  # the loyalty dashboard (CSAT per agent: admins)
     "users": frozenset({Role.ADMIN}),  # console users: create, role, deactivate, reset password
     "canned": frozenset({Role.ADMIN}),  # the canned replies agents pick from
     "nlu_review": frozenset({Role.ADMIN}),  # confirm or correct the bot's readings; export them
