@@ -302,6 +302,8 @@ def drive_marketing(watch: ThreadWatch, gateway: RunningGateway, mo: ConsoleClie
     drive(watch, "GET", "/reports", mo, "/reports?days=30")
     drive(watch, "GET", "/reports", mo, "/reports?days=13", status=(400,))
     drive(watch, "GET", "/reports.csv", mo, "/reports.csv?days=30")
+    drive(watch, "GET", "/loyalty", mo, "/loyalty?months=6")
+    drive(watch, "GET", "/loyalty/{chart}.csv", mo, "/loyalty/churn.csv?months=6")
 
 
 async def drive_desk(
