@@ -447,7 +447,11 @@ def _entry_view(
         "urgency": flag.level if entry.status == HandoffStatus.QUEUED.value else "",
         "urgency_text": flag.text if entry.status == HandoffStatus.QUEUED.value else "",
         "priority_text": humane.priority_words(
-            total=entry.priority, segment=entry.segment, reason=entry.reason, temperament=entry.temperament
+            total=entry.priority,
+            segment=entry.segment,
+            reason=entry.reason,
+            temperament=entry.temperament,
+            churn_risk=entry.churn_risk,
         ),
     }
 
@@ -487,6 +491,7 @@ def _chat_page(
             segment=customer.segment.value,
             reason=handoff.reason,
             temperament=customer.temperament.value,
+            churn_risk=customer.churn_risk or 0.0,
         ),
         "canned": crm_desk.canned_replies(session=session),
         "facts": handoffs.handoff_facts(

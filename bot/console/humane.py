@@ -57,10 +57,16 @@ def urgency(*, mode: str, requested_at: datetime, callback_by: datetime | None, 
     return Urgency("", f"Waiting {duration(waited.total_seconds())}")
 
 
-def priority_words(*, total: int, segment: str, reason: str, temperament: str) -> str:
+def priority_words(
+    *, total: int, segment: str, reason: str, temperament: str, churn_risk: float = 0.0
+) -> str:
     """Why a chat has its priority, e.g. "Priority 65: most valuable (MVC) +40, wants to cancel +20, …"."""
     parts = priority_parts(
-        total=total, segment=Segment(segment), reason=reason, temperament=Temperament(temperament)
+        total=total,
+        segment=Segment(segment),
+        reason=reason,
+        temperament=Temperament(temperament),
+        churn_risk=churn_risk,
     )
     named = ", ".join(f"{_factor(code)} +{points}" for code, points in parts)
     return f"Priority {total}: {named}" if named else f"Priority {total}"
@@ -87,6 +93,8 @@ def _factor(code: str) -> str:
         return label(value, "handoff_reason")
     if kind == "temperament":
         return "irritable temperament"
+    if kind == "churn":
+        return f"churn risk {value}%"
     if kind == "severity":
         return f"open complaint of {label(value, 'Severity')}"
     return "other factors at the time"

@@ -55,6 +55,7 @@ class QueueEntry:
     customer: str
     segment: str
     temperament: str
+    churn_risk: float
     channel: str
     reason: str
     mode: str
@@ -126,6 +127,7 @@ def open_queue(*, session: Session, now: datetime | None = None) -> list[QueueEn
             customer=customer.display_name,
             segment=customer.segment.value,
             temperament=customer.temperament.value,
+            churn_risk=customer.churn_risk or 0.0,
             channel=conversation.channel.value,
             reason=handoff.reason,
             mode=handoff.mode,

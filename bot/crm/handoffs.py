@@ -49,25 +49,42 @@ CALLBACK_WITHIN = timedelta(hours=2)  # of opening time, from now (closed hours 
 
 
 IRRITABLE_WEIGHT = 10
+# The churn risk (bot/crm/churn.py, 0-1) adds up to the weight of a cancellation request: a customer
+# about to leave is seen first. Below the floor the risk is ordinary background and adds nothing.
+CHURN_RISK_WEIGHT = 20
+CHURN_RISK_FLOOR = 0.3
 
 
-def priority(*, segment: Segment, severity: Severity | None, reason: str, temperament: Temperament) -> int:
+def churn_points(risk: float) -> int:
+    return round(CHURN_RISK_WEIGHT * min(risk, 1.0)) if risk >= CHURN_RISK_FLOOR else 0
+
+
+def priority(
+    *,
+    segment: Segment,
+    severity: Severity | None,
+    reason: str,
+    temperament: Temperament,
+    churn_risk: float = 0.0,
+) -> int:
     """Higher is more urgent; waiting time is added by the queue when it sorts."""
-    score = SEGMENT_WEIGHT[segment] + REASON_WEIGHT.get(reason, 0)
+    score = SEGMENT_WEIGHT[segment] + REASON_WEIGHT.get(reason, 0) + churn_points(churn_risk)
     score += SEVERITY_WEIGHT[severity] if severity else 0
     return score + (IRRITABLE_WEIGHT if temperament is Temperament.IRRITABLE else 0)
 
 
 def priority_parts(
-    *, total: int, segment: Segment, reason: str, temperament: Temperament
+    *, total: int, segment: Segment, reason: str, temperament: Temperament, churn_risk: float = 0.0
 ) -> list[tuple[str, int]]:
     """What made a stored priority, factor by factor, as (factor code, points), largest first.
 
     The severity is not stored on the handoff: it is what remains once the other factors are
-    counted (when the customer's segment or temperament changed since, the rest is "other")."""
+    counted (when the customer's segment, temperament or churn risk changed since, the rest is
+    "other")."""
     parts = [
         (f"segment:{segment.value}", SEGMENT_WEIGHT[segment]),
         (f"reason:{reason}", REASON_WEIGHT.get(reason, 0)),
+        (f"churn:{round(churn_risk * 100)}", churn_points(churn_risk)),
     ]
     if temperament is Temperament.IRRITABLE:
         parts.append(("temperament:irritable", IRRITABLE_WEIGHT))
@@ -116,7 +133,11 @@ def open_handoff(
         mode=mode,
         callback_by=callback_by,
         priority=priority(
-            segment=customer.segment, severity=severity, reason=reason, temperament=customer.temperament
+            segment=customer.segment,
+            severity=severity,
+            reason=reason,
+            temperament=customer.temperament,
+            churn_risk=customer.churn_risk or 0.0,
         ),
         requested_at=now,
     )

@@ -67,6 +67,17 @@ def test_the_priority_is_explained_by_the_factors_that_made_it() -> None:
     assert priority_words(total=15, segment="standard", reason="customer_request", temperament="unknown") == (
         "Priority 15: standard +10, the customer asked for a person +5"
     )
+    at_risk = priority(
+        segment=Segment.STANDARD,
+        severity=None,
+        reason="customer_request",
+        temperament=Temperament.UNKNOWN,
+        churn_risk=0.62,
+    )
+    words = priority_words(
+        total=at_risk, segment="standard", reason="customer_request", temperament="unknown", churn_risk=0.62
+    )
+    assert words == "Priority 27: churn risk 62% +12, standard +10, the customer asked for a person +5"
 
 
 def test_a_guest_is_named_by_what_is_known() -> None:

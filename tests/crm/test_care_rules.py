@@ -13,7 +13,7 @@ from bot.crm import refunds, retention, temperament
 from bot.crm.catalogue import seed_catalogue
 from bot.crm.complaints import file_complaint, resolve_complaint, severity_for, sla_due
 from bot.crm.consent import set_consent
-from bot.crm.handoffs import open_handoff, priority, queue_position
+from bot.crm.handoffs import CHURN_RISK_WEIGHT, open_handoff, priority, queue_position
 from bot.crm.models import (
     AuditLog,
     ComplaintCategory,
@@ -267,6 +267,33 @@ def test_handoff_priority_puts_valuable_and_urgent_first(session: Session) -> No
     )
     assert queue_position(session=session, handoff=urgent) == 0
     assert queue_position(session=session, handoff=first) == 1
+
+
+def test_a_customer_likely_to_leave_is_seen_before_an_equal_one_who_is_not(session: Session) -> None:
+    def p(risk: float) -> int:
+        return priority(
+            segment=Segment.STANDARD,
+            severity=None,
+            reason="customer_request",
+            temperament=Temperament.UNKNOWN,
+            churn_risk=risk,
+        )
+
+    assert p(0.0) == p(0.29) < p(0.3) < p(0.6) < p(1.0) == p(0.0) + CHURN_RISK_WEIGHT
+    steady, leaving = make_customer(session), make_customer(session)
+    leaving.churn_risk = 0.8
+    handoffs = [
+        open_handoff(
+            session=session,
+            customer=who,
+            conversation=ensure_conversation(session=session, sender_id=f"web:risk-{n}", customer=who),
+            reason="customer_request",
+            now=NOW + timedelta(minutes=n),
+        )[0]
+        for n, who in enumerate([steady, leaving])
+    ]
+    assert handoffs[1].priority == handoffs[0].priority + 16  # 0.8 of the weight, 20
+    assert queue_position(session=session, handoff=handoffs[1]) == 0  # asked later, seen first
 
 
 def test_temperament_needs_evidence_and_follows_behaviour(session: Session) -> None:
