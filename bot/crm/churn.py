@@ -85,10 +85,10 @@ class ChurnRules:
     no_rhythm_from_days: int = 30  # without a rhythm: no order for this long starts to count
     no_rhythm_full_days: int = 150
     no_rhythm_weight: float = 0.3
-    slowing_weight: float = 0.0  # × the share of last half-year's orders that did not come
+    slowing_weight: float = 0.1  # × the share of last half-year's orders that did not come
     spend_drop_below: float = 0.5  # spent less than this share of the half-year before
     spend_min_prior: float = 50.0  # € in the half-year before: less says nothing
-    spend_weight: float = 0.0  # × the share of that half-year's spend that did not come
+    spend_weight: float = 0.1  # × the share of that half-year's spend that did not come
     cancel_requested: float = 0.5
     paused: float = 0.25
     cancelled: float = 0.35
@@ -99,7 +99,7 @@ class ChurnRules:
     recent_complaints_max: float = 0.15
     recent_days: int = 90
     late_complaint: float = 0.4  # any of those resolved later than we promised: it ended badly
-    low_rating: float = 0.45  # the latest rating within rating_days was 1 or 2
+    low_rating: float = 0.35  # the latest rating within rating_days was 1 or 2
     rating_days: int = 180
     ignored_one: float = 0.0  # the latest message from us went unanswered
     ignored_two: float = 0.25  # the latest two (or more) in a row
@@ -107,7 +107,7 @@ class ChurnRules:
     ignored_many: float = 0.3
     answer_days: int = 3  # a message younger than this is not ignored yet
     silent_from_days: int = 60  # a customer who used to write has not written for this long
-    silent_weight: float = 0.1
+    silent_weight: float = 0.15
     new_days: int = 60  # joined this recently with fewer than two orders: not yet attached
     new_weight: float = 0.0
     renewal_days: int = 14  # an active membership renews within this many days
