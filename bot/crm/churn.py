@@ -17,6 +17,7 @@ membership change (each of those write paths calls `refresh_customer` or `refres
 from __future__ import annotations
 
 import math
+from calendar import monthrange
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -84,7 +85,10 @@ class ChurnRules:
     no_rhythm_from_days: int = 30  # without a rhythm: no order for this long starts to count
     no_rhythm_full_days: int = 150
     no_rhythm_weight: float = 0.3
-    slowing_weight: float = 0.0  # × the share of last half-year's orders that did not come
+    slowing_weight: float = 0.1  # × the share of last half-year's orders that did not come
+    spend_drop_below: float = 0.5  # spent less than this share of the half-year before
+    spend_min_prior: float = 50.0  # € in the half-year before: less says nothing
+    spend_weight: float = 0.1  # × the share of that half-year's spend that did not come
     cancel_requested: float = 0.5
     paused: float = 0.25
     cancelled: float = 0.35
@@ -95,7 +99,7 @@ class ChurnRules:
     recent_complaints_max: float = 0.15
     recent_days: int = 90
     late_complaint: float = 0.4  # any of those resolved later than we promised: it ended badly
-    low_rating: float = 0.45  # the latest rating within rating_days was 1 or 2
+    low_rating: float = 0.35  # the latest rating within rating_days was 1 or 2
     rating_days: int = 180
     ignored_one: float = 0.0  # the latest message from us went unanswered
     ignored_two: float = 0.25  # the latest two (or more) in a row
@@ -103,9 +107,11 @@ class ChurnRules:
     ignored_many: float = 0.3
     answer_days: int = 3  # a message younger than this is not ignored yet
     silent_from_days: int = 60  # a customer who used to write has not written for this long
-    silent_weight: float = 0.1
+    silent_weight: float = 0.15
     new_days: int = 60  # joined this recently with fewer than two orders: not yet attached
     new_weight: float = 0.0
+    renewal_days: int = 14  # an active membership renews within this many days
+    renewal_weight: float = 0.0
 
 
 RULES = ChurnRules()
@@ -118,7 +124,9 @@ class Signals:
     customer_id: int
     joined_at: datetime
     order_times: tuple[datetime, ...] = ()  # counted orders up to the moment, oldest first
+    order_totals: tuple[float, ...] = ()  # their totals in €, in the same order
     membership: SubscriptionStatus | None = None
+    next_renewal: datetime | None = None  # the soonest next monthly renewal of an active membership
     open_complaints: int = 0
     breached_complaints: int = 0
     recent_complaints: int = 0  # filed within recent_days and no longer open
@@ -190,6 +198,26 @@ def _slowing(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
         return None
     text = f"{_count(recent, 'order', 'in the last 6 months')}, {prior} in the 6 before"
     return Reason("slowing", _w(rules.slowing_weight * (prior - recent) / prior), text)
+
+
+def _spend(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
+    half, year = now - timedelta(days=182), now - timedelta(days=364)
+    paid = list(zip(s.order_times, s.order_totals, strict=False))
+    recent = sum(total for t, total in paid if t > half)
+    prior = sum(total for t, total in paid if year < t <= half)
+    if prior < rules.spend_min_prior or recent >= prior * rules.spend_drop_below:
+        return None
+    text = f"spent €{recent:.0f} in the last 6 months, €{prior:.0f} the 6 before"
+    return Reason("spend_falling", _w(rules.spend_weight * (prior - recent) / prior), text)
+
+
+def _renewal(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
+    if s.next_renewal is None:
+        return None
+    days = math.ceil((s.next_renewal - now).total_seconds() / 86400)
+    if days > rules.renewal_days:
+        return None
+    return Reason("renewal_coming", rules.renewal_weight, f"membership renews in {_count(days, 'day', '')}")
 
 
 def _membership(s: Signals, now: datetime, rules: ChurnRules) -> Reason | None:
@@ -275,6 +303,7 @@ FACTORS = (
     _overdue,
     _no_rhythm,
     _slowing,
+    _spend,
     _membership,
     _open_complaints,
     _breached,
@@ -284,6 +313,7 @@ FACTORS = (
     _ignored,
     _silent,
     _new,
+    _renewal,
 )
 
 
@@ -338,21 +368,24 @@ def collect_signals(
 
 def _orders(session: Session, only: OnlyCustomers, now: datetime, fields: dict[int, dict[str, Any]]) -> None:
     times: dict[int, list[datetime]] = {}
+    totals: dict[int, list[float]] = {}
     rows = session.execute(
         only(
             Order.customer_id,
-            select(Order.customer_id, Order.placed_at).where(
+            select(Order.customer_id, Order.placed_at, Order.total).where(
                 Order.status.in_(COUNTED_ORDER_STATUSES), Order.placed_at <= now
             ),
         )
         .order_by(Order.customer_id, Order.placed_at)
         .execution_options(yield_per=5000)
     )
-    for cid, placed in rows:
+    for cid, placed, total in rows:
         times.setdefault(cid, []).append(placed)
+        totals.setdefault(cid, []).append(float(total))
     for cid, found in times.items():
         if cid in fields:
             fields[cid]["order_times"] = tuple(found)
+            fields[cid]["order_totals"] = tuple(totals[cid])
 
 
 def _memberships(
@@ -368,15 +401,41 @@ def _memberships(
                 Subscription.cancel_requested_at,
                 Subscription.cancelled_at,
                 Subscription.paused_at,
+                Subscription.started_at,
+                Subscription.renewed_at,
             ).where(Subscription.started_at <= now),
         )
     )
-    for cid, stored, requested, cancelled, paused in rows:
+    for cid, stored, requested, cancelled, paused, started, renewed in rows:
         status = status_as_of(stored, now, requested=requested, cancelled=cancelled, paused=paused)
         if cid in fields:
             was = fields[cid].get("membership")
             if was is None or rank[status] < rank[was]:
                 fields[cid]["membership"] = status
+            if status is SubscriptionStatus.ACTIVE:
+                due = next_renewal(as_utc(started), as_utc(renewed), now)
+                soonest = fields[cid].get("next_renewal")
+                if soonest is None or due < soonest:
+                    fields[cid]["next_renewal"] = due
+
+
+def next_renewal(started: datetime, renewed: datetime | None, now: datetime) -> datetime:
+    """The first monthly renewal after `now`. The CRM stores no renewal date, only when the membership
+    started and when the shop last renewed it: the plans are monthly, so the next one is a whole number
+    of calendar months after the last renewal seen by `now` (or the start), on the same day of the
+    month (the month's last day when it is shorter)."""
+    anchor = renewed if renewed is not None and started <= renewed <= now else started
+    months = max(1, (now.year - anchor.year) * 12 + now.month - anchor.month)
+    while (due := add_months(anchor, months)) <= now:
+        months += 1
+    return due
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` calendar months later, the month's last day if it has fewer."""
+    index = moment.year * 12 + moment.month - 1 + months
+    year, month = divmod(index, 12)
+    return moment.replace(year=year, month=month + 1, day=min(moment.day, monthrange(year, month + 1)[1]))
 
 
 def status_as_of(

@@ -54,6 +54,9 @@ SEARCH: dict[str, tuple[Any, ...]] = {
     "no_rhythm_full_days": (150, 210, 270),
     "no_rhythm_weight": (0.2, 0.3, 0.4, 0.5),
     "slowing_weight": (0.0, 0.1, 0.2),
+    "spend_drop_below": (0.5, 0.7),
+    "spend_min_prior": (25.0, 50.0, 100.0),
+    "spend_weight": (0.0, 0.1, 0.2, 0.3),
     "recent_complaint": (0.0, 0.05, 0.1, 0.15),
     "late_complaint": (0.1, 0.2, 0.3, 0.4),
     "low_rating": (0.15, 0.25, 0.35, 0.45),
@@ -64,6 +67,8 @@ SEARCH: dict[str, tuple[Any, ...]] = {
     "silent_from_days": (30, 45, 60, 90, 120),
     "silent_weight": (0.0, 0.1, 0.15, 0.25),
     "new_weight": (0.0, 0.1, 0.2),
+    "renewal_days": (7, 14),
+    "renewal_weight": (0.0, 0.05, 0.1),
 }
 WEEK_SECONDS = 7 * 86400
 

@@ -16,7 +16,9 @@ from bot.crm.churn import (
     ChurnRules,
     Reason,
     Signals,
+    add_months,
     collect_signals,
+    next_renewal,
     refresh_all,
     refresh_customer,
     score,
@@ -66,6 +68,8 @@ HAND = ChurnRules(
     silent_from_days=120,
     silent_weight=0.15,
     new_weight=0.1,
+    spend_weight=0.3,
+    renewal_weight=0.1,
 )
 
 
@@ -95,6 +99,22 @@ def test_a_steady_customer_has_no_risk_and_no_reasons() -> None:
             {"order_times": (ago(300), ago(270), ago(240), ago(210), ago(20))},
             0.15,
             Reason("slowing", 0.15, "1 order in the last 6 months, 4 in the 6 before"),
+        ),
+        # Spend falling: €180 in the half-year before, €40 in the last; as many orders (no slowing) and
+        # on time (every 35 days by the median): 0.3 x 140/180 = 0.233.
+        (
+            {
+                "order_times": (ago(250), ago(200), ago(50), ago(30), ago(10)),
+                "order_totals": (90.0, 90.0, 20.0, 10.0, 10.0),
+            },
+            0.23,
+            Reason("spend_falling", 0.23, "spent €40 in the last 6 months, €180 the 6 before"),
+        ),
+        # An active membership renewing in 9 days.
+        (
+            {"membership": SubscriptionStatus.ACTIVE, "next_renewal": NOW + timedelta(days=9)},
+            0.1,
+            Reason("renewal_coming", 0.1, "membership renews in 9 days"),
         ),
         (
             {"membership": SubscriptionStatus.CANCEL_REQUESTED},
@@ -139,6 +159,15 @@ def test_each_factor_raises_the_risk_by_its_weight(change: dict, risk: float, re
         {"last_inbound_at": ago(119)},  # wrote within the last 120 days
         {"joined_at": ago(20), "order_times": (ago(15), ago(5))},  # new, but already ordered twice
         {"membership": SubscriptionStatus.ACTIVE},
+        {  # spent €100 against €180: more than half
+            "order_times": (ago(250), ago(200), ago(50), ago(30), ago(10)),
+            "order_totals": (90.0, 90.0, 40.0, 30.0, 30.0),
+        },
+        {  # €40 before is too little to fall from
+            "order_times": (ago(250), ago(200), ago(50), ago(30), ago(10)),
+            "order_totals": (20.0, 20.0, 5.0, 5.0, 5.0),
+        },
+        {"membership": SubscriptionStatus.ACTIVE, "next_renewal": NOW + timedelta(days=15)},  # not yet
     ],
 )
 def test_signs_short_of_their_threshold_add_nothing(change: dict) -> None:  # type: ignore[type-arg]
@@ -243,7 +272,8 @@ def test_the_signals_are_read_from_the_crm(session: Session) -> None:
         customer_id=customer.id,
         joined_at=ago(400),
         order_times=(ago(100), ago(80), ago(60)),
-        membership=SubscriptionStatus.CANCEL_REQUESTED,
+        order_totals=(50.0, 50.0, 50.0),
+        membership=SubscriptionStatus.CANCEL_REQUESTED,  # no renewal coming: only an active one renews
         open_complaints=1,
         breached_complaints=1,
         recent_complaints=0,
@@ -333,8 +363,9 @@ def test_a_long_run_of_ignored_messages_weighs_more_than_two() -> None:
 
 def test_signals_as_of_a_past_moment_see_nothing_that_came_later(session: Session) -> None:
     customer = make_customer(session, created_at=ago(400))
-    for days in (100, 80, 60, 20):
+    for days in (100, 80, 60):
         make_order(session, customer, days_ago=days)
+    make_order(session, customer, days_ago=20, total="500.00")
     plan = Product(sku="PLAN-P", name="Coffee club", category="plan", price=Decimal("9.00"), is_plan=True)
     session.add(plan)
     session.flush()
@@ -348,6 +379,7 @@ def test_signals_as_of_a_past_moment_see_nothing_that_came_later(session: Sessio
                 started_at=ago(300),
                 cancel_requested_at=ago(10),
                 cancelled_at=ago(2),
+                renewed_at=datetime(2026, 5, 20, 12, tzinfo=timezone.utc),  # a day late, after the cut-off
             ),
             Survey(customer_id=customer.id, score=1, created_at=ago(5)),
         ]
@@ -355,11 +387,54 @@ def test_signals_as_of_a_past_moment_see_nothing_that_came_later(session: Sessio
     # Filed 50 days ago, resolved 30 days ago (after its promise): open 40 days ago.
     make_complaint(session, customer, days_ago=50, resolved_at=ago(30))
     [then] = collect_signals(session=session, now=ago(40), customer_ids=[customer.id])
-    assert then.order_times == (ago(100), ago(80), ago(60))
+    assert then.order_times == (ago(100), ago(80), ago(60)) and then.order_totals == (50.0, 50.0, 50.0)
     assert then.membership is SubscriptionStatus.ACTIVE and then.last_rating is None
+    # Started on 19 August 2025: monthly from then, the renewal on 20 May not yet seen on 6 May.
+    assert ago(40) == datetime(2026, 5, 6, 12, tzinfo=timezone.utc)
+    assert then.next_renewal == datetime(2026, 5, 19, 12, tzinfo=timezone.utc)
     assert (then.open_complaints, then.breached_complaints, then.recent_complaints) == (1, 1, 0)
     [later] = collect_signals(session=session, now=ago(6), customer_ids=[customer.id])
-    assert later.membership is SubscriptionStatus.CANCEL_REQUESTED
+    assert later.membership is SubscriptionStatus.CANCEL_REQUESTED and later.next_renewal is None
+    assert later.order_totals == (50.0, 50.0, 50.0, 500.0)
     assert (later.open_complaints, later.recent_complaints, later.late_complaints) == (0, 1, 1)
     [now] = collect_signals(session=session, now=NOW, customer_ids=[customer.id])
     assert now.membership is SubscriptionStatus.CANCELLED and now.last_rating == 1
+
+
+def test_the_next_renewal_is_monthly_from_the_last_one_seen() -> None:
+    jan31 = datetime(2026, 1, 31, 9, tzinfo=timezone.utc)
+    assert add_months(jan31, 1) == datetime(2026, 2, 28, 9, tzinfo=timezone.utc)  # the month's last day
+    assert add_months(jan31, 13) == datetime(2027, 2, 28, 9, tzinfo=timezone.utc)
+    assert next_renewal(jan31, None, datetime(2026, 3, 1, tzinfo=timezone.utc)) == datetime(
+        2026, 3, 31, 9, tzinfo=timezone.utc
+    )
+    renewed = datetime(2026, 5, 25, 9, tzinfo=timezone.utc)  # the shop renewed on another day
+    assert next_renewal(jan31, renewed, NOW) == datetime(2026, 6, 25, 9, tzinfo=timezone.utc)
+    assert next_renewal(jan31, renewed, renewed) == datetime(2026, 6, 25, 9, tzinfo=timezone.utc)
+
+
+def test_an_active_membership_renewing_soon_is_read_from_the_crm(session: Session) -> None:
+    customer = make_customer(session, created_at=ago(400))
+    for days in (50, 30, 10):
+        make_order(session, customer, days_ago=days)
+    plan = Product(sku="PLAN-R", name="Coffee club", category="plan", price=Decimal("9.00"), is_plan=True)
+    session.add(plan)
+    session.flush()
+    for started, renewed in ((datetime(2026, 1, 25, 12), datetime(2026, 5, 25, 12)), (ago(100), None)):
+        session.add(
+            Subscription(
+                customer_id=customer.id,
+                product_id=plan.id,
+                status=SubscriptionStatus.ACTIVE,
+                monthly_price=Decimal("9.00"),
+                started_at=started.replace(tzinfo=timezone.utc),
+                renewed_at=renewed.replace(tzinfo=timezone.utc) if renewed else None,
+            )
+        )
+    session.flush()
+    [signals] = collect_signals(session=session, now=NOW, customer_ids=[customer.id])
+    # 25 June (10 days on) comes before the other's 7 July (100 days after 7 March, then monthly).
+    assert signals.next_renewal == datetime(2026, 6, 25, 12, tzinfo=timezone.utc)
+    assert score(signals, NOW, HAND).reasons == [
+        Reason("renewal_coming", 0.1, "membership renews in 10 days")
+    ]

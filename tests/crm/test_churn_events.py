@@ -118,8 +118,8 @@ def test_a_low_rating_raises_the_risk_and_a_good_one_does_not(session: Session) 
     record_rating(session=session, customer=happy, score=5, now=NOW)
     record_rating(session=session, customer=unhappy, score=1, now=NOW)
     assert risk(happy) == 0.0 and happy.churn_scored_at == NOW
-    # 1/5 and the recovery case it opens: 1 - 0.55 * 0.88
-    assert risk(unhappy) == 0.52
+    # 1/5 and the recovery case it opens: 1 - 0.65 * 0.88
+    assert risk(unhappy) == 0.43
 
 
 def test_a_reply_to_our_messages_lowers_the_risk(session: Session) -> None:
