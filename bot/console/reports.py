@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from bot.crm.clock import utcnow
+from bot.crm.models import Segment
 from bot.crm.reports import PERIODS, InvalidPeriod, Report, csv_rows, last_days, parse_days, report
 
 if TYPE_CHECKING:
@@ -40,10 +41,17 @@ class ReportPages:
         user = await self.console.require(request, PERMISSION)
         raw = request.query_params.get("days")
         try:
-            figures = await self._report(parse_days(raw))
-        except InvalidPeriod as error:
+            figures = await self._report(parse_days(raw), _segment(request.query_params.get("risk_segment")))
+        except (InvalidPeriod, BadSegment) as error:
+            asked = raw if isinstance(error, InvalidPeriod) else None
             response = self.console.page(
-                request, "reports/page.html", user, report=None, error=str(error), asked=raw, periods=PERIODS
+                request,
+                "reports/page.html",
+                user,
+                report=None,
+                error=str(error),
+                asked=asked,
+                periods=PERIODS,
             )
             response.status_code = 400
             return response
@@ -54,9 +62,14 @@ class ReportPages:
     async def export(self, request: Request) -> Response:
         await self.console.require(request, PERMISSION)
         try:
-            figures = await self._report(parse_days(request.query_params.get("days")))
+            figures = await self._report(
+                parse_days(request.query_params.get("days")),
+                _segment(request.query_params.get("risk_segment")),
+            )
         except InvalidPeriod as error:
             return Response(f"Bad period: {error}.\n", status_code=400, media_type="text/plain")
+        except BadSegment as error:
+            return Response(f"{error}.\n", status_code=400, media_type="text/plain")
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(("section", "group", "figure", "value"))
@@ -68,9 +81,23 @@ class ReportPages:
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    async def _report(self, days: int) -> Report:
+    async def _report(self, days: int, risk_segment: Segment | None) -> Report:
         period = last_days(days, now=self.clock())
-        return await self.console.crm.run(partial(report, period=period))
+        return await self.console.crm.run(partial(report, period=period, risk_segment=risk_segment))
+
+
+def _segment(raw: str | None) -> Segment | None:
+    """The at-risk list's segment filter: empty means every segment; anything else must be one."""
+    if not raw:
+        return None
+    try:
+        return Segment(raw)
+    except ValueError:
+        raise BadSegment(f"“{raw[:40]}” is not a segment: choose MVC, MCC, standard or BZ") from None
+
+
+class BadSegment(ValueError):
+    """The at-risk list was asked for a segment that does not exist."""
 
 
 def _cell(value: str) -> str:

@@ -115,6 +115,10 @@ GLOSSARY: dict[str, str] = {
     "Recurring causes": "Cases filed in the period by category and product (the product of the largest "
     "line of the order concerned): the combinations seen more than once, then all the others "
     "together; each case counts once.",
+    "Churn risk": "The chance, from 0 to 100%, that a customer asks to cancel or goes silent soon, "
+    "computed every night and on every event that changes it from their own behaviour (orders against "
+    "their own rhythm, membership, complaints, ratings, messages left unanswered); the reasons are the "
+    "signs that made it, strongest first.",
     "Drifting": "A customer overdue against their own buying rhythm by a clear margin (twice their usual "
     "interval between orders), silent past their segment's threshold when they have no rhythm yet, or "
     "leaving our last two messages unanswered; our own messages never count as theirs. Each spell is one "
@@ -950,6 +954,7 @@ class Report:
     cases: Cases
     handoffs: Handoffs
     drifting: Drifting
+    at_risk: AtRisk
     glossary: dict[str, str] = field(default_factory=lambda: dict(GLOSSARY))
 
     @property
@@ -969,7 +974,62 @@ class Report:
         )
 
 
-def report(*, session: Session, period: Period) -> Report:
+AT_RISK_SHOWN = 25
+
+
+@dataclass(frozen=True)
+class RiskyCustomer:
+    customer_id: int
+    name: str
+    segment: Segment
+    risk: float
+    reasons: tuple[str, ...]  # the stored reasons' sentences, strongest first
+
+
+@dataclass(frozen=True)
+class AtRisk:
+    """The customers most likely to leave today, highest risk first (not a figure of the period)."""
+
+    segment: Segment | None  # the filter; None: every segment
+    customers: list[RiskyCustomer]
+    scored: int  # customers of that filter with a risk above 0
+
+
+def at_risk(*, session: Session, segment: Segment | None = None, limit: int = AT_RISK_SHOWN) -> AtRisk:
+    """The customers most likely to leave, by their stored churn risk (bot/crm/churn.py)."""
+    where = [Customer.erased_at.is_(None), Customer.churn_risk > 0]
+    if segment is not None:
+        where.append(Customer.segment == segment)
+    rows = session.execute(
+        select(
+            Customer.id,
+            Customer.first_name,
+            Customer.last_name,
+            Customer.segment,
+            Customer.churn_risk,
+            Customer.churn_reasons,
+        )
+        .where(*where)
+        .order_by(Customer.churn_risk.desc(), Customer.id)
+        .limit(limit)
+    ).all()
+    return AtRisk(
+        segment=segment,
+        customers=[
+            RiskyCustomer(
+                customer_id=row.id,
+                name=" ".join(p for p in (row.first_name, row.last_name) if p) or f"customer #{row.id}",
+                segment=row.segment,
+                risk=round(float(row.churn_risk), 2),
+                reasons=tuple(str(r.get("text", "")) for r in (row.churn_reasons or []) if r.get("text")),
+            )
+            for row in rows
+        ],
+        scored=session.scalar(select(func.count()).select_from(Customer).where(*where)) or 0,
+    )
+
+
+def report(*, session: Session, period: Period, risk_segment: Segment | None = None) -> Report:
     leaving = leavers(session=session, period=period)
     return Report(
         period=period,
@@ -979,6 +1039,7 @@ def report(*, session: Session, period: Period) -> Report:
         cases=cases(session=session, period=period),
         handoffs=handoffs(session=session, period=period),
         drifting=drifting(session=session, period=period),
+        at_risk=at_risk(session=session, segment=risk_segment),
     )
 
 
@@ -1032,6 +1093,8 @@ def csv_rows(report: Report) -> Iterator[tuple[str, str, str, str]]:
     yield "handoffs", "all", "median minutes to take", _number(_minutes(h.wait.median))
     yield "handoffs", "all", "p90 minutes to take", _number(_minutes(h.wait.p90))
     yield from _drift_rows(r.drifting)
+    for c in r.at_risk.customers:  # the customer's id, not their name: a CSV travels
+        yield "churn risk today", c.segment.value, f"customer #{c.customer_id}", _number(c.risk)
 
 
 def _drift_rows(d: Drifting) -> Iterator[tuple[str, str, str, str]]:

@@ -12,12 +12,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from bot.crm.db import make_engine
 from bot.crm.models import (
     ComplaintCategory,
+    Customer,
     LeaveReason,
     Offer,
     OfferKind,
@@ -273,6 +275,42 @@ def test_free_text_from_the_crm_is_escaped(client: TestClient, settings: Setting
     html = client.get("/reports").text
     assert "<script>" not in html
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+
+
+def test_a_marketer_sees_who_is_most_likely_to_leave_and_filters_by_segment(
+    client: TestClient, settings: Settings
+) -> None:
+    seed(settings)
+    with Session(make_engine(settings.database_url)) as session:
+        for name, segment, risk in (("Rita", Segment.STANDARD, 0.7), (HOSTILE, Segment.MVC, 0.55)):
+            customer = make_customer(session, first_name=name, segment=segment)
+            customer.churn_risk = risk
+            customer.churn_reasons = [{"factor": "overdue", "text": "no order for 74 days, usually every 21"}]
+        session.commit()
+    login(client, "mo")
+    html = client.get("/reports").text
+    table = table_of(html, "at-risk")
+    assert table.index("Rita") < table.index("&lt;script&gt;")  # highest risk first, names escaped
+    assert "70%" in table and "no order for 74 days, usually every 21" in table
+    assert "<script>" not in html
+    only_mvc = table_of(client.get("/reports", params={"risk_segment": "MVC"}).text, "at-risk")
+    assert "Rita" not in only_mvc and "&lt;script&gt;" in only_mvc
+    refused = client.get("/reports", params={"risk_segment": "VIP"})
+    assert refused.status_code == 400 and "is not a segment: choose MVC, MCC, standard or BZ" in refused.text
+    rows = list(csv.reader(io.StringIO(client.get("/reports.csv").text)))
+    assert ["churn risk today", "standard", f"customer #{the_id(settings, 'Rita')}", "0.7"] in rows
+    assert all(HOSTILE not in cell for row in rows for cell in row)  # ids, not names, in the CSV
+
+
+def table_of(html: str, testid: str) -> str:
+    match = re.search(rf'data-testid="{testid}"[^>]*>(.*?)</table>', html, re.S)
+    assert match is not None, f"no {testid} on the page"
+    return match.group(1)
+
+
+def the_id(settings: Settings, first_name: str) -> int:
+    with Session(make_engine(settings.database_url)) as session:
+        return session.scalars(select(Customer.id).where(Customer.first_name == first_name)).one()
 
 
 def test_an_empty_crm_says_there_is_no_data_yet(client: TestClient) -> None:

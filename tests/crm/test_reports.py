@@ -60,6 +60,7 @@ from bot.crm.reports import (
     SourceRow,
     TeamRow,
     Timing,
+    at_risk,
     csv_rows,
     last_days,
     p90,
@@ -829,3 +830,25 @@ def test_other_periods_are_refused(raw: str) -> None:
         parse_days(raw)
     with pytest.raises(InvalidPeriod):
         last_days(14, now=NOW)
+
+
+def test_the_customers_most_likely_to_leave_come_highest_risk_first(session: Session) -> None:
+    def scored(name: str, segment: Segment, risk: float, *, erased: bool = False) -> None:
+        customer = make_customer(session, first_name=name, last_name=None, segment=segment)
+        customer.churn_risk = risk
+        customer.churn_reasons = [{"factor": "overdue", "weight": risk, "text": f"{name} is overdue"}]
+        customer.erased_at = NOW if erased else None
+
+    scored("Mid", Segment.STANDARD, 0.4)
+    scored("High", Segment.MVC, 0.8)
+    scored("Low", Segment.MVC, 0.1)
+    scored("Gone", Segment.MVC, 0.9, erased=True)  # erased: no longer anyone's to call
+    make_customer(session, first_name="Steady", segment=Segment.MVC)  # risk 0: not listed
+    session.flush()
+
+    everyone = at_risk(session=session)
+    assert [(c.name, c.risk) for c in everyone.customers] == [("High", 0.8), ("Mid", 0.4), ("Low", 0.1)]
+    assert everyone.customers[0].reasons == ("High is overdue",)
+    assert everyone.scored == 3
+    mvc = at_risk(session=session, segment=Segment.MVC, limit=1)
+    assert [c.name for c in mvc.customers] == ["High"] and mvc.scored == 2
