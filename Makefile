@@ -44,6 +44,7 @@ db: envs env-file
 
 test: envs env-file model
 	@start=$$(date +%s); \
+	tools/chromium.sh || exit 1; \
 	export CARELOOP_TEST_POSTGRES_URL="$${CARELOOP_TEST_POSTGRES_URL:-$$(tools/postgres.sh)}"; \
 	$(APP_PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	echo "make test took $$(( $$(date +%s) - start )) s"; exit $$status
