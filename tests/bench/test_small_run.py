@@ -30,6 +30,7 @@ CONFIG = BenchConfig(
     parse_messages=12,
     database_customers=5,  # `make db` loads 500; the figure's shape needs only a few
     refresh_customers=200,  # the nightly refresh of 100,000; here its shape and its statement count
+    backfill_orders=500,  # make bench imports 100,000; tests/bench/test_importing.py checks the figures
 )
 
 
