@@ -3,8 +3,6 @@ service as charts by month, each chart also a table and a CSV download (figures:
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -15,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.console.reports import _cell
+from bot.console.downloads import csv_download
 from bot.crm.clock import utcnow
 from bot.crm.labels import label
 from bot.crm.loyalty import PERIOD_MONTHS, Dashboard, Filters, InvalidFilter, dashboard, parse_filters
@@ -78,15 +76,8 @@ class LoyaltyPages:
         chart = board.chart(request.path_params["chart"])
         if chart is None:
             raise HTTPException(404, detail="There is no such chart.")
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerows(tuple(_cell(value) for value in row) for row in chart.rows())
         name = f"careloop-loyalty-{chart.key}-{filters.months}m-{board.window.end.date().isoformat()}.csv"
-        return Response(
-            out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_download(chart.rows(), name)
 
     async def _dashboard(self, filters: Filters, *, with_agents: bool) -> Dashboard:
         return await self.console.crm.run(

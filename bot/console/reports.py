@@ -3,8 +3,6 @@ last 7, 30 or 90 days, and the same figures as CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -14,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bot.console.downloads import csv_download
 from bot.crm.clock import utcnow
 from bot.crm.models import Segment
 from bot.crm.reports import PERIODS, InvalidPeriod, Report, csv_rows, last_days, parse_days, report
@@ -70,16 +69,8 @@ class ReportPages:
             return Response(f"Bad period: {error}.\n", status_code=400, media_type="text/plain")
         except BadSegment as error:
             return Response(f"{error}.\n", status_code=400, media_type="text/plain")
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(("section", "group", "figure", "value"))
-        writer.writerows(tuple(_cell(value) for value in row) for row in csv_rows(figures))
         name = f"careloop-report-{figures.period.days}d-{figures.period.end.date().isoformat()}.csv"
-        return Response(
-            out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        return csv_download([("section", "group", "figure", "value"), *csv_rows(figures)], name)
 
     async def _report(self, days: int, risk_segment: Segment | None) -> Report:
         period = last_days(days, now=self.clock())
@@ -98,8 +89,3 @@ def _segment(raw: str | None) -> Segment | None:
 
 class BadSegment(ValueError):
     """The at-risk list was asked for a segment that does not exist."""
-
-
-def _cell(value: str) -> str:
-    """Keep a spreadsheet from running an offer title such as `=HYPERLINK(...)` as a formula."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
