@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 import websockets
 
-from bot.gateway import wording
+from bench.chat_load import WebChatCustomer
+from bench.population import ChatCustomer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GATEWAY = "http://127.0.0.1:8000"
@@ -76,31 +77,26 @@ async def _first_answer(run: subprocess.Popen[bytes], deadline: float) -> float 
     """The moment a new visitor's hello was answered, or None (make run ended, or time ran out)."""
     while time.monotonic() < deadline and run.poll() is None:
         try:
-            if await _say_hello(deadline):
-                return time.monotonic()
+            answered = await _say_hello(deadline)
+            if answered is not None:
+                return answered
         except (OSError, httpx.HTTPError, websockets.WebSocketException, asyncio.TimeoutError):
             pass  # not up yet
         await asyncio.sleep(POLL_SECONDS)
     return None
 
 
-async def _say_hello(deadline: float) -> bool:
-    """A new visitor says hello; True once the bot answered (a holding answer, sent while Rasa is
-    still loading, is not the answer: the gateway answers properly when Rasa is up)."""
+async def _say_hello(deadline: float) -> float | None:
+    """A new visitor says hello, as the load generator's visitors do (bench/chat_load.py); the moment
+    the whole answer was in, or None. A holding answer, sent while Rasa is still loading, is not the
+    answer: the gateway answers properly once Rasa is up."""
     async with httpx.AsyncClient(timeout=5) as client:
         session = (await client.post(f"{GATEWAY}/webchat/session")).json()
-    url = GATEWAY.replace("http", "ws", 1) + "/webchat/ws"
-    async with websockets.connect(url) as socket:
-        await socket.send(json.dumps({"type": "hello", "token": session["token"]}))
-        while json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] != "ready":
-            pass
-        await socket.send(json.dumps({"type": "message", "text": "hello", "client_id": "first"}))
-        while time.monotonic() < deadline:
-            frame = json.loads(await asyncio.wait_for(socket.recv(), deadline - time.monotonic()))
-            text = (frame.get("message") or {}).get("text")
-            if frame.get("type") == "message" and text and text != wording.HOLDING:
-                return True
-    return False
+    visitor = ChatCustomer(f"web:{session['visitor_id']}", session["token"], first_name="", order_number="")
+    ws_url = GATEWAY.replace("http", "ws", 1) + "/webchat/ws"
+    async with WebChatCustomer(ws_url, visitor, max(deadline - time.monotonic(), 1.0)) as chat:
+        turn = await chat.say("hello", "first answer")
+    return turn.done_at if turn.outcome == "answered" else None
 
 
 def _report(workdir: Path, seconds: float) -> str:
